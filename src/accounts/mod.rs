@@ -1,0 +1,235 @@
+//! Accounts: login, logout and registration pages, the logged-in user in the session, and
+//! password hashing.
+
+pub mod password;
+pub mod users;
+pub mod validation;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::web::next::NextQuery;
+use crate::web::{self, csrf, flash, Form, Level, Page, PageContext, SafeNext};
+use password::Verdict;
+use validation::{password_problems, Username};
+
+const USER_KEY: &str = "user";
+
+/// The logged-in user, as kept in the session.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionUser {
+    pub id: i64,
+    pub username: String,
+}
+
+pub async fn current_user(session: &Session) -> AppResult<Option<SessionUser>> {
+    Ok(session.get(USER_KEY).await?)
+}
+
+/// Starts an authenticated session: a new session id (the old one is deleted, so a planted or
+/// stolen pre-login id is useless), a new CSRF token, and no second factor yet.
+async fn start_session(session: &Session, user: SessionUser) -> AppResult<()> {
+    session.cycle_id().await?;
+    crate::two_factor::forget(session).await?;
+    session.insert(USER_KEY, user).await?;
+    csrf::rotate(session).await?;
+    Ok(())
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login/", get(login_form).post(login))
+        .route("/logout/", post(logout))
+        .route("/register/", get(register_form).post(register))
+}
+
+#[derive(Template)]
+#[template(path = "registration/login.html")]
+pub struct LoginPage {
+    pub ctx: PageContext,
+    pub next: String,
+    pub username: String,
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+pub async fn login_form(page: Page, Query(q): Query<NextQuery>) -> AppResult<Response> {
+    let page = page.with_form().await?;
+    web::render(&LoginPage {
+        ctx: page.ctx,
+        next: SafeNext::or_default(q.next.as_deref()).as_str().to_string(),
+        username: String::new(),
+        error: None,
+    })
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    page: Page,
+    Form(form): Form<LoginForm>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(form.next.as_deref());
+    let refuse = |page: Page, msg: &str| {
+        web::render(&LoginPage {
+            ctx: page.ctx,
+            next: next.as_str().to_string(),
+            username: form
+                .username
+                .chars()
+                .take(validation::MAX_USERNAME)
+                .collect(),
+            error: Some(msg.to_string()),
+        })
+    };
+    if form.username.trim().is_empty() || form.password.is_empty() {
+        return refuse(page, "Enter your username and password.");
+    }
+    if form.password.len() > validation::MAX_PASSWORD || form.username.len() > 1024 {
+        return refuse(
+            page,
+            "Your username and password didn't match. Please try again.",
+        );
+    }
+    let user = users::find_by_username(&state.db, form.username.trim()).await?;
+    let stored = user
+        .as_ref()
+        .filter(|u| u.is_active)
+        .map(|u| u.password.clone());
+    let verdict = password::verify(form.password.clone(), stored).await?;
+    let user = match (verdict, user) {
+        (Verdict::Invalid, _) | (_, None) => {
+            return refuse(
+                page,
+                "Your username and password didn't match. Please try again.",
+            )
+        }
+        (Verdict::ValidUpgrade(new_hash), Some(u)) => {
+            users::set_password(&state.db, u.id, &new_hash).await?;
+            u
+        }
+        (Verdict::Valid, Some(u)) => u,
+    };
+    users::touch_last_login(&state.db, user.id).await?;
+    start_session(
+        &page.session,
+        SessionUser {
+            id: user.id,
+            username: user.username,
+        },
+    )
+    .await?;
+    Ok(Redirect::to(next.as_str()).into_response())
+}
+
+pub async fn logout(session: Session) -> AppResult<Response> {
+    // Deletes the record server-side: the old cookie is worthless from now on.
+    session.flush().await?;
+    flash::push(&session, Level::Info, "You have been logged out.").await?;
+    Ok(Redirect::to("/polls/").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "registration/register.html")]
+pub struct RegisterPage {
+    pub ctx: PageContext,
+    pub next: String,
+    pub username: String,
+    pub errors: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password1: String,
+    #[serde(default)]
+    password2: String,
+    next: Option<String>,
+}
+
+pub async fn register_form(page: Page, Query(q): Query<NextQuery>) -> AppResult<Response> {
+    let page = page.with_form().await?;
+    web::render(&RegisterPage {
+        ctx: page.ctx,
+        next: SafeNext::or_default(q.next.as_deref()).as_str().to_string(),
+        username: String::new(),
+        errors: Vec::new(),
+    })
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    page: Page,
+    Form(form): Form<RegisterForm>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(form.next.as_deref());
+    let mut errors = Vec::new();
+    let username = match Username::parse(&form.username) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    if form.password1 != form.password2 {
+        errors.push("The two password fields didn't match.".into());
+    }
+    errors.extend(password_problems(
+        &form.password1,
+        username.as_ref().map(|u| u.as_str()).unwrap_or(""),
+    ));
+    let mut created = None;
+    if let (true, Some(name)) = (errors.is_empty(), &username) {
+        let hash = password::hash(form.password1.clone()).await?;
+        match users::create(&state.db, name.as_str(), &hash).await {
+            Ok(id) => created = Some((id, name.as_str().to_string())),
+            Err(users::CreateUserError::Taken) => {
+                errors.push(users::CreateUserError::Taken.to_string())
+            }
+            Err(users::CreateUserError::Db(e)) => return Err(AppError::from(e)),
+        }
+    }
+    let Some((id, username)) = created else {
+        return web::render(&RegisterPage {
+            ctx: page.ctx,
+            next: next.as_str().to_string(),
+            username: form
+                .username
+                .chars()
+                .take(validation::MAX_USERNAME)
+                .collect(),
+            errors,
+        });
+    };
+    start_session(
+        &page.session,
+        SessionUser {
+            id,
+            username: username.clone(),
+        },
+    )
+    .await?;
+    flash::push(
+        &page.session,
+        Level::Success,
+        format!("Welcome to Pollstr, {username}!"),
+    )
+    .await?;
+    Ok(Redirect::to(next.as_str()).into_response())
+}

@@ -1,0 +1,205 @@
+//! Application state, router assembly, and serving with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{header, HeaderName, HeaderValue, Request};
+use axum::middleware;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::config::{Config, VerifyBackend};
+use crate::db::{Db, PoolSettings};
+use crate::two_factor::console::ConsoleVerifier;
+use crate::two_factor::vonage::VonageVerifier;
+use crate::two_factor::{limits, Verifier};
+use crate::{accounts, polls, two_factor, web};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub verifier: Arc<dyn Verifier>,
+}
+
+impl AppState {
+    /// Connects, migrates, and picks the Verify provider named by the configuration.
+    pub async fn build(config: Config) -> anyhow::Result<AppState> {
+        let db = connect(&config).await?;
+        let verifier: Arc<dyn Verifier> = match config.verify_backend {
+            VerifyBackend::Vonage => Arc::new(VonageVerifier::new(config.vonage.clone())?),
+            VerifyBackend::Console => {
+                tracing::warn!(
+                    "no Vonage keys set: using the console verify provider, which prints codes to this log (development only)"
+                );
+                Arc::new(ConsoleVerifier::new(db.clone()))
+            }
+        };
+        Ok(AppState {
+            db,
+            config: Arc::new(config),
+            verifier,
+        })
+    }
+}
+
+/// Opens and migrates the configured database.
+pub async fn connect(config: &Config) -> anyhow::Result<Db> {
+    let settings = PoolSettings {
+        max_connections: config.database_max_connections,
+        connect_timeout: config.database_connect_timeout,
+    };
+    let db = Db::connect(&config.database_url, &settings).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole app: every module's router, the CSRF check, sessions, request ids and tracing.
+pub fn router(state: AppState) -> Router {
+    let sessions = SessionManagerLayer::new(state.db.session_store())
+        .with_name("pollstr_session")
+        .with_secure(state.config.session_secure)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(state.config.session_ttl).unwrap_or(time::Duration::hours(12)),
+        ));
+    let static_files = Router::new()
+        .nest_service("/static", ServeDir::new(static_dir()))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        ));
+    Router::new()
+        .merge(polls::router(&state))
+        .merge(accounts::router())
+        .merge(two_factor::router())
+        .route("/healthz", axum::routing::get(healthz))
+        .fallback(web::not_found)
+        .method_not_allowed_fallback(|| async { crate::error::AppError::MethodNotAllowed })
+        .layer(middleware::from_fn(web::csrf::protect))
+        .layer(sessions)
+        .merge(static_files)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("referrer-policy"),
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// `static/` beside the binary's crate (or the working directory's).
+fn static_dir() -> std::path::PathBuf {
+    let here = std::path::Path::new("static");
+    if here.is_dir() {
+        here.to_path_buf()
+    } else {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static")
+    }
+}
+
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, &'static str) {
+    if state.db.ping().await {
+        (axum::http::StatusCode::OK, "ok")
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable",
+        )
+    }
+}
+
+/// Deletes expired sessions and old limit events once a minute.
+pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let db = state.db.clone();
+    let keep = state
+        .config
+        .limits
+        .sms_per_user
+        .iter()
+        .chain(&state.config.limits.sms_per_number)
+        .chain(&state.config.limits.sms_per_ip)
+        .chain(&state.config.limits.code_per_user)
+        .map(|l| l.window)
+        .max()
+        .unwrap_or(Duration::from_secs(86400));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = db.session_store().delete_expired().await {
+                tracing::warn!(error = %e, "could not delete expired sessions");
+            }
+            if let Err(e) = limits::prune(&db, keep).await {
+                tracing::warn!(error = %e, "could not prune limit events");
+            }
+        }
+    })
+}
+
+/// Serves until SIGINT/SIGTERM; requests in flight finish first.
+pub async fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
+    let housekeeping = spawn_housekeeping(&state);
+    let app = router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    housekeeping.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,323 @@
+//! Settings: read once at start-up from the environment (and `.env`), typed, documented in
+//! `.env.example`. Nothing else in the app reads the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::two_factor::limits::Limit;
+
+/// Which Verify provider sends and checks codes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifyBackend {
+    /// The Vonage (Nexmo) Verify API v1.
+    Vonage,
+    /// Codes made and checked by the app, printed to the log: development only.
+    Console,
+}
+
+/// Credentials and endpoint of the Vonage Verify API. `Debug` hides the secret.
+#[derive(Clone)]
+pub struct VonageConfig {
+    pub api_key: String,
+    pub api_secret: String,
+    pub brand: String,
+    pub base_url: String,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for VonageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VonageConfig")
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"[redacted]")
+            .field("brand", &self.brand)
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Abuse limits on code sends and code checks.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub sms_per_user: Vec<Limit>,
+    pub sms_per_number: Vec<Limit>,
+    pub sms_per_ip: Vec<Limit>,
+    pub code_per_user: Vec<Limit>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub database_connect_timeout: Duration,
+    pub addr: SocketAddr,
+    pub session_secure: bool,
+    pub session_ttl: Duration,
+    pub verify_backend: VerifyBackend,
+    pub vonage: VonageConfig,
+    pub default_region: Option<phonenumber::country::Id>,
+    pub limits: Limits,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Load `fixtures/all.json` when the database has no polls and no users (`cargo run`).
+    pub seed_demo: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("setting {name}: {message}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+fn err(name: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Reads `.env` (if present) and the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// Builds the configuration from any key lookup (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://pollstr.db".into());
+        let addr: SocketAddr = match get("POLLSTR_ADDR") {
+            Some(v) => v.parse().map_err(|_| {
+                err(
+                    "POLLSTR_ADDR",
+                    format!("{v:?} is not host:port, e.g. 127.0.0.1:8000"),
+                )
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8000)),
+        };
+        let session_secure = match get("SESSION_SECURE") {
+            Some(v) => parse_bool(&v).ok_or_else(|| err("SESSION_SECURE", "use true or false"))?,
+            None => !addr.ip().is_loopback(),
+        };
+        let session_ttl = match get("SESSION_TTL") {
+            Some(v) => parse_duration(&v).ok_or_else(|| err("SESSION_TTL", "use e.g. 12h, 30m"))?,
+            None => Duration::from_secs(12 * 3600),
+        };
+        let database_max_connections = match get("DATABASE_MAX_CONNECTIONS") {
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| err("DATABASE_MAX_CONNECTIONS", "a whole number above 0"))?,
+            None => 10,
+        };
+        let database_connect_timeout = match get("DATABASE_CONNECT_TIMEOUT") {
+            Some(v) => {
+                parse_duration(&v).ok_or_else(|| err("DATABASE_CONNECT_TIMEOUT", "use e.g. 5s"))?
+            }
+            None => Duration::from_secs(5),
+        };
+
+        let api_key = get("NEXMO_API_KEY").or_else(|| get("VONAGE_API_KEY"));
+        let api_secret = get("NEXMO_API_SECRET").or_else(|| get("VONAGE_API_SECRET"));
+        let verify_backend = match get("VERIFY_BACKEND").as_deref() {
+            Some("vonage") => VerifyBackend::Vonage,
+            Some("console") => VerifyBackend::Console,
+            Some(other) => {
+                return Err(err(
+                    "VERIFY_BACKEND",
+                    format!("{other:?}: use vonage or console"),
+                ))
+            }
+            None if api_key.is_some() && api_secret.is_some() => VerifyBackend::Vonage,
+            None => VerifyBackend::Console,
+        };
+        if verify_backend == VerifyBackend::Vonage && (api_key.is_none() || api_secret.is_none()) {
+            return Err(err(
+                "NEXMO_API_KEY",
+                "VERIFY_BACKEND=vonage needs NEXMO_API_KEY and NEXMO_API_SECRET",
+            ));
+        }
+        let brand = get("NEXMO_BRAND").unwrap_or_else(|| "Pollstr".into());
+        if brand.chars().count() > 18 {
+            return Err(err("NEXMO_BRAND", "at most 18 characters (Verify's limit)"));
+        }
+        let base_url = get("NEXMO_VERIFY_URL")
+            .unwrap_or_else(|| "https://api.nexmo.com/verify".into())
+            .trim_end_matches('/')
+            .to_string();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(err(
+                "NEXMO_VERIFY_URL",
+                "must start with http:// or https://",
+            ));
+        }
+        let timeout = match get("VERIFY_TIMEOUT") {
+            Some(v) => parse_duration(&v).ok_or_else(|| err("VERIFY_TIMEOUT", "use e.g. 10s"))?,
+            None => Duration::from_secs(10),
+        };
+        let default_region = match get("PHONE_DEFAULT_REGION") {
+            Some(v) => Some(
+                v.trim()
+                    .to_ascii_uppercase()
+                    .parse::<phonenumber::country::Id>()
+                    .map_err(|_| {
+                        err(
+                            "PHONE_DEFAULT_REGION",
+                            format!("{v:?} is not a two-letter region code such as GB or US"),
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let limit = |name: &'static str, default: &str| -> Result<Vec<Limit>, ConfigError> {
+            let raw = get(name).unwrap_or_else(|| default.to_string());
+            Limit::parse_list(&raw).map_err(|m| err(name, m))
+        };
+        let limits = Limits {
+            sms_per_user: limit("SMS_LIMIT_PER_USER", "3/10m,10/1d")?,
+            sms_per_number: limit("SMS_LIMIT_PER_NUMBER", "3/10m")?,
+            sms_per_ip: limit("SMS_LIMIT_PER_IP", "20/1h")?,
+            code_per_user: limit("CODE_LIMIT_PER_USER", "5/15m")?,
+        };
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<ipnet::IpNet>()
+                        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            err(
+                                "TRUSTED_PROXIES",
+                                format!("{s:?} is not an address or CIDR"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        let seed_demo = match get("POLLSTR_SEED_DEMO") {
+            Some(v) => {
+                parse_bool(&v).ok_or_else(|| err("POLLSTR_SEED_DEMO", "use true or false"))?
+            }
+            None => true,
+        };
+        Ok(Config {
+            database_url,
+            database_max_connections,
+            database_connect_timeout,
+            addr,
+            session_secure,
+            session_ttl,
+            verify_backend,
+            vonage: VonageConfig {
+                api_key: api_key.unwrap_or_default(),
+                api_secret: api_secret.unwrap_or_default(),
+                brand,
+                base_url,
+                timeout,
+            },
+            default_region,
+            limits,
+            trusted_proxies,
+            seed_demo,
+        })
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `90`, `90s`, `15m`, `12h`, `1d` → a duration (a bare number is seconds).
+pub fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let (num, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&v[..i], &v[i..]),
+        None => (v, "s"),
+    };
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_a_local_console_setup() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8000");
+        assert!(!c.session_secure);
+        assert_eq!(c.verify_backend, VerifyBackend::Console);
+        assert_eq!(c.vonage.base_url, "https://api.nexmo.com/verify");
+        assert_eq!(c.limits.sms_per_user.len(), 2);
+    }
+
+    #[test]
+    fn keys_select_vonage_and_secret_is_hidden() {
+        let c = with(&[("VONAGE_API_KEY", "k"), ("VONAGE_API_SECRET", "s3cr3t")]).unwrap();
+        assert_eq!(c.verify_backend, VerifyBackend::Vonage);
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn public_address_makes_cookies_secure() {
+        assert!(
+            with(&[("POLLSTR_ADDR", "0.0.0.0:8000")])
+                .unwrap()
+                .session_secure
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        for (k, v) in [
+            ("POLLSTR_ADDR", "nope"),
+            ("VERIFY_BACKEND", "twilio"),
+            ("SMS_LIMIT_PER_USER", "3/10x"),
+            ("TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("PHONE_DEFAULT_REGION", "XX1"),
+            ("NEXMO_BRAND", "a brand name that is far too long"),
+        ] {
+            let e = with(&[(k, v)]).unwrap_err();
+            assert_eq!(e.name, k, "{e}");
+        }
+        assert_eq!(
+            with(&[("VERIFY_BACKEND", "vonage")]).unwrap_err().name,
+            "NEXMO_API_KEY"
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("0s"), None);
+        assert_eq!(parse_duration("m"), None);
+    }
+}

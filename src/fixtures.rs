@@ -1,0 +1,670 @@
+//! Django `dumpdata` JSON: `loaddata` imports it, `dumpdata` writes it. Models: `polls.question`,
+//! `polls.choice`, `auth.user`, `two_factor.twofactor` and (Pollstr's own) `polls.vote`.
+//!
+//! Loading is all-or-nothing (one transaction) and idempotent by primary key; every error names
+//! the entry and the problem.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use crate::db::{self, Db};
+use crate::two_factor::phone::PhoneNumber;
+use crate::with_db;
+
+/// The demo data: the seed tutorial's three polls and the user test / test1234.
+pub const DEMO: &str = include_str!("../fixtures/all.json");
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("{source_name}: not valid JSON: {message}")]
+    Json {
+        source_name: String,
+        message: String,
+    },
+    #[error("{source_name}: the top level must be a list of entries")]
+    NotAList { source_name: String },
+    #[error("{source_name}: entry {index}{what}: {message}")]
+    Entry {
+        source_name: String,
+        index: usize,
+        what: String,
+        message: String,
+    },
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    pub questions: usize,
+    pub choices: usize,
+    pub users: usize,
+    pub numbers: usize,
+    pub votes: usize,
+}
+
+impl LoadReport {
+    pub fn total(&self) -> usize {
+        self.questions + self.choices + self.users + self.numbers + self.votes
+    }
+}
+
+struct Question {
+    id: i64,
+    text: String,
+    pub_date: i64,
+}
+struct Choice {
+    id: i64,
+    question: i64,
+    text: String,
+    votes: i64,
+}
+struct User {
+    id: i64,
+    username: String,
+    password: String,
+    email: String,
+    first_name: String,
+    last_name: String,
+    is_superuser: bool,
+    is_staff: bool,
+    is_active: bool,
+    date_joined: i64,
+    last_login: Option<i64>,
+}
+struct Number {
+    user: i64,
+    number: String,
+}
+struct Vote {
+    user: i64,
+    question: i64,
+    choice: i64,
+}
+
+#[derive(Default)]
+struct Parsed {
+    questions: Vec<Question>,
+    choices: Vec<Choice>,
+    users: Vec<User>,
+    numbers: Vec<Number>,
+    votes: Vec<Vote>,
+    /// Where each (model, pk) came from, for error messages.
+    origin: HashMap<(&'static str, i64), usize>,
+}
+
+struct Ctx<'a> {
+    source: &'a str,
+    index: usize,
+    what: String,
+}
+
+impl Ctx<'_> {
+    fn err(&self, message: impl Into<String>) -> FixtureError {
+        FixtureError::Entry {
+            source_name: self.source.to_string(),
+            index: self.index,
+            what: self.what.clone(),
+            message: message.into(),
+        }
+    }
+    fn field<'v>(
+        &self,
+        fields: &'v Map<String, Value>,
+        name: &str,
+    ) -> Result<&'v Value, FixtureError> {
+        fields
+            .get(name)
+            .ok_or_else(|| self.err(format!("field {name:?} is missing")))
+    }
+    fn string(
+        &self,
+        fields: &Map<String, Value>,
+        name: &str,
+        max: usize,
+    ) -> Result<String, FixtureError> {
+        let s = self
+            .field(fields, name)?
+            .as_str()
+            .ok_or_else(|| self.err(format!("field {name:?} must be a string")))?;
+        if s.chars().count() > max {
+            return Err(self.err(format!("field {name:?} is longer than {max} characters")));
+        }
+        Ok(s.to_string())
+    }
+    fn opt_string(
+        &self,
+        fields: &Map<String, Value>,
+        name: &str,
+        max: usize,
+    ) -> Result<String, FixtureError> {
+        match fields.get(name) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(_) => self.string(fields, name, max),
+        }
+    }
+    fn int(&self, fields: &Map<String, Value>, name: &str) -> Result<i64, FixtureError> {
+        self.field(fields, name)?
+            .as_i64()
+            .ok_or_else(|| self.err(format!("field {name:?} must be a whole number")))
+    }
+    fn boolean(
+        &self,
+        fields: &Map<String, Value>,
+        name: &str,
+        default: bool,
+    ) -> Result<bool, FixtureError> {
+        match fields.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| self.err(format!("field {name:?} must be true or false"))),
+        }
+    }
+    fn date(&self, fields: &Map<String, Value>, name: &str) -> Result<i64, FixtureError> {
+        let raw = self.string(fields, name, 64)?;
+        parse_date(&raw).ok_or_else(|| {
+            self.err(format!(
+                "field {name:?}: {raw:?} is not a date such as 2016-07-25T12:54:24Z"
+            ))
+        })
+    }
+    fn opt_date(
+        &self,
+        fields: &Map<String, Value>,
+        name: &str,
+    ) -> Result<Option<i64>, FixtureError> {
+        match fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.date(fields, name).map(Some),
+        }
+    }
+}
+
+pub fn parse_date(raw: &str) -> Option<i64> {
+    if let Ok(d) = OffsetDateTime::parse(raw, &Rfc3339) {
+        return Some(d.unix_timestamp());
+    }
+    // Django writes naive datetimes when USE_TZ is off: read them as UTC.
+    let naive = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let trimmed = raw.split('.').next().unwrap_or(raw);
+    PrimitiveDateTime::parse(trimmed, &naive)
+        .ok()
+        .map(|d| d.assume_utc().unix_timestamp())
+}
+
+pub fn format_date(ts: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|d| d.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn parse(source: &str, text: &str) -> Result<Parsed, FixtureError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| FixtureError::Json {
+        source_name: source.to_string(),
+        message: if e.is_eof() {
+            format!(
+                "the file ends too early (truncated?) at line {}, column {}",
+                e.line(),
+                e.column()
+            )
+        } else {
+            e.to_string()
+        },
+    })?;
+    let Value::Array(entries) = value else {
+        return Err(FixtureError::NotAList {
+            source_name: source.to_string(),
+        });
+    };
+    let mut out = Parsed::default();
+    for (i, entry) in entries.iter().enumerate() {
+        let index = i + 1;
+        let mut ctx = Ctx {
+            source,
+            index,
+            what: String::new(),
+        };
+        let obj = entry
+            .as_object()
+            .ok_or_else(|| ctx.err("an entry must be an object"))?;
+        let model = obj
+            .get("model")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ctx.err("\"model\" is missing"))?
+            .to_ascii_lowercase();
+        let pk = obj.get("pk").and_then(Value::as_i64);
+        ctx.what = match pk {
+            Some(pk) => format!(" ({model} pk {pk})"),
+            None => format!(" ({model})"),
+        };
+        let fields = obj
+            .get("fields")
+            .and_then(Value::as_object)
+            .ok_or_else(|| ctx.err("\"fields\" is missing or not an object"))?;
+        let need_pk = || {
+            pk.filter(|p| *p > 0)
+                .ok_or_else(|| ctx.err("\"pk\" must be a whole number above 0"))
+        };
+        let key: &'static str = match model.as_str() {
+            "polls.question" => {
+                out.questions.push(Question {
+                    id: need_pk()?,
+                    text: ctx.string(fields, "question_text", 200)?,
+                    pub_date: ctx.date(fields, "pub_date")?,
+                });
+                "question"
+            }
+            "polls.choice" => {
+                let votes = match fields.get("votes") {
+                    None => 0,
+                    Some(_) => ctx.int(fields, "votes")?,
+                };
+                if votes < 0 {
+                    return Err(ctx.err("field \"votes\" cannot be negative"));
+                }
+                out.choices.push(Choice {
+                    id: need_pk()?,
+                    question: ctx.int(fields, "question")?,
+                    text: ctx.string(fields, "choice_text", 200)?,
+                    votes,
+                });
+                "choice"
+            }
+            "auth.user" => {
+                let username = ctx.string(fields, "username", 150)?;
+                crate::accounts::validation::Username::parse(&username).map_err(|m| ctx.err(m))?;
+                let password = ctx.string(fields, "password", 512)?;
+                if password.is_empty() {
+                    return Err(ctx.err("field \"password\" is empty"));
+                }
+                out.users.push(User {
+                    id: need_pk()?,
+                    username,
+                    password,
+                    email: ctx.opt_string(fields, "email", 254)?,
+                    first_name: ctx.opt_string(fields, "first_name", 150)?,
+                    last_name: ctx.opt_string(fields, "last_name", 150)?,
+                    is_superuser: ctx.boolean(fields, "is_superuser", false)?,
+                    is_staff: ctx.boolean(fields, "is_staff", false)?,
+                    is_active: ctx.boolean(fields, "is_active", true)?,
+                    date_joined: match fields.get("date_joined") {
+                        None | Some(Value::Null) => db::now(),
+                        Some(_) => ctx.date(fields, "date_joined")?,
+                    },
+                    last_login: ctx.opt_date(fields, "last_login")?,
+                });
+                "user"
+            }
+            "two_factor.twofactor" => {
+                let raw = ctx.string(fields, "number", 32)?;
+                let number = PhoneNumber::parse(&raw, None).map_err(|m| ctx.err(format!("field \"number\": {m}")))?;
+                out.numbers.push(Number {
+                    user: ctx.int(fields, "user")?,
+                    number: number.e164().to_string(),
+                });
+                continue;
+            }
+            "polls.vote" => {
+                out.votes.push(Vote {
+                    user: ctx.int(fields, "user")?,
+                    question: ctx.int(fields, "question")?,
+                    choice: ctx.int(fields, "choice")?,
+                });
+                continue;
+            }
+            other => {
+                return Err(ctx.err(format!(
+                    "unknown model {other:?} (known: polls.question, polls.choice, auth.user, two_factor.twofactor, polls.vote)"
+                )))
+            }
+        };
+        if let Some(first) = out.origin.insert((key, pk.unwrap_or(0)), index) {
+            return Err(ctx.err(format!(
+                "the same {key} pk already appears in entry {first}"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Loads fixture files into the database, all of them in one transaction.
+pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, FixtureError> {
+    let mut all = Parsed::default();
+    for (name, text) in files {
+        let p = parse(name, text)?;
+        all.questions.extend(p.questions);
+        all.choices.extend(p.choices);
+        all.users.extend(p.users);
+        all.numbers.extend(p.numbers);
+        all.votes.extend(p.votes);
+    }
+    let source = files.first().map(|f| f.0.as_str()).unwrap_or("fixture");
+    let report = with_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let question_ids: HashSet<i64> = all.questions.iter().map(|q| q.id).collect();
+        for q in &all.questions {
+            sqlx::query(
+                "INSERT INTO questions (id, question_text, pub_date) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE SET question_text = excluded.question_text, pub_date = excluded.pub_date",
+            )
+            .bind(q.id)
+            .bind(&q.text)
+            .bind(q.pub_date)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut file_votes: HashMap<i64, i64> = HashMap::new();
+        for v in &all.votes {
+            *file_votes.entry(v.choice).or_default() += 1;
+        }
+        for (i, c) in all.choices.iter().enumerate() {
+            if !question_ids.contains(&c.question) {
+                let exists = sqlx::query_scalar::<_, i64>("SELECT id FROM questions WHERE id = $1")
+                    .bind(c.question)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if exists.is_none() {
+                    return Err(entry_err(source, &all.origin, "choice", c.id, i, format!("question {} does not exist", c.question)));
+                }
+            }
+            let base = (c.votes - file_votes.get(&c.id).copied().unwrap_or(0)).max(0);
+            sqlx::query(
+                "INSERT INTO choices (id, question_id, choice_text, base_votes) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (id) DO UPDATE SET question_id = excluded.question_id, \
+                 choice_text = excluded.choice_text, base_votes = excluded.base_votes",
+            )
+            .bind(c.id)
+            .bind(c.question)
+            .bind(&c.text)
+            .bind(base)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (i, u) in all.users.iter().enumerate() {
+            let res = sqlx::query(
+                "INSERT INTO users (id, username, password, email, first_name, last_name, is_superuser, \
+                 is_staff, is_active, date_joined, last_login) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (id) DO UPDATE SET username = excluded.username, password = excluded.password, \
+                 email = excluded.email, first_name = excluded.first_name, last_name = excluded.last_name, \
+                 is_superuser = excluded.is_superuser, is_staff = excluded.is_staff, is_active = excluded.is_active, \
+                 date_joined = excluded.date_joined, last_login = excluded.last_login",
+            )
+            .bind(u.id)
+            .bind(&u.username)
+            .bind(&u.password)
+            .bind(&u.email)
+            .bind(&u.first_name)
+            .bind(&u.last_name)
+            .bind(u.is_superuser)
+            .bind(u.is_staff)
+            .bind(u.is_active)
+            .bind(u.date_joined)
+            .bind(u.last_login)
+            .execute(&mut *tx)
+            .await;
+            match res {
+                Ok(_) => {}
+                Err(e) if db::is_unique_violation(&e) => {
+                    return Err(entry_err(source, &all.origin, "user", u.id, i, format!("username {:?} is taken by another user", u.username)));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for n in &all.numbers {
+            let exists = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE id = $1")
+                .bind(n.user)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(FixtureError::Entry {
+                    source_name: source.to_string(),
+                    index: 0,
+                    what: " (two_factor.twofactor)".into(),
+                    message: format!("user {} does not exist", n.user),
+                });
+            }
+            let res = sqlx::query(
+                "INSERT INTO phone_numbers (user_id, number, verified_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (user_id) DO UPDATE SET number = excluded.number",
+            )
+            .bind(n.user)
+            .bind(&n.number)
+            .bind(db::now())
+            .execute(&mut *tx)
+            .await;
+            match res {
+                Ok(_) => {}
+                Err(e) if db::is_unique_violation(&e) => {
+                    return Err(FixtureError::Entry {
+                        source_name: source.to_string(),
+                        index: 0,
+                        what: " (two_factor.twofactor)".into(),
+                        message: format!("number {} belongs to another user", n.number),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for v in &all.votes {
+            let ok = sqlx::query_scalar::<_, i64>(
+                "SELECT c.id FROM choices c, users u WHERE c.id = $1 AND c.question_id = $2 AND u.id = $3",
+            )
+            .bind(v.choice)
+            .bind(v.question)
+            .bind(v.user)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if ok.is_none() {
+                return Err(FixtureError::Entry {
+                    source_name: source.to_string(),
+                    index: 0,
+                    what: " (polls.vote)".into(),
+                    message: format!(
+                        "vote of user {} for choice {} of question {}: the user, the question or the choice does not exist",
+                        v.user, v.choice, v.question
+                    ),
+                });
+            }
+            sqlx::query(
+                "INSERT INTO votes (user_id, question_id, choice_id, voted_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id",
+            )
+            .bind(v.user)
+            .bind(v.question)
+            .bind(v.choice)
+            .bind(db::now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        LoadReport {
+            questions: all.questions.len(),
+            choices: all.choices.len(),
+            users: all.users.len(),
+            numbers: all.numbers.len(),
+            votes: all.votes.len(),
+        }
+    });
+    if let Db::Postgres(p) = db {
+        // Explicit ids do not advance identity sequences: move them past the largest id.
+        for table in ["questions", "choices", "users"] {
+            sqlx::query(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT MAX(id) FROM {table}), 1))"
+            ))
+            .execute(p)
+            .await?;
+        }
+    }
+    Ok(report)
+}
+
+fn entry_err(
+    source: &str,
+    origin: &HashMap<(&'static str, i64), usize>,
+    key: &'static str,
+    pk: i64,
+    _i: usize,
+    message: String,
+) -> FixtureError {
+    let model = match key {
+        "question" => "polls.question",
+        "choice" => "polls.choice",
+        _ => "auth.user",
+    };
+    FixtureError::Entry {
+        source_name: source.to_string(),
+        index: origin.get(&(key, pk)).copied().unwrap_or(0),
+        what: format!(" ({model} pk {pk})"),
+        message,
+    }
+}
+
+/// Writes the whole database in Django's dumpdata format (4-space indent).
+pub async fn dump(db: &Db) -> Result<String, FixtureError> {
+    type UserRow = (
+        i64,
+        String,
+        String,
+        String,
+        String,
+        String,
+        bool,
+        bool,
+        bool,
+        i64,
+        Option<i64>,
+    );
+    let (users, questions, choices, numbers, votes) = with_db!(db, p => {
+        let users = sqlx::query_as::<_, UserRow>(
+            "SELECT id, username, password, email, first_name, last_name, is_superuser, is_staff, is_active, \
+             date_joined, last_login FROM users ORDER BY id",
+        )
+        .fetch_all(p)
+        .await?;
+        let questions = sqlx::query_as::<_, (i64, String, i64)>(
+            "SELECT id, question_text, pub_date FROM questions ORDER BY id",
+        )
+        .fetch_all(p)
+        .await?;
+        let choices = sqlx::query_as::<_, (i64, i64, String, i64)>(
+            "SELECT c.id, c.question_id, c.choice_text, \
+             c.base_votes + (SELECT COUNT(*) FROM votes v WHERE v.choice_id = c.id) FROM choices c ORDER BY c.id",
+        )
+        .fetch_all(p)
+        .await?;
+        let numbers = sqlx::query_as::<_, (i64, String)>("SELECT user_id, number FROM phone_numbers ORDER BY user_id")
+            .fetch_all(p)
+            .await?;
+        let votes = sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT user_id, question_id, choice_id FROM votes ORDER BY question_id, user_id",
+        )
+        .fetch_all(p)
+        .await?;
+        (users, questions, choices, numbers, votes)
+    });
+    let mut out: Vec<Value> = Vec::new();
+    for (id, username, password, email, first, last, su, staff, active, joined, last_login) in users
+    {
+        out.push(json!({"model": "auth.user", "pk": id, "fields": {
+            "password": password,
+            "last_login": last_login.map(format_date),
+            "is_superuser": su,
+            "username": username,
+            "first_name": first,
+            "last_name": last,
+            "email": email,
+            "is_staff": staff,
+            "is_active": active,
+            "date_joined": format_date(joined),
+            "groups": [],
+            "user_permissions": [],
+        }}));
+    }
+    for (id, text, pub_date) in questions {
+        out.push(json!({"model": "polls.question", "pk": id, "fields": {
+            "question_text": text, "pub_date": format_date(pub_date)}}));
+    }
+    for (id, question, text, votes) in choices {
+        out.push(json!({"model": "polls.choice", "pk": id, "fields": {
+            "question": question, "choice_text": text, "votes": votes}}));
+    }
+    for (pk, (user, number)) in numbers.into_iter().enumerate() {
+        out.push(json!({"model": "two_factor.twofactor", "pk": pk + 1, "fields": {"number": number, "user": user}}));
+    }
+    for (pk, (user, question, choice)) in votes.into_iter().enumerate() {
+        out.push(json!({"model": "polls.vote", "pk": pk + 1, "fields": {
+            "user": user, "question": question, "choice": choice}}));
+    }
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    serde::Serialize::serialize(&out, &mut ser).map_err(|e| FixtureError::Json {
+        source_name: "dump".into(),
+        message: e.to_string(),
+    })?;
+    buf.push(b'\n');
+    Ok(String::from_utf8(buf).unwrap_or_default())
+}
+
+/// Loads the demo fixture when the database has neither polls nor users (first `cargo run`).
+pub async fn seed_demo_if_empty(db: &Db) -> Result<bool, FixtureError> {
+    let (questions, users) = with_db!(db, p => sqlx::query_as::<_, (i64, i64)>(
+        "SELECT (SELECT COUNT(*) FROM questions), (SELECT COUNT(*) FROM users)",
+    )
+    .fetch_one(p)
+    .await)?;
+    if questions > 0 || users > 0 {
+        return Ok(false);
+    }
+    load(db, &[("fixtures/all.json".into(), DEMO.into())]).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date("2016-07-25T12:54:24Z"), Some(1469451264));
+        assert_eq!(parse_date("2016-07-25T12:53:18.635Z"), Some(1469451198));
+        assert_eq!(parse_date("2016-07-25T12:54:24"), Some(1469451264));
+        assert_eq!(parse_date("2016-07-25T14:54:24+02:00"), Some(1469451264));
+        assert_eq!(parse_date("yesterday"), None);
+        assert_eq!(format_date(1469451264), "2016-07-25T12:54:24Z");
+    }
+
+    #[test]
+    fn demo_fixture_parses() {
+        let p = parse("all.json", DEMO).unwrap();
+        assert_eq!(
+            (p.questions.len(), p.choices.len(), p.users.len()),
+            (3, 12, 1)
+        );
+    }
+
+    fn err_of(text: &str) -> String {
+        match parse("f.json", text) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{text} parsed"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_entry() {
+        let e = err_of(r#"[{"model":"polls.question","pk":1,"fields":{"pub_date":"2016-07-25T12:54:24Z"}}]"#);
+        assert!(e.contains("entry 1") && e.contains("question_text") && e.contains("missing"), "{e}");
+        let e = err_of(r#"[{"model":"polls.poll","pk":1,"fields":{}}]"#);
+        assert!(e.contains("unknown model"), "{e}");
+        let e = err_of(r#"[{"model":"polls.question","pk":1,"fi"#);
+        assert!(e.contains("truncated"), "{e}");
+        let e = err_of(r#"[{"model":"polls.choice","pk":1,"fields":{"question":1,"choice_text":"x","votes":-1}}]"#);
+        assert!(e.contains("negative"), "{e}");
+    }
+}

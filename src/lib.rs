@@ -1,0 +1,17 @@
+//! Pollstr: polls behind a password and a phone verified through Vonage Verify.
+//!
+//! Where things live: `polls` (the poll pages and their queries), `accounts` (login, logout,
+//! register, password hashing), `two_factor` (the verified layer and the Verify providers), `web`
+//! (what every page shares: CSRF, flash messages, safe `next`, templates), `db` (the
+//! SQLite/PostgreSQL choice), `fixtures` (Django dumpdata import/export), `app` (state, router,
+//! serving), `config` (settings), `error` (error pages).
+
+pub mod accounts;
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod fixtures;
+pub mod polls;
+pub mod two_factor;
+pub mod web;

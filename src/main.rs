@@ -1,0 +1,150 @@
+//! The `pollstr` command: serve (default), migrate, loaddata, dumpdata, createuser.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pollstr::accounts::{password, users, validation};
+use pollstr::app::{self, AppState};
+use pollstr::config::Config;
+use pollstr::fixtures;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "pollstr",
+    version,
+    about = "Polls with phone two-factor authentication"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the web app on POLLSTR_ADDR (the default command).
+    Serve,
+    /// Apply database migrations, then exit.
+    Migrate,
+    /// Load Django dumpdata JSON files (all or nothing).
+    Loaddata {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Write the database as Django dumpdata JSON.
+    Dumpdata {
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Create a user; the password is asked for, or read from standard input.
+    Createuser {
+        username: String,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("pollstr=info,tower_http=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let seed = config.seed_demo;
+            let addr = config.addr;
+            let state = AppState::build(config).await?;
+            if seed && fixtures::seed_demo_if_empty(&state.db).await? {
+                tracing::info!(
+                    "empty database: loaded the demo polls and the user test / test1234"
+                );
+            }
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            tracing::info!("Pollstr listening on http://{}", listener.local_addr()?);
+            app::serve(listener, state).await
+        }
+        Command::Migrate => {
+            app::connect(&config).await?;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Loaddata { files } => {
+            let db = app::connect(&config).await?;
+            let mut texts = Vec::new();
+            for f in &files {
+                let text = std::fs::read_to_string(f)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
+                texts.push((f.display().to_string(), text));
+            }
+            let report = fixtures::load(&db, &texts).await?;
+            eprintln!(
+                "Installed {} object(s) from {} fixture(s): {} question(s), {} choice(s), {} user(s), {} phone number(s), {} vote(s)",
+                report.total(),
+                files.len(),
+                report.questions,
+                report.choices,
+                report.users,
+                report.numbers,
+                report.votes
+            );
+            Ok(())
+        }
+        Command::Dumpdata { output } => {
+            let db = app::connect(&config).await?;
+            let json = fixtures::dump(&db).await?;
+            match output {
+                Some(path) => std::fs::write(&path, json)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+                None => print!("{json}"),
+            }
+            Ok(())
+        }
+        Command::Createuser {
+            username,
+            password_stdin,
+        } => {
+            let name = validation::Username::parse(&username).map_err(anyhow::Error::msg)?;
+            let pw = if password_stdin || !std::io::stdin().is_terminal() {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s.lines().next().unwrap_or("").to_string()
+            } else {
+                let a = rpassword::prompt_password("Password: ")?;
+                let b = rpassword::prompt_password("Password (again): ")?;
+                if a != b {
+                    anyhow::bail!("the two passwords didn't match");
+                }
+                a
+            };
+            let problems = validation::password_problems(&pw, name.as_str());
+            if !problems.is_empty() {
+                anyhow::bail!("{}", problems.join(" "));
+            }
+            let db = app::connect(&config).await?;
+            let hash = password::hash(pw).await?;
+            let id = users::create(&db, name.as_str(), &hash).await?;
+            eprintln!("created user {} (id {id})", name.as_str());
+            Ok(())
+        }
+    }
+}

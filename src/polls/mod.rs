@@ -1,0 +1,245 @@
+//! Polls: the public list, and (behind the verified layer) a poll's page, voting and results.
+
+pub mod queries;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::web::{self, Form, Page, PageContext};
+use queries::{ChoiceResult, Question};
+
+pub const PER_PAGE: i64 = 10;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let verified = Router::new()
+        .route("/polls/{id}/", get(detail))
+        .route("/polls/{id}/vote/", post(vote))
+        .route("/polls/{id}/results/", get(results))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::two_factor::require_verified,
+        ));
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/polls/") }))
+        .route("/polls/", get(index))
+        .merge(verified)
+}
+
+pub struct PollCard {
+    pub id: i64,
+    pub question_text: String,
+    pub published: String,
+    pub choices: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "polls/index.html")]
+pub struct IndexPage {
+    pub ctx: PageContext,
+    pub polls: Vec<PollCard>,
+    pub page: i64,
+    pub pages: i64,
+}
+
+#[derive(Deserialize)]
+pub struct IndexQuery {
+    page: Option<String>,
+}
+
+pub async fn index(
+    State(state): State<AppState>,
+    page: Page,
+    Query(q): Query<IndexQuery>,
+) -> AppResult<Response> {
+    // As Django's paginator: a page that is not a number or is past the end is a 404.
+    let number = match q.page.as_deref() {
+        None | Some("") => 1,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or(AppError::NotFound)?,
+    };
+    let total = queries::count_published(&state.db).await?;
+    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
+    if number > pages {
+        return Err(AppError::NotFound);
+    }
+    let questions = queries::published(&state.db, PER_PAGE, (number - 1) * PER_PAGE).await?;
+    let ids: Vec<i64> = questions.iter().map(|q| q.id).collect();
+    let choices = queries::choices_of(&state.db, &ids).await?;
+    let polls = questions
+        .into_iter()
+        .map(|q| PollCard {
+            id: q.id,
+            published: format_date(q.pub_date),
+            choices: choices
+                .iter()
+                .filter(|c| c.question_id == q.id)
+                .map(|c| c.choice_text.clone())
+                .collect(),
+            question_text: q.question_text,
+        })
+        .collect();
+    web::render(&IndexPage {
+        ctx: page.ctx,
+        polls,
+        page: number,
+        pages,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "polls/detail.html")]
+pub struct DetailPage {
+    pub ctx: PageContext,
+    pub question: Question,
+    pub choices: Vec<ChoiceResult>,
+    pub my_choice: Option<i64>,
+    pub error_message: Option<String>,
+}
+
+impl DetailPage {
+    pub fn is_mine(&self, id: &i64) -> bool {
+        self.my_choice == Some(*id)
+    }
+}
+
+async fn load_question(state: &AppState, raw_id: &str) -> AppResult<Question> {
+    let id = web::parse_id(raw_id)?;
+    queries::published_question(&state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+fn user_id(page: &Page) -> AppResult<i64> {
+    // The verified layer guarantees a user; its absence here is a bug, not a user error.
+    page.ctx
+        .user
+        .as_ref()
+        .map(|u| u.id)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("poll page reached without a user")))
+}
+
+async fn detail_page(
+    state: &AppState,
+    page: Page,
+    question: Question,
+    error: Option<String>,
+) -> AppResult<DetailPage> {
+    let uid = user_id(&page)?;
+    Ok(DetailPage {
+        choices: queries::results(&state.db, question.id).await?,
+        my_choice: queries::vote_of(&state.db, uid, question.id).await?,
+        ctx: page.ctx,
+        question,
+        error_message: error,
+    })
+}
+
+pub async fn detail(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let question = load_question(&state, &id).await?;
+    web::render(&detail_page(&state, page, question, None).await?)
+}
+
+#[derive(Deserialize)]
+pub struct VoteForm {
+    choice: Option<String>,
+}
+
+pub async fn vote(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+    Form(form): Form<VoteForm>,
+) -> AppResult<Response> {
+    let question = load_question(&state, &id).await?;
+    let uid = user_id(&page)?;
+    let choice = form
+        .choice
+        .as_deref()
+        .and_then(|c| c.trim().parse::<i64>().ok());
+    let counted = match choice {
+        Some(c) => queries::cast_vote(&state.db, uid, question.id, c).await?,
+        None => false,
+    };
+    if !counted {
+        let body = detail_page(
+            &state,
+            page,
+            question,
+            Some("You didn't select a choice.".into()),
+        )
+        .await?;
+        return Ok((StatusCode::BAD_REQUEST, web::render(&body)?).into_response());
+    }
+    Ok(Redirect::to(&format!("/polls/{}/results/", question.id)).into_response())
+}
+
+pub struct ResultRow {
+    pub choice_text: String,
+    pub votes: i64,
+    pub percent: i64,
+    pub mine: bool,
+}
+
+#[derive(Template)]
+#[template(path = "polls/results.html")]
+pub struct ResultsPage {
+    pub ctx: PageContext,
+    pub question: Question,
+    pub rows: Vec<ResultRow>,
+    pub total: i64,
+}
+
+pub async fn results(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let question = load_question(&state, &id).await?;
+    let uid = user_id(&page)?;
+    let counts = queries::results(&state.db, question.id).await?;
+    let mine = queries::vote_of(&state.db, uid, question.id).await?;
+    let total: i64 = counts.iter().map(|c| c.votes).sum();
+    let rows = counts
+        .into_iter()
+        .map(|c| ResultRow {
+            percent: if total > 0 {
+                (c.votes * 100 + total / 2) / total
+            } else {
+                0
+            },
+            mine: Some(c.id) == mine,
+            choice_text: c.choice_text,
+            votes: c.votes,
+        })
+        .collect();
+    web::render(&ResultsPage {
+        ctx: page.ctx,
+        question,
+        rows,
+        total,
+    })
+}
+
+/// `25 Jul 2016`
+pub fn format_date(ts: i64) -> String {
+    let fmt = time::macros::format_description!("[day padding:none] [month repr:short] [year]");
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|d| d.format(&fmt).ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,188 @@
+//! The console provider, for development without Vonage keys. It behaves like Verify v1: a
+//! 6-digit code from the OS CSPRNG, only its hash stored, 5 minutes to use it, 3 wrong codes end
+//! the request, one running request per number (status 10), single use. The code is printed to
+//! the server log instead of being sent. State lives in the database, so it works across
+//! instances and restarts.
+
+use async_trait::async_trait;
+use pbkdf2::sha2::{Digest, Sha256};
+use rand::Rng;
+
+use super::phone::PhoneNumber;
+use super::verifier::{CheckOutcome, StartOutcome, Verifier, VerifyError};
+use crate::db::{self, Db};
+use crate::with_db;
+
+pub const CODE_TTL_SECS: i64 = 300;
+pub const MAX_WRONG: i64 = 3;
+/// Like Verify: a request cannot be cancelled in its first 30 seconds.
+pub const CANCEL_AFTER_SECS: i64 = 30;
+
+/// A code as "sent" by the console provider: (E.164 number, code). Tests read these.
+pub type Outbox = tokio::sync::mpsc::UnboundedSender<(String, String)>;
+
+pub struct ConsoleVerifier {
+    db: Db,
+    outbox: Option<Outbox>,
+}
+
+impl ConsoleVerifier {
+    pub fn new(db: Db) -> Self {
+        ConsoleVerifier { db, outbox: None }
+    }
+
+    /// Also hands every code to `outbox` (for tests that play the phone).
+    pub fn with_outbox(db: Db, outbox: Outbox) -> Self {
+        ConsoleVerifier {
+            db,
+            outbox: Some(outbox),
+        }
+    }
+}
+
+fn hash_code(request_id: &str, code: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(request_id.as_bytes())
+        .chain_update(b":")
+        .chain_update(code.as_bytes())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn transport(e: sqlx::Error) -> VerifyError {
+    VerifyError::Transport(format!("console provider database: {e}"))
+}
+
+#[async_trait]
+impl Verifier for ConsoleVerifier {
+    async fn start(&self, number: &PhoneNumber) -> Result<StartOutcome, VerifyError> {
+        let now = db::now();
+        let running = with_db!(&self.db, p => sqlx::query_scalar::<_, String>(
+            "SELECT request_id FROM console_verify_requests \
+             WHERE number = $1 AND state = 'pending' AND expires_at > $2 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(number.e164())
+        .bind(now)
+        .fetch_optional(p)
+        .await)
+        .map_err(transport)?;
+        if let Some(request_id) = running {
+            return Ok(StartOutcome::InProgress { request_id });
+        }
+        let (request_id, code) = {
+            let mut rng = rand::rng();
+            let id: String = (0..32)
+                .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+                .collect();
+            let code = format!("{:06}", rng.random_range(0..1_000_000u32));
+            (id, code)
+        };
+        with_db!(&self.db, p => sqlx::query(
+            "INSERT INTO console_verify_requests (request_id, number, code_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&request_id)
+        .bind(number.e164())
+        .bind(hash_code(&request_id, &code))
+        .bind(now)
+        .bind(now + CODE_TTL_SECS)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(transport)?;
+        tracing::warn!(
+            target: "pollstr::console_sms",
+            "DEVELOPMENT ONLY (console verify provider): code for {} is {code}",
+            number.masked()
+        );
+        if let Some(outbox) = &self.outbox {
+            let _ = outbox.send((number.e164().to_string(), code));
+        }
+        Ok(StartOutcome::Started { request_id })
+    }
+
+    async fn check(&self, request_id: &str, code: &str) -> Result<CheckOutcome, VerifyError> {
+        let now = db::now();
+        let row = with_db!(&self.db, p => sqlx::query_as::<_, (String, i64, String)>(
+            "SELECT code_hash, expires_at, state FROM console_verify_requests WHERE request_id = $1",
+        )
+        .bind(request_id)
+        .fetch_optional(p)
+        .await)
+        .map_err(transport)?;
+        let Some((hash, expires_at, state)) = row else {
+            return Ok(CheckOutcome::Expired);
+        };
+        if state != "pending" || expires_at <= now {
+            return Ok(CheckOutcome::Expired);
+        }
+        let given = hash_code(request_id, code);
+        if bool::from(subtle::ConstantTimeEq::ct_eq(
+            given.as_bytes(),
+            hash.as_bytes(),
+        )) {
+            // Single use: only the check that flips the state wins.
+            let done = with_db!(&self.db, p => sqlx::query(
+                "UPDATE console_verify_requests SET state = 'verified' WHERE request_id = $1 AND state = 'pending'",
+            )
+            .bind(request_id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+            .map_err(transport)?;
+            return Ok(if done == 1 {
+                CheckOutcome::Verified
+            } else {
+                CheckOutcome::Expired
+            });
+        }
+        let wrong = with_db!(&self.db, p => sqlx::query_scalar::<_, i64>(
+            "UPDATE console_verify_requests SET wrong_codes = wrong_codes + 1, \
+             state = CASE WHEN wrong_codes + 1 >= $2 THEN 'failed' ELSE state END \
+             WHERE request_id = $1 AND state = 'pending' RETURNING wrong_codes",
+        )
+        .bind(request_id)
+        .bind(MAX_WRONG)
+        .fetch_optional(p)
+        .await)
+        .map_err(transport)?;
+        Ok(match wrong {
+            Some(n) if n >= MAX_WRONG => CheckOutcome::TooManyWrong,
+            Some(_) => CheckOutcome::WrongCode,
+            None => CheckOutcome::Expired,
+        })
+    }
+
+    async fn cancel(&self, request_id: &str) -> Result<(), VerifyError> {
+        let done = with_db!(&self.db, p => sqlx::query(
+            "UPDATE console_verify_requests SET state = 'cancelled' \
+             WHERE request_id = $1 AND state = 'pending' AND created_at <= $2",
+        )
+        .bind(request_id)
+        .bind(db::now() - CANCEL_AFTER_SECS)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(transport)?;
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(VerifyError::Busy {
+                status: "19".into(),
+                text: "can't be cancelled now".into(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_depends_on_request_and_code() {
+        assert_ne!(hash_code("a", "123456"), hash_code("b", "123456"));
+        assert_ne!(hash_code("a", "123456"), hash_code("a", "123457"));
+        assert_eq!(hash_code("a", "1").len(), 64);
+    }
+}

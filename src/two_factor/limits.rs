@@ -1,0 +1,155 @@
+//! Abuse limits: each SMS costs money and codes can be guessed. A limit is `COUNT/WINDOW`; the
+//! events are rows in the database, so limits hold across restarts and across instances.
+
+use std::time::Duration;
+
+use crate::config::parse_duration;
+use crate::db::{self, Db};
+use crate::with_db;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit {
+    pub count: i64,
+    pub window: Duration,
+}
+
+impl Limit {
+    /// `3/10m,10/1d` → two limits. Windows take s, m, h or d.
+    pub fn parse_list(raw: &str) -> Result<Vec<Limit>, String> {
+        let limits: Vec<Limit> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|part| {
+                let (count, window) = part
+                    .split_once('/')
+                    .ok_or_else(|| format!("{part:?}: use COUNT/WINDOW, e.g. 3/10m"))?;
+                let count: i64 = count
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("{part:?}: the count must be a whole number above 0"))?;
+                let window = parse_duration(window).ok_or_else(|| {
+                    format!("{part:?}: the window must be like 30s, 10m, 1h or 1d")
+                })?;
+                Ok(Limit { count, window })
+            })
+            .collect::<Result<_, String>>()?;
+        if limits.is_empty() {
+            return Err("at least one COUNT/WINDOW is needed".into());
+        }
+        Ok(limits)
+    }
+}
+
+/// What the limits are counted on.
+#[derive(Clone, Copy, Debug)]
+pub enum Scope {
+    SmsPerUser,
+    SmsPerNumber,
+    SmsPerIp,
+    WrongCodePerUser,
+}
+
+impl Scope {
+    fn name(self) -> &'static str {
+        match self {
+            Scope::SmsPerUser => "sms_user",
+            Scope::SmsPerNumber => "sms_number",
+            Scope::SmsPerIp => "sms_ip",
+            Scope::WrongCodePerUser => "code_user",
+        }
+    }
+}
+
+/// Seconds until `subject` may act again under `limits`, or `None` if it may act now.
+pub async fn wait_time(
+    db: &Db,
+    scope: Scope,
+    subject: &str,
+    limits: &[Limit],
+) -> sqlx::Result<Option<u64>> {
+    let now = db::now();
+    let mut wait: Option<u64> = None;
+    for limit in limits {
+        let since = now - limit.window.as_secs() as i64;
+        let (count, oldest) = with_db!(db, p => sqlx::query_as::<_, (i64, Option<i64>)>(
+            "SELECT COUNT(*), MIN(at) FROM limit_events WHERE scope = $1 AND subject = $2 AND at > $3",
+        )
+        .bind(scope.name())
+        .bind(subject)
+        .bind(since)
+        .fetch_one(p)
+        .await)?;
+        if count >= limit.count {
+            // Conservative: wait until the oldest counted event leaves the window.
+            let until = oldest.unwrap_or(now) + limit.window.as_secs() as i64;
+            let secs = (until - now).max(1) as u64;
+            wait = Some(wait.map_or(secs, |w| w.max(secs)));
+        }
+    }
+    Ok(wait)
+}
+
+pub async fn record(db: &Db, scope: Scope, subject: &str) -> sqlx::Result<()> {
+    with_db!(db, p => sqlx::query("INSERT INTO limit_events (scope, subject, at) VALUES ($1, $2, $3)")
+        .bind(scope.name())
+        .bind(subject)
+        .bind(db::now())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Deletes events older than `keep` (the longest window in use).
+pub async fn prune(db: &Db, keep: Duration) -> sqlx::Result<u64> {
+    let done = with_db!(db, p => sqlx::query("DELETE FROM limit_events WHERE at < $1")
+        .bind(db::now() - keep.as_secs() as i64)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done)
+}
+
+/// "3 minutes", "1 hour", "45 seconds".
+pub fn human_wait(secs: u64) -> String {
+    let (n, unit) = if secs >= 7200 {
+        (secs.div_ceil(3600), "hour")
+    } else if secs >= 120 {
+        (secs.div_ceil(60), "minute")
+    } else {
+        (secs, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lists() {
+        let l = Limit::parse_list("3/10m, 10/1d").unwrap();
+        assert_eq!(
+            l[0],
+            Limit {
+                count: 3,
+                window: Duration::from_secs(600)
+            }
+        );
+        assert_eq!(l[1].window, Duration::from_secs(86400));
+        for bad in ["", "3", "0/1m", "x/1m", "3/1w", "3/"] {
+            assert!(Limit::parse_list(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn waits_read_well() {
+        assert_eq!(human_wait(1), "1 second");
+        assert_eq!(human_wait(90), "90 seconds");
+        assert_eq!(human_wait(600), "10 minutes");
+        assert_eq!(human_wait(86400), "24 hours");
+    }
+}

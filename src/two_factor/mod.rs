@@ -1,0 +1,579 @@
+//! Two-factor authentication by phone: the verified layer in front of the poll pages, and the
+//! flow `/2fa/` (new) → `/2fa/create/` (send a code) → `/2fa/verify/` (the code form) →
+//! `/2fa/confirm/` (check it). Providers implement [`Verifier`]; limits live in [`limits`].
+
+pub mod console;
+pub mod limits;
+pub mod numbers;
+pub mod phone;
+pub mod verifier;
+pub mod vonage;
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::accounts::{self, password, SessionUser};
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::web::{self, csrf, flash, Form, Level, Page, PageContext, SafeNext};
+use limits::{human_wait, Scope};
+use phone::PhoneNumber;
+pub use verifier::{CheckOutcome, StartOutcome, Verifier, VerifyError};
+
+const PENDING_KEY: &str = "2fa_pending";
+const VERIFIED_KEY: &str = "2fa_verified";
+
+/// The Verify request this browser session is waiting on. The number is not the user's until
+/// the code is checked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Pending {
+    request_id: String,
+    number: String,
+}
+
+/// Proof that this session's user checked a code.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Verified {
+    user_id: i64,
+    at: i64,
+}
+
+/// Drops any second-factor state (at login and logout).
+pub async fn forget(session: &Session) -> AppResult<()> {
+    session.remove::<Pending>(PENDING_KEY).await?;
+    session.remove::<Verified>(VERIFIED_KEY).await?;
+    Ok(())
+}
+
+pub async fn is_verified(session: &Session, user: &SessionUser) -> AppResult<bool> {
+    let v: Option<Verified> = session.get(VERIFIED_KEY).await?;
+    Ok(v.is_some_and(|v| v.user_id == user.id))
+}
+
+/// The verified layer: a logged-in user whose phone was checked in this session passes;
+/// otherwise login (anonymous) or `/2fa/` (not verified), with `next` pointing back here.
+pub async fn require_verified(
+    session: Session,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let back = if req.method() == axum::http::Method::GET {
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/polls/")
+            .to_string()
+    } else {
+        // A POST cannot be replayed by a redirect; come back to the page it was sent from.
+        req.uri().path().trim_end_matches("vote/").to_string()
+    };
+    let back = SafeNext::or_default(Some(&back));
+    match accounts::current_user(&session).await? {
+        None => Ok(Redirect::to(&format!("/login/?next={}", back.query_value())).into_response()),
+        Some(user) if is_verified(&session, &user).await? => Ok(next.run(req).await),
+        Some(_) => Ok(Redirect::to(&format!("/2fa/?next={}", back.query_value())).into_response()),
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/2fa/", get(new))
+        .route("/2fa/create/", post(create))
+        .route("/2fa/verify/", get(verify))
+        .route("/2fa/confirm/", post(confirm))
+}
+
+fn login_redirect(here: &str, next: &SafeNext) -> Response {
+    let target = format!("{here}?next={}", next.query_value());
+    Redirect::to(&format!("/login/?next={}", web::next::url_encode(&target))).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "two_factor/new.html")]
+pub struct NewPage {
+    pub ctx: PageContext,
+    pub next: String,
+    /// The user's proven number, masked.
+    pub bound: Option<String>,
+    /// Show the number field (no proven number yet, or the user asked to change it).
+    pub changing: bool,
+    pub number: String,
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NewQuery {
+    next: Option<String>,
+    change: Option<String>,
+}
+
+pub async fn new(
+    State(state): State<AppState>,
+    page: Page,
+    Query(q): Query<NewQuery>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(q.next.as_deref());
+    let Some(user) = page.ctx.user.clone() else {
+        return Ok(login_redirect("/2fa/", &next));
+    };
+    let bound = numbers::of_user(&state.db, user.id).await?;
+    let changing = bound.is_none() || q.change.is_some();
+    let pending: Option<Pending> = page.session.get(PENDING_KEY).await?;
+    let number = pending
+        .filter(|_| changing)
+        .map(|p| p.number)
+        .filter(|n| bound.as_ref().is_none_or(|b| b.e164() != n))
+        .unwrap_or_default();
+    web::render(&NewPage {
+        ctx: page.ctx,
+        next: next.as_str().to_string(),
+        bound: bound.map(|b| b.masked()),
+        changing,
+        number,
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    number: String,
+    #[serde(default)]
+    password: String,
+    /// "Send a new code" to the number being verified.
+    resend: Option<String>,
+    next: Option<String>,
+}
+
+/// The client's address: the peer, or with a trusted proxy in front, the last address in
+/// `X-Forwarded-For` that is not one of the trusted proxies.
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: std::net::IpAddr,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    page: Page,
+    Form(form): Form<CreateForm>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(form.next.as_deref());
+    let Some(user) = page.ctx.user.clone() else {
+        return Ok(login_redirect("/2fa/", &next));
+    };
+    let bound = numbers::of_user(&state.db, user.id).await?;
+    let pending: Option<Pending> = page.session.get(PENDING_KEY).await?;
+    let typed = form.number.trim();
+
+    // Which number: the one being verified (resend), the one typed, or the proven one.
+    let number = if form.resend.is_some() && typed.is_empty() {
+        match &pending {
+            Some(p) => PhoneNumber::from_stored(p.number.clone()),
+            None => {
+                return Ok(
+                    Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response()
+                )
+            }
+        }
+    } else if typed.is_empty() {
+        match &bound {
+            Some(b) => b.clone(),
+            None => {
+                return refuse_new(
+                    &page,
+                    &next,
+                    None,
+                    typed,
+                    StatusCode::BAD_REQUEST,
+                    "Enter your phone number.",
+                )
+                .await
+            }
+        }
+    } else {
+        match PhoneNumber::parse(typed, state.config.default_region) {
+            Ok(n) => n,
+            Err(msg) => {
+                return refuse_new(
+                    &page,
+                    &next,
+                    bound.as_ref(),
+                    typed,
+                    StatusCode::BAD_REQUEST,
+                    &msg,
+                )
+                .await
+            }
+        }
+    };
+
+    // Replacing a proven number is binding a new factor: it takes the password again.
+    let is_change = bound.as_ref().is_some_and(|b| b != &number);
+    let resending_pending = pending.as_ref().is_some_and(|p| p.number == number.e164());
+    if is_change && !resending_pending {
+        let stored = accounts::users::find(&state.db, user.id)
+            .await?
+            .map(|u| u.password);
+        let ok = !form.password.is_empty()
+            && form.password.len() <= accounts::validation::MAX_PASSWORD
+            && password::verify(form.password.clone(), stored).await? != password::Verdict::Invalid;
+        if !ok {
+            return refuse_new(
+                &page,
+                &next,
+                bound.as_ref(),
+                typed,
+                StatusCode::FORBIDDEN,
+                "To change your phone number, enter your current password.",
+            )
+            .await;
+        }
+    }
+    if numbers::owner(&state.db, &number)
+        .await?
+        .is_some_and(|owner| owner != user.id)
+    {
+        return refuse_new(
+            &page,
+            &next,
+            bound.as_ref(),
+            typed,
+            StatusCode::CONFLICT,
+            "This number is already verified by another account. Use a different number.",
+        )
+        .await;
+    }
+
+    // Limits: a refused send never reaches the provider.
+    let ip = client_ip(&headers, peer.ip(), &state.config.trusted_proxies).to_string();
+    let uid = user.id.to_string();
+    let l = &state.config.limits;
+    for (scope, subject, limit) in [
+        (Scope::SmsPerUser, uid.as_str(), &l.sms_per_user),
+        (Scope::SmsPerNumber, number.e164(), &l.sms_per_number),
+        (Scope::SmsPerIp, ip.as_str(), &l.sms_per_ip),
+    ] {
+        if let Some(wait) = limits::wait_time(&state.db, scope, subject, limit).await? {
+            let msg = format!(
+                "Too many codes were sent. To protect you and keep costs down, please try again in {}.",
+                human_wait(wait)
+            );
+            let mut res = refuse_new(
+                &page,
+                &next,
+                bound.as_ref(),
+                typed,
+                StatusCode::TOO_MANY_REQUESTS,
+                &msg,
+            )
+            .await?;
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                wait.to_string().parse().expect("digits"),
+            );
+            return Ok(res);
+        }
+    }
+
+    // Switching numbers: stop the code still running for the old one, where the API allows.
+    if let Some(p) = pending.as_ref().filter(|p| p.number != number.e164()) {
+        if let Err(e) = state.verifier.cancel(&p.request_id).await {
+            tracing::info!(error = %e, "could not cancel the previous verify request");
+        }
+    }
+
+    for (scope, subject) in [
+        (Scope::SmsPerUser, uid.as_str()),
+        (Scope::SmsPerNumber, number.e164()),
+        (Scope::SmsPerIp, ip.as_str()),
+    ] {
+        limits::record(&state.db, scope, subject).await?;
+    }
+    let (request_id, message) = match state.verifier.start(&number).await {
+        Ok(StartOutcome::Started { request_id }) => (
+            request_id,
+            format!("We have sent a code to {}.", number.masked()),
+        ),
+        Ok(StartOutcome::InProgress { request_id }) => (
+            request_id,
+            format!(
+                "A code was already sent to {} a moment ago and is still valid. Enter it below.",
+                number.masked()
+            ),
+        ),
+        Ok(StartOutcome::Rejected) => {
+            return refuse_new(
+                &page,
+                &next,
+                bound.as_ref(),
+                typed,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "This number cannot be verified. Please use a different number.",
+            )
+            .await
+        }
+        Err(e) => return provider_failure(&page, &next, bound.as_ref(), typed, e).await,
+    };
+    page.session
+        .insert(
+            PENDING_KEY,
+            Pending {
+                request_id,
+                number: number.e164().to_string(),
+            },
+        )
+        .await?;
+    flash::push(&page.session, Level::Info, message).await?;
+    Ok(Redirect::to(&format!("/2fa/verify/?next={}", next.query_value())).into_response())
+}
+
+async fn provider_failure(
+    page: &Page,
+    next: &SafeNext,
+    bound: Option<&PhoneNumber>,
+    typed: &str,
+    e: VerifyError,
+) -> AppResult<Response> {
+    let msg = match &e {
+        VerifyError::Busy { .. } => {
+            tracing::warn!(error = %e, "verify provider busy");
+            "The SMS service is busy right now. Please try again in a minute."
+        }
+        VerifyError::Misconfigured { .. } => {
+            tracing::error!(error = %e, "verify provider refused our request: check NEXMO_API_KEY, NEXMO_API_SECRET and the account");
+            "We cannot send verification codes right now. Please try again later; we have been notified."
+        }
+        VerifyError::Transport(_) => {
+            tracing::error!(error = %e, "verify provider unreachable");
+            "We could not reach the SMS service. Please try again in a minute."
+        }
+    };
+    refuse_new(
+        page,
+        next,
+        bound,
+        typed,
+        StatusCode::SERVICE_UNAVAILABLE,
+        msg,
+    )
+    .await
+}
+
+async fn refuse_new(
+    page: &Page,
+    next: &SafeNext,
+    bound: Option<&PhoneNumber>,
+    typed: &str,
+    status: StatusCode,
+    msg: &str,
+) -> AppResult<Response> {
+    let body = web::render(&NewPage {
+        ctx: page.ctx.clone(),
+        next: next.as_str().to_string(),
+        bound: bound.map(|b| b.masked()),
+        changing: bound.is_none() || !typed.is_empty() || status == StatusCode::FORBIDDEN,
+        number: typed.chars().take(32).collect(),
+        error: Some(msg.to_string()),
+    })?;
+    Ok((status, body).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "two_factor/verify.html")]
+pub struct VerifyPage {
+    pub ctx: PageContext,
+    pub next: String,
+    pub masked: String,
+    pub error: Option<String>,
+}
+
+pub async fn verify(page: Page, Query(q): Query<web::next::NextQuery>) -> AppResult<Response> {
+    let next = SafeNext::or_default(q.next.as_deref());
+    if page.ctx.user.is_none() {
+        return Ok(login_redirect("/2fa/verify/", &next));
+    }
+    let Some(p) = page.session.get::<Pending>(PENDING_KEY).await? else {
+        return Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response());
+    };
+    web::render(&VerifyPage {
+        ctx: page.ctx,
+        next: next.as_str().to_string(),
+        masked: PhoneNumber::from_stored(p.number).masked(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    code: String,
+    next: Option<String>,
+}
+
+pub async fn confirm(
+    State(state): State<AppState>,
+    page: Page,
+    Form(form): Form<ConfirmForm>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(form.next.as_deref());
+    let Some(user) = page.ctx.user.clone() else {
+        return Ok(login_redirect("/2fa/verify/", &next));
+    };
+    let Some(pending) = page.session.get::<Pending>(PENDING_KEY).await? else {
+        flash::push(
+            &page.session,
+            Level::Warning,
+            "Your code request has ended. Send a new code.",
+        )
+        .await?;
+        return Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response());
+    };
+    let masked = PhoneNumber::from_stored(pending.number.clone()).masked();
+    let again = |status: StatusCode, msg: String| -> AppResult<Response> {
+        let body = web::render(&VerifyPage {
+            ctx: page.ctx.clone(),
+            next: next.as_str().to_string(),
+            masked: masked.clone(),
+            error: Some(msg),
+        })?;
+        Ok((status, body).into_response())
+    };
+    let code: String = form
+        .code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return again(
+            StatusCode::BAD_REQUEST,
+            "Enter the 6-digit code from the text message.".into(),
+        );
+    }
+    let uid = user.id.to_string();
+    if let Some(wait) = limits::wait_time(
+        &state.db,
+        Scope::WrongCodePerUser,
+        &uid,
+        &state.config.limits.code_per_user,
+    )
+    .await?
+    {
+        let mut res = again(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many wrong codes. Please wait {} before trying again.",
+                human_wait(wait)
+            ),
+        )?;
+        res.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            wait.to_string().parse().expect("digits"),
+        );
+        return Ok(res);
+    }
+    let outcome = match state.verifier.check(&pending.request_id, &code).await {
+        Ok(o) => o,
+        Err(e) => {
+            let msg = match &e {
+                VerifyError::Busy { .. } => {
+                    "The SMS service is busy right now. Please try again in a minute."
+                }
+                VerifyError::Misconfigured { .. } => {
+                    tracing::error!(error = %e, "verify provider refused our check");
+                    "We cannot check codes right now. Please try again later; we have been notified."
+                }
+                VerifyError::Transport(_) => {
+                    tracing::error!(error = %e, "verify provider unreachable");
+                    "We could not reach the SMS service. Please try again in a minute."
+                }
+            };
+            return again(StatusCode::SERVICE_UNAVAILABLE, msg.into());
+        }
+    };
+    match outcome {
+        CheckOutcome::Verified => {
+            let number = PhoneNumber::from_stored(pending.number);
+            if !numbers::bind(&state.db, user.id, &number).await? {
+                page.session.remove::<Pending>(PENDING_KEY).await?;
+                return refuse_new(
+                    &page,
+                    &next,
+                    numbers::of_user(&state.db, user.id).await?.as_ref(),
+                    "",
+                    StatusCode::CONFLICT,
+                    "This number is already verified by another account. Use a different number.",
+                )
+                .await;
+            }
+            // A privilege change: new session id, new CSRF token.
+            page.session.cycle_id().await?;
+            page.session.remove::<Pending>(PENDING_KEY).await?;
+            page.session
+                .insert(
+                    VERIFIED_KEY,
+                    Verified {
+                        user_id: user.id,
+                        at: crate::db::now(),
+                    },
+                )
+                .await?;
+            csrf::rotate(&page.session).await?;
+            flash::push(
+                &page.session,
+                Level::Success,
+                "Your phone number is verified.",
+            )
+            .await?;
+            Ok(Redirect::to(next.as_str()).into_response())
+        }
+        CheckOutcome::WrongCode => {
+            limits::record(&state.db, Scope::WrongCodePerUser, &uid).await?;
+            again(
+                StatusCode::BAD_REQUEST,
+                "That code is not right. Please try again.".into(),
+            )
+        }
+        CheckOutcome::TooManyWrong | CheckOutcome::Expired => {
+            if outcome == CheckOutcome::TooManyWrong {
+                limits::record(&state.db, Scope::WrongCodePerUser, &uid).await?;
+            }
+            page.session.remove::<Pending>(PENDING_KEY).await?;
+            let msg = if outcome == CheckOutcome::TooManyWrong {
+                "That code was wrong too many times, so it no longer works. Send a new code."
+            } else {
+                "That code has expired or was already used. Send a new code."
+            };
+            flash::push(&page.session, Level::Warning, msg).await?;
+            Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response())
+        }
+    }
+}

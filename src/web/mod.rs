@@ -1,0 +1,117 @@
+//! What every page shares: the page context (user, CSRF token, flash messages), template
+//! rendering, the form extractor, and the safe `next` rule.
+
+pub mod csrf;
+pub mod flash;
+pub mod next;
+
+use askama::Template;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::response::{Html, IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use tower_sessions::Session;
+
+use crate::accounts::SessionUser;
+use crate::error::{AppError, AppResult};
+pub use flash::{Flash, Level};
+pub use next::SafeNext;
+
+/// Data the base template needs on every page.
+#[derive(Clone, Debug, Default)]
+pub struct PageContext {
+    pub user: Option<SessionUser>,
+    /// The session's CSRF token, empty on pages with no form for anonymous visitors.
+    pub csrf: String,
+    pub messages: Vec<Flash>,
+}
+
+impl PageContext {
+    pub fn username(&self) -> &str {
+        self.user
+            .as_ref()
+            .map(|u| u.username.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// Extracts the session and builds the page context. Anonymous visitors get no session (and no
+/// cookie) until a page with a form asks for one through [`Page::with_form`].
+pub struct Page {
+    pub session: Session,
+    pub ctx: PageContext,
+}
+
+impl Page {
+    /// Makes sure the session holds a CSRF token, so the page can render a form.
+    pub async fn with_form(mut self) -> AppResult<Self> {
+        if self.ctx.csrf.is_empty() {
+            self.ctx.csrf = csrf::ensure_token(&self.session).await?;
+        }
+        Ok(self)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Page {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, m)| AppError::Internal(anyhow::anyhow!(m)))?;
+        let user = crate::accounts::current_user(&session).await?;
+        let csrf = if user.is_some() {
+            csrf::ensure_token(&session).await?
+        } else {
+            csrf::token(&session).await?.unwrap_or_default()
+        };
+        let messages = flash::take(&session).await?;
+        Ok(Page {
+            session,
+            ctx: PageContext {
+                user,
+                csrf,
+                messages,
+            },
+        })
+    }
+}
+
+/// Renders a template into an HTML response.
+pub fn render<T: Template>(page: &T) -> AppResult<Response> {
+    Ok(Html(page.render()?).into_response())
+}
+
+/// `axum::Form` whose rejections are error pages (400/415) instead of plain text.
+pub struct Form<T>(pub T);
+
+impl<T, S> FromRequest<S> for Form<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(v)) => Ok(Form(v)),
+            Err(e) => Err(AppError::bad_request(format!(
+                "The form could not be read: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+/// A path id such as `/polls/{id}/`: anything but a positive integer is a 404, as in Django.
+pub fn parse_id(raw: &str) -> AppResult<i64> {
+    if raw.is_empty() || raw.len() > 18 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AppError::NotFound);
+    }
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+/// Fallback for unknown paths.
+pub async fn not_found() -> AppError {
+    AppError::NotFound
+}

@@ -1,0 +1,145 @@
+//! The one place that decides where `next` may point: a path on this site, nothing else.
+
+/// A redirect target known to stay on this site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafeNext(String);
+
+pub const DEFAULT_NEXT: &str = "/polls/";
+
+impl SafeNext {
+    /// Accepts a local absolute path (`/polls/1/`), refuses everything that could leave the site:
+    /// absolute URLs, `//host`, `/\host`, `javascript:`, control characters, and any of these
+    /// hidden behind percent-encoding.
+    pub fn parse(raw: &str) -> Option<SafeNext> {
+        if raw.is_empty() || raw.len() > 2000 || !is_local(raw) {
+            return None;
+        }
+        // Decode repeatedly so that double encoding cannot hide `//` or `\`.
+        let mut current = raw.to_string();
+        for _ in 0..4 {
+            let decoded = percent_decode(&current)?;
+            if !is_local(&decoded) {
+                return None;
+            }
+            if decoded == current {
+                return Some(SafeNext(raw.to_string()));
+            }
+            current = decoded;
+        }
+        None
+    }
+
+    /// `raw` if it is safe, else the poll list.
+    pub fn or_default(raw: Option<&str>) -> SafeNext {
+        raw.and_then(SafeNext::parse)
+            .unwrap_or_else(|| SafeNext(DEFAULT_NEXT.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value encoded for use inside a query string (`?next=…`).
+    pub fn query_value(&self) -> String {
+        url_encode(&self.0)
+    }
+}
+
+fn is_local(s: &str) -> bool {
+    s.starts_with('/')
+        && !s.starts_with("//")
+        && !s.contains('\\')
+        && !s.chars().any(char::is_control)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_pass() {
+        for ok in [
+            "/",
+            "/polls/",
+            "/polls/1/?page=2",
+            "/polls/1/results/#top",
+            "/a%20b/",
+        ] {
+            assert_eq!(SafeNext::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn everything_off_site_is_refused() {
+        for bad in [
+            "https://evil.example/",
+            "http:/evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "/%2F%2Fevil.example",
+            "%2F%2Fevil.example",
+            "/%5Cevil.example",
+            "/%252F%252Fevil.example",
+            "/%2525252F%2525252Fevil.example",
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/%0d%0aSet-Cookie:x",
+            "polls/",
+            "",
+            "/%zz",
+        ] {
+            assert!(SafeNext::parse(bad).is_none(), "{bad:?} passed");
+        }
+    }
+
+    #[test]
+    fn default_is_the_poll_list() {
+        assert_eq!(SafeNext::or_default(Some("//x")).as_str(), "/polls/");
+        assert_eq!(SafeNext::or_default(None).as_str(), "/polls/");
+    }
+
+    #[test]
+    fn encoding_for_query() {
+        assert_eq!(url_encode("/polls/1/?a=b&c"), "/polls/1/%3Fa%3Db%26c");
+    }
+}
+
+/// `?next=…` on a GET page.
+#[derive(serde::Deserialize)]
+pub struct NextQuery {
+    pub next: Option<String>,
+}
