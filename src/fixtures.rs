@@ -77,10 +77,12 @@ struct User {
     last_login: Option<i64>,
 }
 struct Number {
+    at: (usize, usize),
     user: i64,
     number: String,
 }
 struct Vote {
+    at: (usize, usize),
     user: i64,
     question: i64,
     choice: i64,
@@ -93,8 +95,8 @@ struct Parsed {
     users: Vec<User>,
     numbers: Vec<Number>,
     votes: Vec<Vote>,
-    /// Where each (model, pk) came from, for error messages.
-    origin: HashMap<(&'static str, i64), usize>,
+    /// The entry number of each (model, pk), for error messages.
+    origin: HashMap<(&'static str, i64), (usize, usize)>,
 }
 
 struct Ctx<'a> {
@@ -305,6 +307,7 @@ fn parse(source: &str, text: &str) -> Result<Parsed, FixtureError> {
                 let raw = ctx.string(fields, "number", 32)?;
                 let number = PhoneNumber::parse(&raw, None).map_err(|m| ctx.err(format!("field \"number\": {m}")))?;
                 out.numbers.push(Number {
+                    at: (0, index),
                     user: ctx.int(fields, "user")?,
                     number: number.e164().to_string(),
                 });
@@ -312,6 +315,7 @@ fn parse(source: &str, text: &str) -> Result<Parsed, FixtureError> {
             }
             "polls.vote" => {
                 out.votes.push(Vote {
+                    at: (0, index),
                     user: ctx.int(fields, "user")?,
                     question: ctx.int(fields, "question")?,
                     choice: ctx.int(fields, "choice")?,
@@ -324,7 +328,7 @@ fn parse(source: &str, text: &str) -> Result<Parsed, FixtureError> {
                 )))
             }
         };
-        if let Some(first) = out.origin.insert((key, pk.unwrap_or(0)), index) {
+        if let Some((_, first)) = out.origin.insert((key, pk.unwrap_or(0)), (0, index)) {
             return Err(ctx.err(format!(
                 "the same {key} pk already appears in entry {first}"
             )));
@@ -336,15 +340,32 @@ fn parse(source: &str, text: &str) -> Result<Parsed, FixtureError> {
 /// Loads fixture files into the database, all of them in one transaction.
 pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, FixtureError> {
     let mut all = Parsed::default();
-    for (name, text) in files {
+    for (file, (name, text)) in files.iter().enumerate() {
         let p = parse(name, text)?;
         all.questions.extend(p.questions);
         all.choices.extend(p.choices);
         all.users.extend(p.users);
-        all.numbers.extend(p.numbers);
-        all.votes.extend(p.votes);
+        all.numbers.extend(p.numbers.into_iter().map(|n| Number {
+            at: (file, n.at.1),
+            ..n
+        }));
+        all.votes.extend(p.votes.into_iter().map(|v| Vote {
+            at: (file, v.at.1),
+            ..v
+        }));
+        // A later file overrides an earlier one's entry with the same pk, as loading in order would.
+        all.origin
+            .extend(p.origin.into_iter().map(|(k, (_, i))| (k, (file, i))));
     }
-    let source = files.first().map(|f| f.0.as_str()).unwrap_or("fixture");
+    let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+    let at_err = |at: (usize, usize), what: &str, message: String| FixtureError::Entry {
+        source_name: names.get(at.0).copied().unwrap_or("fixture").to_string(),
+        index: at.1,
+        what: format!(" ({what})"),
+        message,
+    };
+    let origin_of =
+        |key: &'static str, pk: i64| all.origin.get(&(key, pk)).copied().unwrap_or((0, 0));
     let report = with_db!(db, pool => {
         let mut tx = pool.begin().await?;
         let question_ids: HashSet<i64> = all.questions.iter().map(|q| q.id).collect();
@@ -363,14 +384,14 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
         for v in &all.votes {
             *file_votes.entry(v.choice).or_default() += 1;
         }
-        for (i, c) in all.choices.iter().enumerate() {
+        for c in &all.choices {
             if !question_ids.contains(&c.question) {
                 let exists = sqlx::query_scalar::<_, i64>("SELECT id FROM questions WHERE id = $1")
                     .bind(c.question)
                     .fetch_optional(&mut *tx)
                     .await?;
                 if exists.is_none() {
-                    return Err(entry_err(source, &all.origin, "choice", c.id, i, format!("question {} does not exist", c.question)));
+                    return Err(at_err(origin_of("choice", c.id), &format!("polls.choice pk {}", c.id), format!("question {} does not exist", c.question)));
                 }
             }
             let base = (c.votes - file_votes.get(&c.id).copied().unwrap_or(0)).max(0);
@@ -386,7 +407,7 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
             .execute(&mut *tx)
             .await?;
         }
-        for (i, u) in all.users.iter().enumerate() {
+        for u in &all.users {
             let res = sqlx::query(
                 "INSERT INTO users (id, username, password, email, first_name, last_name, is_superuser, \
                  is_staff, is_active, date_joined, last_login) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
@@ -411,7 +432,7 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
             match res {
                 Ok(_) => {}
                 Err(e) if db::is_unique_violation(&e) => {
-                    return Err(entry_err(source, &all.origin, "user", u.id, i, format!("username {:?} is taken by another user", u.username)));
+                    return Err(at_err(origin_of("user", u.id), &format!("auth.user pk {}", u.id), format!("username {:?} is taken by another user", u.username)));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -422,12 +443,7 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
                 .fetch_optional(&mut *tx)
                 .await?;
             if exists.is_none() {
-                return Err(FixtureError::Entry {
-                    source_name: source.to_string(),
-                    index: 0,
-                    what: " (two_factor.twofactor)".into(),
-                    message: format!("user {} does not exist", n.user),
-                });
+                return Err(at_err(n.at, "two_factor.twofactor", format!("user {} does not exist", n.user)));
             }
             let res = sqlx::query(
                 "INSERT INTO phone_numbers (user_id, number, verified_at) VALUES ($1, $2, $3) \
@@ -441,12 +457,7 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
             match res {
                 Ok(_) => {}
                 Err(e) if db::is_unique_violation(&e) => {
-                    return Err(FixtureError::Entry {
-                        source_name: source.to_string(),
-                        index: 0,
-                        what: " (two_factor.twofactor)".into(),
-                        message: format!("number {} belongs to another user", n.number),
-                    });
+                    return Err(at_err(n.at, "two_factor.twofactor", format!("number {} belongs to another user", n.number)));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -461,15 +472,14 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
             .fetch_optional(&mut *tx)
             .await?;
             if ok.is_none() {
-                return Err(FixtureError::Entry {
-                    source_name: source.to_string(),
-                    index: 0,
-                    what: " (polls.vote)".into(),
-                    message: format!(
+                return Err(at_err(
+                    v.at,
+                    "polls.vote",
+                    format!(
                         "vote of user {} for choice {} of question {}: the user, the question or the choice does not exist",
                         v.user, v.choice, v.question
                     ),
-                });
+                ));
             }
             sqlx::query(
                 "INSERT INTO votes (user_id, question_id, choice_id, voted_at) VALUES ($1, $2, $3, $4) \
@@ -502,27 +512,6 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
         }
     }
     Ok(report)
-}
-
-fn entry_err(
-    source: &str,
-    origin: &HashMap<(&'static str, i64), usize>,
-    key: &'static str,
-    pk: i64,
-    _i: usize,
-    message: String,
-) -> FixtureError {
-    let model = match key {
-        "question" => "polls.question",
-        "choice" => "polls.choice",
-        _ => "auth.user",
-    };
-    FixtureError::Entry {
-        source_name: source.to_string(),
-        index: origin.get(&(key, pk)).copied().unwrap_or(0),
-        what: format!(" ({model} pk {pk})"),
-        message,
-    }
 }
 
 /// Writes the whole database in Django's dumpdata format (4-space indent).
@@ -658,13 +647,20 @@ mod tests {
 
     #[test]
     fn errors_name_the_entry() {
-        let e = err_of(r#"[{"model":"polls.question","pk":1,"fields":{"pub_date":"2016-07-25T12:54:24Z"}}]"#);
-        assert!(e.contains("entry 1") && e.contains("question_text") && e.contains("missing"), "{e}");
+        let e = err_of(
+            r#"[{"model":"polls.question","pk":1,"fields":{"pub_date":"2016-07-25T12:54:24Z"}}]"#,
+        );
+        assert!(
+            e.contains("entry 1") && e.contains("question_text") && e.contains("missing"),
+            "{e}"
+        );
         let e = err_of(r#"[{"model":"polls.poll","pk":1,"fields":{}}]"#);
         assert!(e.contains("unknown model"), "{e}");
         let e = err_of(r#"[{"model":"polls.question","pk":1,"fi"#);
         assert!(e.contains("truncated"), "{e}");
-        let e = err_of(r#"[{"model":"polls.choice","pk":1,"fields":{"question":1,"choice_text":"x","votes":-1}}]"#);
+        let e = err_of(
+            r#"[{"model":"polls.choice","pk":1,"fields":{"question":1,"choice_text":"x","votes":-1}}]"#,
+        );
         assert!(e.contains("negative"), "{e}");
     }
 }

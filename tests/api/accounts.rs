@@ -1,0 +1,244 @@
+//! Login, logout, registration, password hashes and sessions.
+
+use reqwest::StatusCode;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp};
+
+both_backends!(
+    wrong_password_and_unknown_user_get_the_same_answer,
+    seed_user_logs_in_and_hash_is_upgraded,
+    usernames_are_case_insensitive,
+    login_renews_the_session_id,
+    logout_destroys_the_session_server_side,
+    logout_needs_a_post,
+    registration_rules_each_have_a_message,
+    registration_logs_in_and_keeps_next,
+    inactive_users_cannot_log_in,
+    sessions_survive_a_restart,
+);
+
+const FAIL: &str = "Your username and password didn't match. Please try again.";
+
+async fn wrong_password_and_unknown_user_get_the_same_answer(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.browser();
+    for (u, p) in [
+        ("test", "wrong-password"),
+        ("nobody", "test1234"),
+        ("test", ""),
+        ("", ""),
+    ] {
+        let page = b
+            .submit("/login/", "/login/", &[("username", u), ("password", p)])
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{u}/{p}");
+        assert!(
+            page.has(FAIL) || page.has("Enter your username and password."),
+            "{u}/{p}"
+        );
+        assert!(!page.has("Signed in as"));
+    }
+    let page = b.get("/polls/1/").await;
+    assert!(page.location.unwrap().starts_with("/login/"));
+}
+
+async fn seed_user_logs_in_and_hash_is_upgraded(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.browser();
+    let page = b.login("test", "test1234").await;
+    assert_eq!(page.location.as_deref(), Some("/polls/"));
+    assert!(b.get("/polls/").await.has("Signed in as test"));
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users WHERE password LIKE '$argon2id$%'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM users WHERE last_login IS NOT NULL AND last_login > 1600000000"
+        )
+        .await,
+        1
+    );
+    // The upgraded hash still takes the same password.
+    let again = app.browser();
+    again.login("test", "test1234").await;
+}
+
+async fn usernames_are_case_insensitive(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    app.browser().login("TEST", "test1234").await;
+    let b = app.browser();
+    let page = b
+        .submit(
+            "/register/",
+            "/register/",
+            &[
+                ("username", "Test"),
+                ("password1", "Xk3!pq9z#Lm"),
+                ("password2", "Xk3!pq9z#Lm"),
+            ],
+        )
+        .await;
+    assert!(page.has("A user with that username already exists."));
+}
+
+async fn login_renews_the_session_id(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.browser();
+    b.get("/login/").await;
+    let before = b.session_cookie().expect("the login form starts a session");
+    b.login("test", "test1234").await;
+    let after = b.session_cookie().unwrap();
+    assert_ne!(before, after);
+    // The pre-login id is gone server-side: a fixated cookie gives nothing.
+    let planted = b.with_cookie(&before);
+    let res = planted.get(b.url("/2fa/")).send().await.unwrap();
+    assert!(res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/login/"));
+}
+
+async fn logout_destroys_the_session_server_side(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.verified_browser().await;
+    assert_eq!(b.get("/polls/1/").await.status, StatusCode::OK);
+    let cookie = b.session_cookie().unwrap();
+    let out = b.submit("/polls/", "/logout/", &[]).await;
+    assert_eq!(out.location.as_deref(), Some("/polls/"));
+    let page = b.get("/polls/").await;
+    assert!(page.has("You have been logged out.") && page.has("Log in"));
+    // A copy of the old cookie is worthless now.
+    let copy = b.with_cookie(&cookie);
+    let res = copy.get(b.url("/polls/1/")).send().await.unwrap();
+    assert_eq!(res.headers()["location"], "/login/?next=/polls/1/");
+    // Logging in again needs the phone again.
+    b.login("test", "test1234").await;
+    assert_eq!(
+        b.get("/polls/1/").await.location.as_deref(),
+        Some("/2fa/?next=/polls/1/")
+    );
+}
+
+async fn logout_needs_a_post(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.browser();
+    b.login("test", "test1234").await;
+    let page = b.get("/logout/").await;
+    assert_eq!(page.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(b.get("/polls/").await.has("Signed in as test"));
+}
+
+async fn registration_rules_each_have_a_message(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.browser();
+    let cases: [(&str, &str, &str, &str); 7] = [
+        (
+            "alice",
+            "short",
+            "short",
+            "This password is too short. It must contain at least 8 characters.",
+        ),
+        (
+            "alice",
+            "48291736450",
+            "48291736450",
+            "This password is entirely numeric.",
+        ),
+        (
+            "alice",
+            "password123",
+            "password123",
+            "This password is too common.",
+        ),
+        (
+            "alicewonder",
+            "alicewonder1",
+            "alicewonder1",
+            "The password is too similar to the username.",
+        ),
+        (
+            "alice",
+            "Xk3!pq9z#Lm",
+            "Xk3!pq9z#Lm-other",
+            "The two password fields didn't match.",
+        ),
+        (
+            "al ice",
+            "Xk3!pq9z#Lm",
+            "Xk3!pq9z#Lm",
+            "Enter a valid username.",
+        ),
+        ("", "Xk3!pq9z#Lm", "Xk3!pq9z#Lm", "Enter a username."),
+    ];
+    for (u, p1, p2, msg) in cases {
+        let page = b
+            .submit(
+                "/register/",
+                "/register/",
+                &[("username", u), ("password1", p1), ("password2", p2)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{u}");
+        assert!(page.has(msg), "{msg}: {}", page.text());
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM users").await, 1);
+}
+
+async fn registration_logs_in_and_keeps_next(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.browser();
+    let page = b
+        .submit(
+            "/register/?next=/polls/2/",
+            "/register/",
+            &[
+                ("username", "newbie"),
+                ("password1", "Xk3!pq9z#Lm"),
+                ("password2", "Xk3!pq9z#Lm"),
+            ],
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/polls/2/"));
+    let page = b.get("/polls/").await;
+    assert!(page.has("Welcome to Pollstr, newbie!") && page.has("Signed in as newbie"));
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users WHERE password LIKE '$argon2id$%'")
+            .await,
+        1
+    );
+    let fresh = app.browser();
+    fresh.login("newbie", "Xk3!pq9z#Lm").await;
+}
+
+async fn inactive_users_cannot_log_in(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    app.load(r#"[{"model":"auth.user","pk":1,"fields":{"password":"pbkdf2_sha256$24000$rk8toKlZt2vr$dsOOeY/jjjwYLqkmaT5gcRYSrtFabI+eZVgbPylP9EA=","username":"test","is_active":false}}]"#).await;
+    let page = app
+        .browser()
+        .submit(
+            "/login/",
+            "/login/",
+            &[("username", "test"), ("password", "test1234")],
+        )
+        .await;
+    assert!(page.has(FAIL));
+}
+
+async fn sessions_survive_a_restart(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.verified_browser().await;
+    let cookie = b.session_cookie().unwrap();
+    // A second app process on the same database serves the same session.
+    let url = app.database_url.clone();
+    let second = crate::helpers::spawn_on(backend, &url).await;
+    let client = b.with_cookie(&cookie);
+    let res = client
+        .get(format!("{}/polls/1/", second))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}

@@ -1,0 +1,498 @@
+//! The test harness: the real app on a random port with a fresh database (a SQLite file, or a
+//! fresh PostgreSQL database when TEST_DATABASE_URL is set), a cookie-keeping client that reads
+//! forms like a browser, and the console provider's codes as the phone.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Once};
+
+use pollstr::app::{self, AppState};
+use pollstr::config::Config;
+use pollstr::db::Db;
+use pollstr::two_factor::console::ConsoleVerifier;
+use pollstr::two_factor::Verifier;
+use reqwest::{redirect, Response, StatusCode};
+use scraper::{Html, Selector};
+use tokio::sync::{mpsc, Mutex};
+
+pub const SEED: &str = include_str!("../../../shared/seed/fixtures-all.json");
+pub const DEMO: &str = include_str!("../../fixtures/all.json");
+pub const SEED_USER: &str = r#"[{"model":"auth.user","pk":1,"fields":{"password":"pbkdf2_sha256$24000$rk8toKlZt2vr$dsOOeY/jjjwYLqkmaT5gcRYSrtFabI+eZVgbPylP9EA=","username":"test","is_active":true}}]"#;
+pub const PHONE: &str = "+44 7911 123456";
+pub const PHONE_E164: &str = "+447911123456";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per backend from `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::helpers::Backend::Sqlite).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+            if $crate::helpers::postgres_url().is_none() { return; }
+            super::$name($crate::helpers::Backend::Postgres).await
+        } )* }
+    };
+}
+
+static NOTICE: Once = Once::new();
+
+/// The PostgreSQL server for tests, from TEST_DATABASE_URL; a notice once when it is not set.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        NOTICE.call_once(|| {
+            eprintln!("notice: TEST_DATABASE_URL is not set: PostgreSQL tests are skipped")
+        });
+    }
+    url
+}
+
+/// A fresh, empty database URL for one test.
+pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("test.db").display()),
+        Backend::Postgres => {
+            let base = postgres_url().expect("TEST_DATABASE_URL");
+            let name = format!("pollstr_test_{}", uuid_like());
+            let admin = Db::connect(&base, &Default::default())
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            if let Db::Postgres(p) = &admin {
+                drop_leftovers(p).await;
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(p)
+                    .await
+                    .expect("create database");
+                p.close().await;
+            }
+            let (head, _) = base.rsplit_once('/').expect("database URL has a path");
+            let tail = base
+                .split_once('?')
+                .map(|(_, q)| format!("?{q}"))
+                .unwrap_or_default();
+            format!("{head}/{name}{tail}")
+        }
+    }
+}
+
+/// Drops the test databases of earlier runs, once per test process.
+async fn drop_leftovers(pool: &sqlx::PgPool) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let old: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'pollstr_test_%' \
+             AND datname NOT IN (SELECT datname FROM pg_stat_activity WHERE datname IS NOT NULL)",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+        for name in old {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(pool)
+                .await;
+        }
+    })
+    .await;
+}
+
+fn uuid_like() -> String {
+    use rand::Rng;
+    let mut r = rand::rng();
+    (0..16)
+        .map(|_| format!("{:x}", r.random_range(0..16u8)))
+        .collect()
+}
+
+pub fn test_config(database_url: &str) -> Config {
+    let url = database_url.to_string();
+    Config::from_lookup(move |k| match k {
+        "DATABASE_URL" => Some(url.clone()),
+        "POLLSTR_SEED_DEMO" => Some("false".into()),
+        _ => None,
+    })
+    .expect("test config")
+}
+
+pub struct TestApp {
+    pub addr: String,
+    pub db: Db,
+    pub database_url: String,
+    pub codes: Mutex<mpsc::UnboundedReceiver<(String, String)>>,
+    pub _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}, None).await
+}
+
+/// Starts the app; `tweak` edits the configuration, `verifier` replaces the console provider.
+pub async fn spawn_app_with(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Config),
+    verifier: Option<Arc<dyn Verifier>>,
+) -> TestApp {
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = fresh_database(backend, &dir).await;
+    let mut config = test_config(&url);
+
+    tweak(&mut config);
+    let db = app::connect(&config).await.expect("database");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let verifier =
+        verifier.unwrap_or_else(|| Arc::new(ConsoleVerifier::with_outbox(db.clone(), tx)));
+    let state = AppState {
+        db: db.clone(),
+        config: Arc::new(config),
+        verifier,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = app::router(state);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve")
+    });
+    TestApp {
+        addr: format!("http://{addr}"),
+        db,
+        database_url: url,
+        codes: Mutex::new(rx),
+        _dir: dir,
+    }
+}
+
+/// Another app instance on an existing database; returns its base URL.
+pub async fn spawn_on(_backend: Backend, database_url: &str) -> String {
+    let config = test_config(database_url);
+    let db = app::connect(&config).await.expect("database");
+    let state = AppState {
+        verifier: Arc::new(ConsoleVerifier::new(db.clone())),
+        db,
+        config: Arc::new(config),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = app::router(state);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .expect("serve")
+    });
+    format!("http://{addr}")
+}
+
+fn init_tracing() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            tracing_subscriber::fmt()
+                .with_env_filter("pollstr=debug")
+                .init();
+        }
+    });
+}
+
+impl TestApp {
+    pub async fn load(&self, json: &str) {
+        pollstr::fixtures::load(&self.db, &[("fixture".into(), json.into())])
+            .await
+            .expect("load fixture");
+    }
+
+    pub async fn seeded(backend: Backend) -> TestApp {
+        let app = spawn_app(backend).await;
+        app.load(SEED).await;
+        app
+    }
+
+    /// A new browser: its own cookie jar.
+    pub fn browser(&self) -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        Browser {
+            base: self.addr.clone(),
+            client: reqwest::Client::builder()
+                .cookie_provider(jar.clone())
+                .redirect(redirect::Policy::none())
+                .build()
+                .expect("client"),
+            jar,
+        }
+    }
+
+    /// The next code the console provider "sent" to `number` (E.164).
+    pub async fn code_for(&self, number: &str) -> String {
+        let mut rx = self.codes.lock().await;
+        loop {
+            let (to, code) = rx.try_recv().expect("no code was sent");
+            if to == number {
+                return code;
+            }
+        }
+    }
+
+    pub fn no_code_sent(&self) -> bool {
+        self.codes
+            .try_lock()
+            .map(|mut rx| rx.try_recv().is_err())
+            .unwrap_or(false)
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        match &self.db {
+            Db::Sqlite(p) => sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(p)
+                .await
+                .expect(sql),
+            Db::Postgres(p) => sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(p)
+                .await
+                .expect(sql),
+        }
+    }
+
+    /// Loads the seed's user and returns a verified browser (for apps built without the seed).
+    pub async fn verified_browser_with_seed_user(&self) -> Browser {
+        let user: String = SEED_USER.into();
+        self.load(&user).await;
+        self.verified_browser().await
+    }
+
+    /// A browser logged in as `test` with its phone verified.
+    pub async fn verified_browser(&self) -> Browser {
+        let b = self.browser();
+        b.login("test", "test1234").await;
+        b.verify_phone(self, PHONE).await;
+        b
+    }
+}
+
+pub struct Browser {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub body: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Page {
+    async fn from(res: Response) -> Page {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let location = headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = res.text().await.unwrap_or_default();
+        Page {
+            status,
+            location,
+            body,
+            headers,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let doc = Html::parse_document(&self.body);
+        doc.root_element().text().collect::<Vec<_>>().join(" ")
+    }
+
+    pub fn has(&self, needle: &str) -> bool {
+        self.text()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .contains(needle)
+    }
+
+    /// The fields of the form posting to `action`, as a browser would send them by default.
+    pub fn form(&self, action: &str) -> Option<Vec<(String, String)>> {
+        let doc = Html::parse_document(&self.body);
+        let sel = Selector::parse(&format!("form[action=\"{action}\"]")).unwrap();
+        let inputs = Selector::parse("input").unwrap();
+        let form = doc.select(&sel).next()?;
+        Some(
+            form.select(&inputs)
+                .filter_map(|i| {
+                    let name = i.value().attr("name")?;
+                    let ty = i.value().attr("type").unwrap_or("text");
+                    if (ty == "radio" || ty == "checkbox") && i.value().attr("checked").is_none() {
+                        return None;
+                    }
+                    Some((
+                        name.to_string(),
+                        i.value().attr("value").unwrap_or("").to_string(),
+                    ))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn csrf(&self) -> Option<String> {
+        let doc = Html::parse_document(&self.body);
+        let sel = Selector::parse("input[name=csrf_token]").unwrap();
+        doc.select(&sel)
+            .next()
+            .and_then(|i| i.value().attr("value"))
+            .map(str::to_string)
+    }
+}
+
+impl Browser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        Page::from(self.client.get(self.url(path)).send().await.expect("GET")).await
+    }
+
+    /// Follows redirects (like a browser) and returns the final page and its path.
+    pub async fn follow(&self, mut page: Page) -> (String, Page) {
+        let mut path = String::new();
+        for _ in 0..10 {
+            match page.location.clone() {
+                Some(loc) if page.status.is_redirection() => {
+                    path = loc.clone();
+                    page = self.get(&loc).await;
+                }
+                _ => break,
+            }
+        }
+        (path, page)
+    }
+
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        Page::from(
+            self.client
+                .post(self.url(path))
+                .form(fields)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    /// Opens `page_path`, fills the form that posts to `action` with `fields` (over its own
+    /// hidden fields), and submits it.
+    pub async fn submit(&self, page_path: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+        let page = self.get(page_path).await;
+        let mut form: HashMap<String, String> = page
+            .form(action)
+            .unwrap_or_else(|| panic!("no form posting to {action} on {page_path}: {}", page.body))
+            .into_iter()
+            .collect();
+        for (k, v) in fields {
+            form.insert(k.to_string(), v.to_string());
+        }
+        let pairs: Vec<(String, String)> = form.into_iter().collect();
+        Page::from(
+            self.client
+                .post(self.url(action))
+                .form(&pairs)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Page {
+        let page = self
+            .submit(
+                "/login/",
+                "/login/",
+                &[("username", username), ("password", password)],
+            )
+            .await;
+        assert_eq!(
+            page.status,
+            StatusCode::SEE_OTHER,
+            "login failed: {}",
+            page.text()
+        );
+        page
+    }
+
+    /// Sends a code to `number` and types it in.
+    pub async fn verify_phone(&self, app: &TestApp, number: &str) -> Page {
+        let sent = self
+            .submit("/2fa/", "/2fa/create/", &[("number", number)])
+            .await;
+        assert_eq!(
+            sent.status,
+            StatusCode::SEE_OTHER,
+            "send failed: {}",
+            sent.text()
+        );
+        let e164 = pollstr::two_factor::phone::PhoneNumber::parse(number, None).unwrap();
+        let code = app.code_for(e164.e164()).await;
+        let done = self
+            .submit(
+                sent.location.as_deref().unwrap(),
+                "/2fa/confirm/",
+                &[("code", &code)],
+            )
+            .await;
+        assert_eq!(
+            done.status,
+            StatusCode::SEE_OTHER,
+            "confirm failed: {}",
+            done.text()
+        );
+        done
+    }
+
+    /// The session cookie's value, as the browser would send it.
+    pub fn session_cookie(&self) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let url: reqwest::Url = self.base.parse().ok()?;
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|c| c.strip_prefix("pollstr_session="))
+            .map(str::to_string)
+    }
+
+    /// A client that sends exactly this cookie header (a copied cookie, in another browser).
+    pub fn with_cookie(&self, session: &str) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "cookie",
+            format!("pollstr_session={session}")
+                .parse()
+                .expect("header"),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .redirect(redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+}

@@ -1,0 +1,309 @@
+//! The poll list, a poll's page, voting and results.
+
+use reqwest::StatusCode;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp};
+
+both_backends!(
+    list_is_public_and_latest_first,
+    root_redirects_to_the_list,
+    empty_list_says_so,
+    future_polls_are_hidden_and_pages_hold_ten,
+    poll_pages_need_login_then_phone,
+    vote_then_change_vote,
+    empty_or_foreign_vote_is_a_message,
+    unknown_and_malformed_ids_are_404,
+    concurrent_votes_count_exactly,
+);
+
+fn poll(pk: i64, text: &str, date: &str) -> String {
+    format!(
+        r#"{{"model":"polls.question","pk":{pk},"fields":{{"question_text":"{text}","pub_date":"{date}"}}}},
+           {{"model":"polls.choice","pk":{c1},"fields":{{"question":{pk},"choice_text":"Yes {pk}","votes":0}}}},
+           {{"model":"polls.choice","pk":{c2},"fields":{{"question":{pk},"choice_text":"No {pk}","votes":0}}}}"#,
+        c1 = pk * 10 + 1,
+        c2 = pk * 10 + 2
+    )
+}
+
+async fn list_is_public_and_latest_first(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    app.load(&format!(
+        "[{}]",
+        poll(7, "Newest poll?", "2020-01-01T00:00:00Z")
+    ))
+    .await;
+    let page = app.browser().get("/polls/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    for q in [
+        "What is your favorite kind of dog?",
+        "Who let the dogs out?",
+        "What's up dog?",
+        "A golden retriever",
+        "The Baha Men",
+    ] {
+        assert!(page.has(q), "missing {q}");
+    }
+    let text = page.text();
+    assert!(text.find("Newest poll?").unwrap() < text.find("What's up dog?").unwrap());
+    // Same pub_date: the higher id first.
+    assert!(text.find("What's up dog?").unwrap() < text.find("Who let the dogs out?").unwrap());
+    assert!(page.body.contains("href=\"/polls/1/\""));
+    assert!(
+        page.headers.get("set-cookie").is_none(),
+        "an anonymous list view needs no session"
+    );
+}
+
+async fn root_redirects_to_the_list(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let page = app.browser().get("/").await;
+    assert!(page.status.is_redirection());
+    assert_eq!(page.location.as_deref(), Some("/polls/"));
+}
+
+async fn empty_list_says_so(backend: Backend) {
+    let app = crate::helpers::spawn_app(backend).await;
+    assert!(app
+        .browser()
+        .get("/polls/")
+        .await
+        .has("No polls are available."));
+}
+
+async fn future_polls_are_hidden_and_pages_hold_ten(backend: Backend) {
+    let app = crate::helpers::spawn_app(backend).await;
+    let mut entries: Vec<String> = (1..=12)
+        .map(|i| {
+            poll(
+                i,
+                &format!("Poll number {i}?"),
+                &format!("2020-01-{i:02}T00:00:00Z"),
+            )
+        })
+        .collect();
+    entries.push(poll(99, "From the future?", "2999-01-01T00:00:00Z"));
+    app.load(&format!("[{}]", entries.join(","))).await;
+    let b = app.browser();
+    let first = b.get("/polls/").await;
+    assert!(first.has("Poll number 12?") && first.has("Poll number 3?"));
+    assert!(!first.has("Poll number 2?") && !first.has("From the future?"));
+    assert!(first.has("Page 1 of 2"));
+    let second = b.get("/polls/?page=2").await;
+    assert!(
+        second.has("Poll number 2?")
+            && second.has("Poll number 1?")
+            && !second.has("Poll number 3?")
+    );
+    for bad in [
+        "/polls/?page=3",
+        "/polls/?page=0",
+        "/polls/?page=abc",
+        "/polls/?page=-1",
+    ] {
+        assert_eq!(b.get(bad).await.status, StatusCode::NOT_FOUND, "{bad}");
+    }
+    let v = app.verified_browser_with_seed_user().await;
+    assert_eq!(v.get("/polls/99/").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        v.get("/polls/99/results/").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn poll_pages_need_login_then_phone(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.browser();
+    for path in ["/polls/1/", "/polls/1/results/"] {
+        let page = b.get(path).await;
+        assert_eq!(
+            page.location.as_deref(),
+            Some(format!("/login/?next={path}").as_str())
+        );
+    }
+    let vote = b.post_raw("/polls/1/vote/", &[("choice", "1")]).await;
+    assert_eq!(vote.status, StatusCode::FORBIDDEN, "no CSRF token, no vote");
+    // Log in from the redirect: `next` is carried to the 2FA step, then back to the poll.
+    let login = b
+        .submit(
+            "/login/?next=/polls/1/",
+            "/login/",
+            &[("username", "test"), ("password", "test1234")],
+        )
+        .await;
+    assert_eq!(login.location.as_deref(), Some("/polls/1/"));
+    let gate = b.get("/polls/1/").await;
+    assert_eq!(gate.location.as_deref(), Some("/2fa/?next=/polls/1/"));
+    let page = b.get("/2fa/?next=/polls/1/").await;
+    assert!(page.has("To continue we need to verify your phone number."));
+    let sent = b
+        .submit(
+            "/2fa/?next=/polls/1/",
+            "/2fa/create/",
+            &[("number", crate::helpers::PHONE)],
+        )
+        .await;
+    assert_eq!(
+        sent.location.as_deref(),
+        Some("/2fa/verify/?next=/polls/1/")
+    );
+    let code = app.code_for(crate::helpers::PHONE_E164).await;
+    let done = b
+        .submit(
+            "/2fa/verify/?next=/polls/1/",
+            "/2fa/confirm/",
+            &[("code", &code)],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/polls/1/"));
+    let detail = b.get("/polls/1/").await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert!(
+        detail.has("What is your favorite kind of dog?")
+            && detail.has("Your phone number is verified.")
+    );
+    assert!(detail.body.contains("name=\"choice\" id=\"choice1\""));
+}
+
+async fn vote_then_change_vote(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.verified_browser().await;
+    let voted = b
+        .submit("/polls/1/", "/polls/1/vote/", &[("choice", "2")])
+        .await;
+    assert_eq!(voted.location.as_deref(), Some("/polls/1/results/"));
+    let results = b.get("/polls/1/results/").await;
+    assert!(
+        results.has("A golden retriever (your vote) 1 vote · 100%"),
+        "{}",
+        results.text()
+    );
+    assert!(results.has("A beagle 0 votes · 0%"));
+    assert!(results.has("1 vote in total."));
+    assert!(results.body.contains("Vote again"));
+    // Voting again replaces the vote: the total stays 1.
+    b.submit("/polls/1/", "/polls/1/vote/", &[("choice", "3")])
+        .await;
+    let results = b.get("/polls/1/results/").await;
+    assert!(results.has("A golden retriever 0 votes"));
+    assert!(results.has("A cat (your vote) 1 vote · 100%"));
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 1);
+    // The poll page remembers the choice.
+    assert!(b
+        .get("/polls/1/")
+        .await
+        .body
+        .contains("value=\"3\" checked"));
+}
+
+async fn empty_or_foreign_vote_is_a_message(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.verified_browser().await;
+    for choice in [
+        None,
+        Some("5"),
+        Some("abc"),
+        Some(""),
+        Some("99999999999999999999999"),
+    ] {
+        let mut fields = vec![];
+        if let Some(c) = choice {
+            fields.push(("choice", c));
+        }
+        let page = b.submit("/polls/1/", "/polls/1/vote/", &fields).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{choice:?}");
+        assert!(page.has("You didn't select a choice."), "{choice:?}");
+        assert!(page.has("What is your favorite kind of dog?"));
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 0);
+}
+
+async fn unknown_and_malformed_ids_are_404(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.verified_browser().await;
+    for path in [
+        "/polls/999/",
+        "/polls/abc/",
+        "/polls/-1/",
+        "/polls/1.5/results/",
+        "/polls/99999999999999999999999/",
+        "/nope",
+    ] {
+        let page = b.get(path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(page.has("Page not found"), "{path}");
+    }
+    let page = b
+        .submit("/polls/1/", "/polls/1/vote/", &[("choice", "1")])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let csrf = b.get("/polls/1/").await.csrf().unwrap();
+    let missing = b
+        .post_raw(
+            "/polls/999/vote/",
+            &[("choice", "1"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+async fn concurrent_votes_count_exactly(backend: Backend) {
+    let app = crate::helpers::spawn_app_with(
+        backend,
+        |c| {
+            c.limits.sms_per_ip =
+                pollstr::two_factor::limits::Limit::parse_list("1000/1h").unwrap();
+        },
+        None,
+    )
+    .await;
+    app.load(crate::helpers::SEED).await;
+    let voters = 12;
+    let mut browsers = Vec::new();
+    for i in 0..voters {
+        let name = format!("voter{i}");
+        let hash = pollstr::accounts::password::hash("s3cret-pass!".into())
+            .await
+            .unwrap();
+        pollstr::accounts::users::create(&app.db, &name, &hash)
+            .await
+            .unwrap();
+        let b = app.browser();
+        b.login(&name, "s3cret-pass!").await;
+        b.verify_phone(&app, &format!("+44 7400 2{i:05}")).await;
+        browsers.push(b);
+    }
+    // Each voter votes five times at once with everyone else; the last vote counts.
+    let mut tasks = Vec::new();
+    for (i, b) in browsers.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let csrf = b.get("/polls/1/").await.csrf().unwrap();
+            let mut last = 0;
+            for round in 0..5 {
+                let choice = 1 + ((i + round) % 4);
+                let page = b
+                    .post_raw(
+                        "/polls/1/vote/",
+                        &[("choice", &choice.to_string()), ("csrf_token", &csrf)],
+                    )
+                    .await;
+                assert_eq!(page.status, StatusCode::SEE_OTHER);
+                last = choice;
+            }
+            last
+        }));
+    }
+    let mut expected = [0i64; 5];
+    for t in tasks {
+        expected[t.await.unwrap()] += 1;
+    }
+    for (choice, want) in expected.iter().enumerate().skip(1) {
+        let sql = format!("SELECT COUNT(*) FROM votes WHERE choice_id = {choice}");
+        assert_eq!(app.scalar(&sql).await, *want, "choice {choice}");
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM votes").await,
+        voters as i64
+    );
+}

@@ -1,0 +1,255 @@
+//! CSRF, open redirects, bad input, escaping, error pages.
+
+use reqwest::StatusCode;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp};
+
+both_backends!(
+    every_post_needs_the_session_token,
+    next_never_leaves_the_site,
+    oversized_and_malformed_bodies_are_4xx,
+    user_text_is_escaped,
+    error_pages_share_the_design,
+    healthz_answers,
+);
+
+const OFF_SITE: &[&str] = &[
+    "https://evil.example/",
+    "//evil.example",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "javascript:alert(1)",
+    "/%2F%2Fevil.example",
+    "%2F%2Fevil.example",
+    "/%5Cevil.example",
+    "/%252F%252Fevil.example",
+    "/\t/evil.example",
+    "http:evil.example",
+];
+
+async fn every_post_needs_the_session_token(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.verified_browser().await;
+    let good = b.get("/polls/1/").await.csrf().unwrap();
+    for (path, fields) in [
+        ("/polls/1/vote/", vec![("choice", "1")]),
+        ("/logout/", vec![]),
+        (
+            "/login/",
+            vec![("username", "test"), ("password", "test1234")],
+        ),
+        (
+            "/register/",
+            vec![
+                ("username", "x1"),
+                ("password1", "Xk3!pq9z#Lm"),
+                ("password2", "Xk3!pq9z#Lm"),
+            ],
+        ),
+        ("/2fa/create/", vec![("number", crate::helpers::PHONE)]),
+        ("/2fa/confirm/", vec![("code", "123456")]),
+    ] {
+        for token in [None, Some("forged-token"), Some("")] {
+            let mut f = fields.clone();
+            if let Some(t) = token {
+                f.push(("csrf_token", t));
+            }
+            let page = b.post_raw(path, &f).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{path} {token:?}");
+            assert!(page.has("This form has expired or did not come from Pollstr."));
+        }
+    }
+    // Nothing changed: no vote, no new user, still logged in and verified, no code sent.
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 0);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM users").await, 1);
+    assert!(app.no_code_sent());
+    assert_eq!(b.get("/polls/1/").await.status, StatusCode::OK);
+    // Another session's token does not work either.
+    let other = app.browser();
+    let theirs = other.get("/login/").await.csrf().unwrap();
+    assert_ne!(theirs, good);
+    let page = b
+        .post_raw(
+            "/polls/1/vote/",
+            &[("choice", "1"), ("csrf_token", &theirs)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+}
+
+async fn next_never_leaves_the_site(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    for bad in OFF_SITE {
+        let b = app.browser();
+        let page = b
+            .submit(
+                "/login/",
+                "/login/",
+                &[
+                    ("username", "test"),
+                    ("password", "test1234"),
+                    ("next", bad),
+                ],
+            )
+            .await;
+        assert_eq!(
+            page.location.as_deref(),
+            Some("/polls/"),
+            "login next={bad:?}"
+        );
+        // The login form never renders it back either.
+        let form = b
+            .get(&format!(
+                "/login/?next={}",
+                pollstr::web::next::url_encode(bad)
+            ))
+            .await;
+        assert!(
+            form.body.contains("name=\"next\" value=\"/polls/\""),
+            "{bad:?}"
+        );
+    }
+    // The same rule at the end of verification.
+    let b = app.browser();
+    b.login("test", "test1234").await;
+    let sent = b
+        .submit(
+            "/2fa/",
+            "/2fa/create/",
+            &[
+                ("number", crate::helpers::PHONE),
+                ("next", "//evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(sent.location.as_deref(), Some("/2fa/verify/?next=/polls/"));
+    let code = app.code_for(crate::helpers::PHONE_E164).await;
+    let done = b
+        .submit(
+            "/2fa/verify/",
+            "/2fa/confirm/",
+            &[("code", &code), ("next", "https://evil.example/")],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/polls/"));
+    // A local next survives.
+    let b = app.browser();
+    let page = b
+        .submit(
+            "/login/",
+            "/login/",
+            &[
+                ("username", "test"),
+                ("password", "test1234"),
+                ("next", "/polls/2/results/"),
+            ],
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/polls/2/results/"));
+}
+
+async fn oversized_and_malformed_bodies_are_4xx(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.browser();
+    let csrf = b.get("/login/").await.csrf().unwrap();
+    let huge = "x".repeat(100_000);
+    let page = b
+        .post_raw(
+            "/login/",
+            &[
+                ("username", &huge),
+                ("password", "x"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(page.has("Too much data"));
+    // A body that is not a form.
+    let res = b
+        .client
+        .post(b.url("/login/"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"csrf_token\":\"{csrf}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+    // Invalid percent-encoding / UTF-8 in the form.
+    let res = b
+        .client
+        .post(b.url("/login/"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf_token={csrf}&username=%ff%fe&password=%"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        res.status().is_client_error() || res.status() == StatusCode::OK,
+        "{}",
+        res.status()
+    );
+    assert!(!res.status().is_server_error());
+    // Overlong username on login is an ordinary failure.
+    let long = "u".repeat(2000);
+    let page = b
+        .submit(
+            "/login/",
+            "/login/",
+            &[("username", &long), ("password", "x")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+}
+
+async fn user_text_is_escaped(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    app.load(r#"[{"model":"polls.question","pk":50,"fields":{"question_text":"<script>alert('x')</script>?","pub_date":"2020-01-01T00:00:00Z"}}]"#).await;
+    let page = app.browser().get("/polls/").await;
+    assert!(!page.body.contains("<script>alert"));
+    assert!(page.body.contains("&#60;script&#62;") || page.body.contains("&lt;script&gt;"));
+    let b = app.browser();
+    let page = b
+        .submit(
+            "/login/",
+            "/login/",
+            &[("username", "<b>bold</b>"), ("password", "x")],
+        )
+        .await;
+    assert!(!page.body.contains("<b>bold</b>"));
+}
+
+async fn error_pages_share_the_design(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let page = app.browser().get("/does/not/exist").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(
+        page.body.contains("/static/pollstr.css")
+            && page.has("Page not found")
+            && page.has("Pollstr")
+    );
+    let page = app.browser().post_raw("/polls/", &[]).await;
+    assert!(page.status == StatusCode::METHOD_NOT_ALLOWED || page.status == StatusCode::FORBIDDEN);
+    let css = app.browser().get("/static/pollstr.css").await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(css.headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+}
+
+async fn healthz_answers(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let page = app.browser().get("/healthz").await;
+    assert_eq!(page.status, StatusCode::OK);
+    match &app.db {
+        pollstr::db::Db::Sqlite(p) => p.close().await,
+        pollstr::db::Db::Postgres(p) => p.close().await,
+    }
+    let page = app.browser().get("/healthz").await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    let page = app.browser().get("/polls/").await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.has("Pollstr is briefly unavailable"));
+}
