@@ -27,7 +27,8 @@ struct Reply {
 }
 
 impl VonageVerifier {
-    pub fn new(config: VonageConfig) -> anyhow::Result<Self> {
+    pub fn new(mut config: VonageConfig) -> anyhow::Result<Self> {
+        config.base_url = config.base_url.trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .user_agent(concat!("pollstr/", env!("CARGO_PKG_VERSION")))
@@ -97,6 +98,12 @@ impl Verifier for VonageVerifier {
             .await?;
         match r.status.as_str() {
             "0" => Ok(()),
+            // Our account or request is wrong: the same as on start and check.
+            "2" | "3" | "4" | "8" => Err(VerifyError::Misconfigured {
+                status: r.status,
+                text: r.error_text,
+            }),
+            // 6 (no longer active) and 19 (too early or too late to cancel): nothing to do now.
             _ => Err(VerifyError::Busy {
                 status: r.status,
                 text: r.error_text,

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Contract test: runs tests/contract.rs against a Prism mock of the Verify v1 OpenAPI spec.
+#
+#   bash .ci/prism.sh ../shared/vonage-verify/verify.yml
+#
+# Prism (@stoplight/prism-cli 5) is installed once into target/prism (git-ignored with
+# /target), started on 127.0.0.1:$PRISM_PORT (default 4010), and stopped when this exits.
+set -euo pipefail
+
+if [[ $# -lt 1 ]]; then
+  echo "usage: $0 <openapi spec, e.g. ../shared/vonage-verify/verify.yml>" >&2
+  exit 2
+fi
+spec_arg=$1
+if [[ ! -f $spec_arg ]]; then
+  echo "prism.sh: spec not found: $spec_arg" >&2
+  exit 2
+fi
+# Resolve the spec against the caller's directory before moving to the repository root.
+spec=$(cd "$(dirname "$spec_arg")" && pwd)/$(basename "$spec_arg")
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+host=127.0.0.1
+port=${PRISM_PORT:-4010}
+prefix=target/prism
+prism=$prefix/node_modules/.bin/prism
+log=$prefix/prism.log
+
+port_answers() {
+  (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+}
+
+if [[ ! -x $prism ]]; then
+  echo "prism.sh: installing @stoplight/prism-cli@5 into $prefix"
+  mkdir -p "$prefix"
+  npm install --prefix "$prefix" --no-audit --no-fund @stoplight/prism-cli@5
+fi
+echo "prism.sh: $("$prism" --version 2>/dev/null | tail -n 1 || echo 'prism (version unknown)')"
+
+if port_answers; then
+  echo "prism.sh: something already listens on $host:$port; stop it or set PRISM_PORT" >&2
+  exit 1
+fi
+
+prism_pid=
+cleanup() {
+  if [[ -n $prism_pid ]] && kill -0 "$prism_pid" 2>/dev/null; then
+    kill "$prism_pid" 2>/dev/null || true
+    wait "$prism_pid" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$prism" mock "$spec" -h "$host" -p "$port" >"$log" 2>&1 &
+prism_pid=$!
+
+up=
+for _ in $(seq 1 60); do
+  if ! kill -0 "$prism_pid" 2>/dev/null; then
+    echo "prism.sh: Prism exited before it was ready; its log ($log):" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  if port_answers; then
+    up=1
+    break
+  fi
+  sleep 0.5
+done
+if [[ -z $up ]]; then
+  echo "prism.sh: Prism did not answer on $host:$port within 30 s; its log ($log):" >&2
+  cat "$log" >&2
+  exit 1
+fi
+echo "prism.sh: Prism is serving $spec on http://$host:$port (pid $prism_pid)"
+
+status=0
+PRISM_URL="http://$host:$port" cargo test --test contract -- --nocapture || status=$?
+if [[ $status -ne 0 ]]; then
+  echo "prism.sh: the contract test failed; Prism's log ($log):" >&2
+  tail -n 50 "$log" >&2
+fi
+exit "$status"
