@@ -407,7 +407,10 @@ async fn cancel_status_19_is_an_error() {
 async fn cancel_with_bad_credentials_is_misconfigured() {
     let reply = json_reply(json!({"status": "4", "error_text": "Bad credentials"}));
     let res = cancel_answering("cancel: status \"4\"", reply).await;
-    assert!(matches!(res, Err(VerifyError::Misconfigured { .. })), "{res:?}");
+    assert!(
+        matches!(res, Err(VerifyError::Misconfigured { .. })),
+        "{res:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
