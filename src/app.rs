@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { crate::error::AppError::MethodNotAllowed })
         .layer(middleware::from_fn(web::csrf::protect))
         .layer(sessions)
+        .layer(middleware::from_fn(web::session_store_outage))
         .merge(static_files)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,

@@ -104,14 +104,13 @@ impl Config {
             Some(v) => parse_duration(&v).ok_or_else(|| err("SESSION_TTL", "use e.g. 12h, 30m"))?,
             None => Duration::from_secs(12 * 3600),
         };
-        let database_max_connections = match get("DATABASE_MAX_CONNECTIONS") {
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| err("DATABASE_MAX_CONNECTIONS", "a whole number above 0"))?,
-            None => 10,
-        };
+        let database_max_connections =
+            match get("DATABASE_MAX_CONNECTIONS") {
+                Some(v) => v.parse::<u32>().ok().filter(|n| *n >= 2).ok_or_else(|| {
+                    err("DATABASE_MAX_CONNECTIONS", "a whole number of 2 or more")
+                })?,
+                None => 10,
+            };
         let database_connect_timeout = match get("DATABASE_CONNECT_TIMEOUT") {
             Some(v) => {
                 parse_duration(&v).ok_or_else(|| err("DATABASE_CONNECT_TIMEOUT", "use e.g. 5s"))?

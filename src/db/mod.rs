@@ -18,6 +18,9 @@ pub use session_store::AppSessionStore;
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Advisory lock key held while migrating PostgreSQL ("pollstr" in ASCII).
+const MIGRATION_LOCK: i64 = 0x706f_6c6c_7374_72;
+
 /// A pool on one of the two backends.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -86,10 +89,33 @@ impl Db {
     /// Applies the app's migrations and the session store's table.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Db::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
-            Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+            Db::Sqlite(p) => {
+                SQLITE_MIGRATIONS.run(p).await?;
+                self.session_store().migrate().await?;
+            }
+            Db::Postgres(p) => {
+                // Several instances may start at once: one migrates at a time, the others wait
+                // (the session store's `CREATE SCHEMA IF NOT EXISTS` is not safe concurrently).
+                let mut lock = p.acquire().await?;
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut *lock)
+                    .await?;
+                let result = match POSTGRES_MIGRATIONS.run(&mut *lock).await {
+                    Ok(()) => self
+                        .session_store()
+                        .migrate()
+                        .await
+                        .map_err(anyhow::Error::from),
+                    Err(e) => Err(e.into()),
+                };
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut *lock)
+                    .await?;
+                result?;
+            }
         }
-        self.session_store().migrate().await?;
         Ok(())
     }
 

@@ -577,3 +577,34 @@ pub async fn confirm(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+    use axum::http::HeaderMap;
+
+    fn xff(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let proxy = "10.0.0.5".parse().unwrap();
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        // No trusted proxies: the header is ignored, whoever sends it.
+        assert_eq!(client_ip(&xff("203.0.113.9"), proxy, &[]), proxy);
+        // A client that is not a trusted proxy cannot spoof its address.
+        let client = "198.51.100.7".parse().unwrap();
+        assert_eq!(client_ip(&xff("203.0.113.9"), client, &trusted), client);
+        // Behind the proxy: the last address the proxies did not add.
+        assert_eq!(
+            client_ip(&xff("1.2.3.4, 203.0.113.9, 10.0.0.7"), proxy, &trusted).to_string(),
+            "203.0.113.9"
+        );
+        // Garbage or a missing header falls back to the peer.
+        assert_eq!(client_ip(&xff("not an ip"), proxy, &trusted), proxy);
+        assert_eq!(client_ip(&HeaderMap::new(), proxy, &trusted), proxy);
+    }
+}

@@ -115,3 +115,19 @@ pub fn parse_id(raw: &str) -> AppResult<i64> {
 pub async fn not_found() -> AppError {
     AppError::NotFound
 }
+
+/// The session layer answers a bare 500 when it cannot save a session, which only happens when
+/// the database is away: turn that into the 503 page like every other outage.
+pub async fn session_store_outage(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    if res.status() == axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        && !res.headers().contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        return AppError::Unavailable(anyhow::anyhow!("the session store could not save"))
+            .into_response();
+    }
+    res
+}

@@ -1,9 +1,11 @@
 //! One integration test binary: the real app over HTTP, a file per feature.
 
 mod accounts;
+mod cli;
 mod fixtures;
 mod helpers;
 mod polls;
+mod scaling;
 mod security;
 mod two_factor;
 mod vonage;
