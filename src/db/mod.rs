@@ -19,7 +19,7 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Advisory lock key held while migrating PostgreSQL ("pollstr" in ASCII).
-const MIGRATION_LOCK: i64 = 0x706f_6c6c_7374_72;
+const MIGRATION_LOCK: i64 = 0x0070_6f6c_6c73_7472;
 
 /// A pool on one of the two backends.
 #[derive(Clone, Debug)]
