@@ -1,16 +1,13 @@
 //! The `pollstr` command line: every command migrates first; errors are messages, not panics.
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
+
+use crate::helpers::pollstr_command;
 
 fn run(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pollstr"))
-        .current_dir(dir)
-        .env_clear()
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.join("cli.db").display()),
-        )
+    let url = format!("sqlite://{}", dir.join("cli.db").display());
+    let mut child = pollstr_command(dir, &[("DATABASE_URL", &url)])
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -106,10 +103,7 @@ fn errors_are_messages() {
     );
     let o = run(d, &["frobnicate"], None);
     assert!(!o.status.success() && stderr(&o).contains("unrecognized subcommand"));
-    let o = Command::new(env!("CARGO_BIN_EXE_pollstr"))
-        .current_dir(d)
-        .env_clear()
-        .env("DATABASE_URL", "mysql://nope")
+    let o = pollstr_command(d, &[("DATABASE_URL", "mysql://nope")])
         .arg("migrate")
         .output()
         .unwrap();
@@ -118,10 +112,7 @@ fn errors_are_messages() {
         "{}",
         stderr(&o)
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_pollstr"))
-        .current_dir(d)
-        .env_clear()
-        .env("SMS_LIMIT_PER_USER", "lots")
+    let o = pollstr_command(d, &[("SMS_LIMIT_PER_USER", "lots")])
         .arg("migrate")
         .output()
         .unwrap();
@@ -130,4 +121,74 @@ fn errors_are_messages() {
         "{}",
         stderr(&o)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_requests_in_flight_finish() {
+    use std::time::Duration;
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    // A slow Verify API keeps a request in flight while the server is told to stop.
+    let api = MockServer::start().await;
+    Mock::given(path("/json"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"status": "0", "request_id": "r1"}))
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .mount(&api)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("stop.db").display());
+    let uri = api.uri();
+    let server = crate::scaling::Instance::start(
+        dir.path(),
+        &[
+            ("DATABASE_URL", &url),
+            ("NEXMO_API_KEY", "k"),
+            ("NEXMO_API_SECRET", "s"),
+            ("NEXMO_VERIFY_URL", &uri),
+        ],
+    );
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let b = crate::helpers::Browser {
+        base: server.base.clone(),
+        client: reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        jar,
+    };
+    b.login("test", "test1234").await;
+    let token = b.get("/2fa/").await.csrf().unwrap();
+    let client = b.client.clone();
+    let send = tokio::spawn({
+        let url = b.url("/2fa/create/");
+        async move {
+            client
+                .post(url)
+                .form(&[("number", "+44 7911 123456"), ("csrf_token", &token)])
+                .send()
+                .await
+                .map(|r| r.status())
+        }
+    });
+    while api.received_requests().await.unwrap_or_default().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = server.pid().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(
+        send.await.unwrap().unwrap(),
+        reqwest::StatusCode::SEE_OTHER,
+        "the request in flight finished"
+    );
+    let status = server.wait();
+    assert!(status.success(), "clean exit: {status:?}");
 }

@@ -200,6 +200,18 @@ pub async fn spawn_on(_backend: Backend, database_url: &str) -> String {
     format!("http://{addr}")
 }
 
+/// The `pollstr` binary with a clean environment, run in `dir` (so no `.env` is read).
+pub fn pollstr_command(dir: &std::path::Path, env: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pollstr"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("RUST_LOG", "pollstr=info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 fn init_tracing() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {

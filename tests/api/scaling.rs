@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,13 +11,13 @@ use pollstr::two_factor::limits::Limit;
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    fresh_database, postgres_url, spawn_app_with, Backend, Browser, TestApp, SEED,
+    fresh_database, pollstr_command, postgres_url, spawn_app_with, Backend, Browser, TestApp, SEED,
 };
 
 /// A `pollstr serve` child process; its log lines are kept (the console provider prints codes).
-struct Instance {
+pub struct Instance {
     child: Child,
-    base: String,
+    pub base: String,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -28,20 +28,9 @@ impl Drop for Instance {
     }
 }
 
-fn pollstr(dir: &std::path::Path, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pollstr"));
-    cmd.current_dir(dir)
-        .env_clear()
-        .env("RUST_LOG", "pollstr=info");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
 impl Instance {
-    fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Instance {
-        let mut child = pollstr(dir, env)
+    pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Instance {
+        let mut child = pollstr_command(dir, env)
             .env("POLLSTR_ADDR", "127.0.0.1:0")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -64,6 +53,15 @@ impl Instance {
             .recv_timeout(Duration::from_secs(120))
             .unwrap_or_else(|_| panic!("pollstr did not start: {:?}", log.lock().unwrap()));
         Instance { child, base, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait")
     }
 
     /// The last code this instance printed for the masked number.
@@ -277,7 +275,7 @@ async fn sqlite_to_postgres_keeps_passwords_numbers_and_votes() {
     // The documented step: dumpdata from SQLite, loaddata into PostgreSQL, with the CLI.
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("dump.json");
-    let out = pollstr(dir.path(), &[("DATABASE_URL", &old.database_url)])
+    let out = pollstr_command(dir.path(), &[("DATABASE_URL", &old.database_url)])
         .args(["dumpdata", "--output"])
         .arg(&dump)
         .output()
@@ -288,7 +286,7 @@ async fn sqlite_to_postgres_keeps_passwords_numbers_and_votes() {
         String::from_utf8_lossy(&out.stderr)
     );
     let pg = fresh_database(Backend::Postgres, &dir).await;
-    let out = pollstr(dir.path(), &[("DATABASE_URL", &pg)])
+    let out = pollstr_command(dir.path(), &[("DATABASE_URL", &pg)])
         .arg("loaddata")
         .arg(&dump)
         .output()

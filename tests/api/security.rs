@@ -232,6 +232,15 @@ async fn error_pages_share_the_design(backend: Backend) {
     );
     let page = app.browser().post_raw("/polls/", &[]).await;
     assert!(page.status == StatusCode::METHOD_NOT_ALLOWED || page.status == StatusCode::FORBIDDEN);
+    let page = app.browser().get("/polls/").await;
+    for h in [
+        "content-security-policy",
+        "x-frame-options",
+        "x-content-type-options",
+        "x-request-id",
+    ] {
+        assert!(page.headers.contains_key(h), "{h}");
+    }
     let css = app.browser().get("/static/pollstr.css").await;
     assert_eq!(css.status, StatusCode::OK);
     assert!(css.headers["cache-control"]
