@@ -9,7 +9,6 @@ use axum::middleware;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
@@ -74,12 +73,9 @@ pub fn router(state: AppState) -> Router {
         .with_expiry(Expiry::OnInactivity(
             time::Duration::try_from(state.config.session_ttl).unwrap_or(time::Duration::hours(12)),
         ));
-    let static_files = Router::new()
-        .nest_service("/static", ServeDir::new(static_dir()))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=3600"),
-        ));
+    // Outside the session and CSRF layers: a stylesheet needs neither.
+    let static_files =
+        Router::new().route("/static/{file}", axum::routing::get(web::assets::serve));
     Router::new()
         .merge(polls::router(&state))
         .merge(accounts::router())
@@ -123,16 +119,6 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
-}
-
-/// `static/` beside the binary's crate (or the working directory's).
-fn static_dir() -> std::path::PathBuf {
-    let here = std::path::Path::new("static");
-    if here.is_dir() {
-        here.to_path_buf()
-    } else {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static")
-    }
 }
 
 async fn healthz(

@@ -144,3 +144,43 @@ impl IntoResponse for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(e: AppError) -> (StatusCode, String) {
+        let res = e.into_response();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).to_string())
+    }
+
+    #[tokio::test]
+    async fn internals_never_reach_the_page() {
+        let (status, body) = body_of(AppError::Internal(anyhow::anyhow!(
+            "password=hunter2 at db.rs:42"
+        )))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body.contains("Something went wrong") && !body.contains("hunter2"));
+        let (status, body) = body_of(AppError::Unavailable(anyhow::anyhow!(
+            "connection refused 10.0.0.3"
+        )))
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!body.contains("10.0.0.3"));
+    }
+
+    #[tokio::test]
+    async fn too_many_requests_says_when() {
+        let res = AppError::TooManyRequests {
+            message: "wait".into(),
+            retry_after_secs: 90,
+        }
+        .into_response();
+        assert_eq!(res.headers()[header::RETRY_AFTER], "90");
+    }
+}

@@ -1,6 +1,7 @@
 //! What every page shares: the page context (user, CSRF token, flash messages), template
 //! rendering, the form extractor, and the safe `next` rule.
 
+pub mod assets;
 pub mod csrf;
 pub mod flash;
 pub mod next;

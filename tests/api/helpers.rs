@@ -153,21 +153,8 @@ pub async fn spawn_app_with(
         config: Arc::new(config),
         verifier,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = app::router(state);
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve")
-    });
     TestApp {
-        addr: format!("http://{addr}"),
+        addr: serve_in_background(state).await,
         db,
         database_url: url,
         codes: Mutex::new(rx),
@@ -175,15 +162,8 @@ pub async fn spawn_app_with(
     }
 }
 
-/// Another app instance on an existing database; returns its base URL.
-pub async fn spawn_on(_backend: Backend, database_url: &str) -> String {
-    let config = test_config(database_url);
-    let db = app::connect(&config).await.expect("database");
-    let state = AppState {
-        verifier: Arc::new(ConsoleVerifier::new(db.clone())),
-        db,
-        config: Arc::new(config),
-    };
+/// Serves the app on a random port; returns its base URL.
+async fn serve_in_background(state: AppState) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -198,6 +178,18 @@ pub async fn spawn_on(_backend: Backend, database_url: &str) -> String {
         .expect("serve")
     });
     format!("http://{addr}")
+}
+
+/// Another app instance on an existing database; returns its base URL.
+pub async fn spawn_on(_backend: Backend, database_url: &str) -> String {
+    let config = test_config(database_url);
+    let db = app::connect(&config).await.expect("database");
+    let state = AppState {
+        verifier: Arc::new(ConsoleVerifier::new(db.clone())),
+        db,
+        config: Arc::new(config),
+    };
+    serve_in_background(state).await
 }
 
 /// The `pollstr` binary with a clean environment, run in `dir` (so no `.env` is read).

@@ -243,6 +243,17 @@ async fn error_pages_share_the_design(backend: Backend) {
     }
     let css = app.browser().get("/static/pollstr.css").await;
     assert_eq!(css.status, StatusCode::OK);
+    for missing in ["/static/nope.css", "/static/..%2FCargo.toml", "/static/"] {
+        assert_eq!(
+            app.browser().get(missing).await.status,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
+    }
+    assert!(css.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
     assert!(css.headers["cache-control"]
         .to_str()
         .unwrap()
