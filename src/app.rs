@@ -145,6 +145,8 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
         .chain(&state.config.limits.sms_per_number)
         .chain(&state.config.limits.sms_per_ip)
         .chain(&state.config.limits.code_per_user)
+        .chain(&state.config.limits.login_per_ip)
+        .chain(&state.config.limits.login_per_username)
         .map(|l| l.window)
         .max()
         .unwrap_or(Duration::from_secs(86400));

@@ -44,6 +44,8 @@ pub struct Limits {
     pub sms_per_number: Vec<Limit>,
     pub sms_per_ip: Vec<Limit>,
     pub code_per_user: Vec<Limit>,
+    pub login_per_ip: Vec<Limit>,
+    pub login_per_username: Vec<Limit>,
 }
 
 #[derive(Clone, Debug)]
@@ -179,6 +181,8 @@ impl Config {
             sms_per_number: limit("SMS_LIMIT_PER_NUMBER", "3/10m")?,
             sms_per_ip: limit("SMS_LIMIT_PER_IP", "20/1h")?,
             code_per_user: limit("CODE_LIMIT_PER_USER", "5/15m")?,
+            login_per_ip: limit("LOGIN_LIMIT_PER_IP", "20/15m")?,
+            login_per_username: limit("LOGIN_LIMIT_PER_USERNAME", "100/1h")?,
         };
         let trusted_proxies = match get("TRUSTED_PROXIES") {
             Some(v) => v

@@ -6,7 +6,10 @@ pub mod users;
 pub mod validation;
 
 use askama::Template;
-use axum::extract::{Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -15,6 +18,8 @@ use tower_sessions::Session;
 
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
+use crate::two_factor::client_ip;
+use crate::two_factor::limits::{self, human_wait, Scope};
 use crate::web::next::NextQuery;
 use crate::web::{self, csrf, flash, Form, Level, Page, PageContext, SafeNext};
 use password::Verdict;
@@ -78,14 +83,18 @@ pub async fn login_form(page: Page, Query(q): Query<NextQuery>) -> AppResult<Res
     })
 }
 
+const MISMATCH: &str = "Your username and password didn't match. Please try again.";
+
 pub async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     page: Page,
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
     let next = SafeNext::or_default(form.next.as_deref());
-    let refuse = |page: Page, msg: &str| {
-        web::render(&LoginPage {
+    let refuse = |page: Page, status: StatusCode, msg: &str| -> AppResult<Response> {
+        let body = web::render(&LoginPage {
             ctx: page.ctx,
             next: next.as_str().to_string(),
             username: form
@@ -94,16 +103,38 @@ pub async fn login(
                 .take(validation::MAX_USERNAME)
                 .collect(),
             error: Some(msg.to_string()),
-        })
+        })?;
+        Ok((status, body).into_response())
     };
     if form.username.trim().is_empty() || form.password.is_empty() {
-        return refuse(page, "Enter your username and password.");
+        return refuse(page, StatusCode::OK, "Enter your username and password.");
     }
     if form.password.len() > validation::MAX_PASSWORD || form.username.len() > 1024 {
-        return refuse(
-            page,
-            "Your username and password didn't match. Please try again.",
-        );
+        return refuse(page, StatusCode::OK, MISMATCH);
+    }
+    // Failed logins are limited per client address and per username (password guessing),
+    // checked before any hashing work.
+    let ip = client_ip(&headers, peer.ip(), &state.config.trusted_proxies).to_string();
+    let name_key = form.username.trim().to_lowercase();
+    let l = &state.config.limits;
+    for (scope, subject, limit) in [
+        (Scope::FailedLoginPerIp, ip.as_str(), &l.login_per_ip),
+        (
+            Scope::FailedLoginPerUsername,
+            name_key.as_str(),
+            &l.login_per_username,
+        ),
+    ] {
+        if let Some(wait) = limits::wait_time(&state.db, scope, subject, limit).await? {
+            let msg = format!(
+                "Too many failed logins. Please try again in {}.",
+                human_wait(wait)
+            );
+            let mut res = refuse(page, StatusCode::TOO_MANY_REQUESTS, &msg)?;
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return Ok(res);
+        }
     }
     let user = users::find_by_username(&state.db, form.username.trim()).await?;
     let stored = user
@@ -113,10 +144,9 @@ pub async fn login(
     let verdict = password::verify(form.password.clone(), stored).await?;
     let user = match (verdict, user) {
         (Verdict::Invalid, _) | (_, None) => {
-            return refuse(
-                page,
-                "Your username and password didn't match. Please try again.",
-            )
+            limits::record(&state.db, Scope::FailedLoginPerIp, &ip).await?;
+            limits::record(&state.db, Scope::FailedLoginPerUsername, &name_key).await?;
+            return refuse(page, StatusCode::OK, MISMATCH);
         }
         (Verdict::ValidUpgrade(new_hash), Some(u)) => {
             users::set_password(&state.db, u.id, &new_hash).await?;

@@ -50,6 +50,8 @@ pub enum Scope {
     SmsPerNumber,
     SmsPerIp,
     WrongCodePerUser,
+    FailedLoginPerIp,
+    FailedLoginPerUsername,
 }
 
 impl Scope {
@@ -59,6 +61,8 @@ impl Scope {
             Scope::SmsPerNumber => "sms_number",
             Scope::SmsPerIp => "sms_ip",
             Scope::WrongCodePerUser => "code_user",
+            Scope::FailedLoginPerIp => "login_ip",
+            Scope::FailedLoginPerUsername => "login_username",
         }
     }
 }

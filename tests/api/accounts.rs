@@ -16,6 +16,7 @@ both_backends!(
     registration_logs_in_and_keeps_next,
     inactive_users_cannot_log_in,
     sessions_survive_a_restart,
+    failed_logins_are_limited,
 );
 
 const FAIL: &str = "Your username and password didn't match. Please try again.";
@@ -241,4 +242,63 @@ async fn sessions_survive_a_restart(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+}
+
+async fn failed_logins_are_limited(backend: Backend) {
+    use pollstr::two_factor::limits::Limit;
+    let app = crate::helpers::spawn_app_with(
+        backend,
+        |c| {
+            c.limits.login_per_username = Limit::parse_list("3/15m").unwrap();
+            c.limits.login_per_ip = Limit::parse_list("5/15m").unwrap();
+        },
+        None,
+    )
+    .await;
+    app.load(crate::helpers::SEED).await;
+    let b = app.browser();
+    for _ in 0..3 {
+        let page = b
+            .submit(
+                "/login/",
+                "/login/",
+                &[("username", "test"), ("password", "guess")],
+            )
+            .await;
+        assert!(page.has(FAIL));
+    }
+    // The username is locked for a while, even with the right password (and any casing).
+    for name in ["test", "TEST"] {
+        let page = b
+            .submit(
+                "/login/",
+                "/login/",
+                &[("username", name), ("password", "test1234")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            page.has("Too many failed logins. Please try again in 15 minutes."),
+            "{}",
+            page.text()
+        );
+        assert!(page.headers.contains_key("retry-after"));
+    }
+    // Two more failures on other names reach the per-address limit: nobody logs in from here.
+    for name in ["alice", "bob"] {
+        b.submit(
+            "/login/",
+            "/login/",
+            &[("username", name), ("password", "guess")],
+        )
+        .await;
+    }
+    let page = b
+        .submit(
+            "/login/",
+            "/login/",
+            &[("username", "carol"), ("password", "x")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
 }

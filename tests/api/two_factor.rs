@@ -7,7 +7,7 @@ use pollstr::config::VonageConfig;
 use pollstr::two_factor::limits::Limit;
 use pollstr::two_factor::vonage::VonageVerifier;
 use reqwest::StatusCode;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::both_backends;
@@ -32,6 +32,7 @@ both_backends!(
     verify_pages_need_login,
     vonage_statuses_have_messages,
     vonage_transport_faults_have_messages,
+    switching_numbers_cancels_the_running_request,
 );
 
 async fn logged_in(app: &TestApp) -> Browser {
@@ -661,4 +662,39 @@ async fn vonage_transport_faults_have_messages(backend: Backend) {
     let page = send(&b, PHONE).await;
     assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(page.has("We could not reach the SMS service."));
+}
+
+async fn switching_numbers_cancels_the_running_request(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/json"))
+        .respond_with(reply(
+            serde_json::json!({"status": "0", "request_id": "first-request"}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/control/json"))
+        .and(body_string_contains("request_id=first-request"))
+        .and(body_string_contains("cmd=cancel"))
+        .respond_with(reply(
+            serde_json::json!({"status": "0", "command": "cancel"}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let app = vonage_app(backend, &server, Duration::from_secs(5)).await;
+    let b = logged_in(&app).await;
+    send(&b, PHONE).await;
+    // Resending to the same number cancels nothing.
+    b.submit("/2fa/verify/", "/2fa/create/", &[]).await;
+    let page = b
+        .submit(
+            "/2fa/?change=1",
+            "/2fa/create/",
+            &[("number", "+44 7400 654321")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    server.verify().await;
 }
