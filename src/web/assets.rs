@@ -7,11 +7,18 @@ use axum::response::{IntoResponse, Response};
 use crate::error::AppError;
 
 /// (name under `/static/`, content type, bytes)
-const FILES: &[(&str, &str, &[u8])] = &[(
-    "pollstr.css",
-    "text/css; charset=utf-8",
-    include_bytes!("../../static/pollstr.css"),
-)];
+const FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "pollstr.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/pollstr.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/favicon.svg"),
+    ),
+];
 
 pub async fn serve(Path(name): Path<String>) -> Result<Response, AppError> {
     let (_, content_type, bytes) = FILES

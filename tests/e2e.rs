@@ -1,0 +1,1235 @@
+//! End-to-end tests in a real browser: the release binary (`target/release/pollstr`, or the file
+//! named by `POLLSTR_E2E_BIN`) driven by headless Chromium through chromedriver, with the console
+//! verify provider (the codes are read from the server's stderr).
+//!
+//! The suite needs `/usr/bin/chromium`, `/usr/bin/chromedriver` and a built release binary; it
+//! builds nothing itself. When one is missing every test prints a notice and passes, unless
+//! `POLLSTR_E2E_REQUIRED=1` makes that a failure (`.ci/e2e.sh` sets it).
+//!
+//! Every page a test reaches is checked: each visible input has a `<label for>`, no request left
+//! the app's address (the Resource Timing entries and every `src`/`href` that loads something),
+//! the browser console has no error and nothing overflows or overlaps the viewport. The console is
+//! read through chromedriver's log endpoint (`POST /session/{id}/se/log` with the
+//! `goog:loggingPrefs` capability), which also sees what happens while a page loads, before any
+//! script of ours could hook `console.error`.
+//!
+//! Screenshots of every page, at desktop (1280×900, `NAME.png`) and phone (390×844,
+//! `NAME-phone.png`) size, go to `target/e2e-screenshots/`; with `POLLSTR_SCREENSHOTS=1` they go
+//! to `docs/screenshots/` instead (the pictures in the README).
+
+use std::future::Future;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use base64::Engine;
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::Url;
+use serde_json::{json, Value};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// How long the suite waits for something that should happen at once (a process starting, a
+/// page loading). A bound, not a performance assertion.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug)]
+struct Viewport {
+    width: i64,
+    height: i64,
+    mobile: bool,
+    suffix: &'static str,
+}
+
+const DESKTOP: Viewport = Viewport {
+    width: 1280,
+    height: 900,
+    mobile: false,
+    suffix: "",
+};
+const PHONE: Viewport = Viewport {
+    width: 390,
+    height: 844,
+    mobile: true,
+    suffix: "-phone",
+};
+
+/// The demo user's number, and how the pages and the log show it.
+const NUMBER: &str = "+44 7911 123456";
+const MASKED: &str = "+44 •••• ••3456";
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+
+/// The tutorial's newcomer: the polls, a poll, login, the phone, the code, back to the poll, a
+/// vote, the results, a changed vote, logging out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newcomer_logs_in_verifies_votes_changes_the_vote_and_logs_out() {
+    e2e(|b| async move {
+        b.goto("/").await;
+        b.expect_path("/polls/").await;
+        let polls = b.texts(".poll-card h2").await;
+        assert_eq!(polls.len(), 3, "the three demo polls: {polls:?}");
+        assert!(polls.contains(&"What is your favorite kind of dog?".to_string()));
+
+        b.click("h2 a[href='/polls/1/']").await;
+        b.expect_path("/login/").await;
+        b.log_in("test", "test1234").await;
+        b.expect_path("/2fa/").await;
+        b.expect_text("To continue we need to verify your phone number.")
+            .await;
+
+        b.send_code_to(NUMBER, MASKED).await;
+        let code = b.server.code_for(MASKED).await;
+        b.enter_code(&code).await;
+        b.expect_path("/polls/1/").await;
+        b.expect_text("Your phone number is verified.").await;
+        b.expect_text("What is your favorite kind of dog?").await;
+
+        b.vote("A golden retriever").await;
+        b.expect_path("/polls/1/results/").await;
+        b.expect_text("A golden retriever (your vote) 1 vote · 100%")
+            .await;
+        b.expect_text("1 vote in total.").await;
+
+        b.follow("Vote again").await;
+        b.expect_path("/polls/1/").await;
+        assert!(b.is_checked("A golden retriever").await, "the vote is kept");
+        b.expect_text("voting again changes your vote").await;
+        b.vote("A cat").await;
+        b.expect_text("A cat (your vote) 1 vote · 100%").await;
+        b.expect_text("A golden retriever 0 votes · 0%").await;
+        b.expect_text("1 vote in total.").await;
+
+        b.press("Log out").await;
+        b.expect_path("/polls/").await;
+        b.expect_text("You have been logged out.").await;
+        b.expect_text("Log in").await;
+        b.goto("/polls/1/").await;
+        b.expect_path("/login/").await;
+    })
+    .await;
+}
+
+/// A new account on a phone-sized screen: registration, a wrong code, "Send a new code", "Use a
+/// different number" before the first one was proven, then a first vote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_user_registers_gets_a_code_wrong_changes_number_and_votes() {
+    e2e(|b| async move {
+        b.set_viewport(PHONE).await;
+        b.goto("/polls/").await;
+        b.click("h2 a[href='/polls/2/']").await;
+        b.expect_path("/login/").await;
+        b.follow("Create an account").await;
+        b.expect_path("/register/").await;
+        b.fill("#id_username", "newcomer").await;
+        b.fill("#id_password1", "purple-otter-42").await;
+        b.fill("#id_password2", "purple-otter-42").await;
+        b.press("Sign up").await;
+        b.expect_path("/2fa/").await;
+        b.expect_text("Welcome to Pollstr, newcomer!").await;
+
+        let (first, first_masked) = ("+44 7400 600011", "+44 •••• ••0011");
+        b.send_code_to(first, first_masked).await;
+        let code = b.server.code_for(first_masked).await;
+        b.enter_code(&wrong(&code)).await;
+        b.expect_path("/2fa/confirm/").await;
+        b.expect_text("That code is not right. Please try again.")
+            .await;
+        assert_eq!(b.status().await, 400);
+        let field = b.find("#id_code").await;
+        assert_eq!(
+            field.attr("aria-describedby").await.unwrap().as_deref(),
+            Some("code-error"),
+            "a screen reader hears the message with the field"
+        );
+
+        b.press("Send a new code").await;
+        b.expect_path("/2fa/verify/").await;
+        b.expect_text(&format!(
+            "A code was already sent to {first_masked} a moment ago and is still valid."
+        ))
+        .await;
+
+        b.follow("Use a different number").await;
+        b.expect_path("/2fa/").await;
+        assert_eq!(
+            b.value("#id_number").await,
+            "+447400600011",
+            "the number being verified is offered again"
+        );
+        let (second, second_masked) = ("+44 7400 600022", "+44 •••• ••0022");
+        b.send_code_to(second, second_masked).await;
+        let code = b.server.code_for(second_masked).await;
+        b.enter_code(&code).await;
+        b.expect_path("/polls/2/").await;
+        b.expect_text("Your phone number is verified.").await;
+
+        b.vote("The Baha Men").await;
+        b.expect_path("/polls/2/results/").await;
+        b.expect_text("The Baha Men (your vote) 1 vote · 100%")
+            .await;
+    })
+    .await;
+}
+
+/// Keyboard only: every form is reached with Tab, filled by typing and sent with Enter; focus
+/// always moves and is always visible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_form_works_with_the_keyboard_alone() {
+    e2e(|b| async move {
+        b.goto("/polls/").await;
+        // The first Tab shows the skip link; it leads past the navigation.
+        b.key(Key::Tab).await;
+        b.expect_focus(".skip-link").await;
+        b.key(Key::Enter).await;
+        b.key(Key::Tab).await;
+        b.expect_focus("main h2 a[href='/polls/3/']").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_path("/login/").await;
+
+        // Registration: the username field has focus, Tab moves through the fields, Enter sends.
+        b.tab_to("a[href^='/register/']").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_path("/register/").await;
+        b.expect_focus("#id_username").await;
+        b.type_text("keyboarder").await;
+        b.tab_to("#id_password1").await;
+        b.type_text("velvet-lantern-7").await;
+        b.tab_to("#id_password2").await;
+        b.type_text("velvet-lantern-7").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_path("/2fa/").await;
+
+        // The phone number, then the Verify button.
+        b.expect_focus("#id_number").await;
+        b.type_text("+44 7400 700033").await;
+        b.tab_to("button[type=submit]").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_path("/2fa/verify/").await;
+        b.expect_focus("#id_code").await;
+        let code = b.server.code_for("+44 •••• ••0033").await;
+        b.type_text(&code).await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_path("/polls/3/").await;
+
+        // A vote: Tab into the choices, Space picks one, Tab to Vote, Enter.
+        b.tab_to("input[name=choice]").await;
+        b.key(Key::Space).await;
+        assert!(b.is_checked("Nothing").await);
+        b.tab_to("button[type=submit]").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_text("Nothing (your vote) 1 vote · 100%").await;
+
+        // Vote again: the arrow keys move the choice.
+        b.tab_to("a[href='/polls/3/']").await;
+        b.key_and_wait(Key::Enter).await;
+        b.tab_to("input[name=choice]:checked").await;
+        b.key(Key::Down).await;
+        assert!(b.is_checked("I'm OK!").await);
+        b.tab_to("button[type=submit]").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_text("I'm OK! (your vote) 1 vote · 100%").await;
+
+        b.tab_to("form[action='/logout/'] button").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_text("You have been logged out.").await;
+
+        // Login, then the proven number: "Send code", "Send a new code", the code.
+        b.tab_to("a[href='/login/']").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_focus("#id_username").await;
+        b.type_text("keyboarder").await;
+        b.tab_to("#id_password").await;
+        b.type_text("velvet-lantern-7").await;
+        b.tab_to("button[type=submit]").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_text("Signed in as keyboarder").await;
+        b.goto("/polls/3/").await;
+        b.expect_path("/2fa/").await;
+        b.tab_to("form[action='/2fa/create/'] button").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_path("/2fa/verify/").await;
+        b.tab_to("input[name=resend] ~ button").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_text("A code was already sent").await;
+        b.expect_focus("#id_code").await;
+        let code = b.server.code_for("+44 •••• ••0033").await;
+        b.type_text(&code).await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_path("/polls/3/").await;
+        b.expect_text("Your phone number is verified.").await;
+    })
+    .await;
+}
+
+/// Every page at phone and desktop size: nothing overflows or overlaps, and a screenshot of each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_phone_and_desktop_screens() {
+    e2e(|b| async move {
+        // Other people's votes, so the results page has something to show.
+        b.server.load_votes(1, &[2, 2, 2, 1, 1, 3, 4, 2, 1, 2, 3]);
+
+        b.goto("/polls/").await;
+        b.pictures("polls").await;
+        b.goto("/login/").await;
+        b.pictures("login").await;
+        b.goto("/register/").await;
+        b.pictures("register").await;
+
+        b.goto("/polls/1/").await;
+        b.log_in("test", "test1234").await;
+        b.expect_path("/2fa/").await;
+        b.pictures("phone").await;
+        b.send_code_to(NUMBER, MASKED).await;
+        b.pictures("code").await;
+        let code = b.server.code_for(MASKED).await;
+        b.enter_code(&wrong(&code)).await;
+        b.expect_text("That code is not right.").await;
+        b.pictures("code-wrong").await;
+        b.enter_code(&code).await;
+        b.expect_path("/polls/1/").await;
+        b.pictures("poll").await;
+        b.press("Vote").await;
+        b.expect_text("You didn't select a choice.").await;
+        b.pictures("poll-no-choice").await;
+        b.vote("A golden retriever").await;
+        b.expect_text("A golden retriever (your vote) 6 votes · 50%")
+            .await;
+        b.pictures("results").await;
+        b.follow("Vote again").await;
+        b.pictures("poll-voted").await;
+
+        b.goto("/polls/999/").await;
+        assert_eq!(b.status().await, 404);
+        b.expect_text("Page not found").await;
+        b.pictures("error").await;
+
+        // A returning user: the proven number, and replacing it.
+        b.goto("/polls/").await;
+        b.press("Log out").await;
+        b.goto("/polls/1/").await;
+        b.log_in("test", "test1234").await;
+        b.expect_text("We will send a 6-digit code by text message to")
+            .await;
+        b.pictures("phone-known").await;
+        b.follow("Use a different number").await;
+        b.expect_text("Your password").await;
+        b.pictures("phone-change").await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running a test: prerequisites, the server, chromedriver, the browser
+
+/// Runs `body` against a fresh server and browser; the browser is closed whatever happens.
+async fn e2e<F, Fut>(body: F)
+where
+    F: FnOnce(Arc<Browser>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(bin) = prerequisites() else {
+        return;
+    };
+    let server = Server::start(&bin);
+    let driver = Driver::start();
+    let browser = Arc::new(Browser::open(&driver, server).await);
+    // A panic inside the spawned task comes back here as an error, after the browser is closed.
+    let outcome = tokio::spawn(body(browser.clone())).await;
+    let _ = browser.client.clone().close().await;
+    if outcome.is_ok() {
+        browser.server.assert_no_errors();
+    }
+    drop(browser);
+    drop(driver);
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("the test was cancelled: {e}"),
+        }
+    }
+}
+
+fn required() -> bool {
+    std::env::var("POLLSTR_E2E_REQUIRED").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// Where this build puts its artefacts: the test runs from `<target>/<profile>/deps/`.
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+fn server_binary() -> PathBuf {
+    match std::env::var_os("POLLSTR_E2E_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => target_dir().join("release").join("pollstr"),
+    }
+}
+
+/// A line on the real stderr (not captured by the test harness), once per run.
+fn notice_once(cell: &OnceLock<()>, msg: &str) {
+    cell.get_or_init(|| {
+        let _ = writeln!(std::io::stderr(), "{msg}");
+    });
+}
+
+/// The server binary when the browser, the driver and the binary are all there. Otherwise a
+/// notice and `None`, or a panic when `POLLSTR_E2E_REQUIRED` is set.
+fn prerequisites() -> Option<PathBuf> {
+    static SKIPPED: OnceLock<()> = OnceLock::new();
+    static STALE: OnceLock<()> = OnceLock::new();
+    let bin = server_binary();
+    let missing: Vec<String> = [Path::new(CHROMIUM), Path::new(CHROMEDRIVER), &bin]
+        .iter()
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        if let Some(newer) = newer_source(&bin) {
+            notice_once(
+                &STALE,
+                &format!(
+                    "notice: {} is older than {}; run cargo build --release",
+                    bin.display(),
+                    newer.display()
+                ),
+            );
+        }
+        return Some(bin);
+    }
+    let what = format!(
+        "{} not found (apt-get install chromium chromium-driver; cargo build --release; or bash .ci/e2e.sh)",
+        missing.join(", ")
+    );
+    if required() {
+        panic!("{what}, and POLLSTR_E2E_REQUIRED is set");
+    }
+    notice_once(&SKIPPED, &format!("notice: {what}: e2e suite skipped"));
+    None
+}
+
+/// A source file or template changed since the binary was built, if any.
+fn newer_source(bin: &Path) -> Option<PathBuf> {
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![root.join("src"), root.join("templates")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t > built)
+            {
+                return Some(path);
+            }
+        }
+    }
+    None
+}
+
+/// Reads a child's output on a thread; `started` gets the first line containing `marker`.
+fn read_lines(
+    out: impl std::io::Read + Send + 'static,
+    marker: &'static str,
+) -> (Arc<Mutex<Vec<String>>>, std::sync::mpsc::Receiver<String>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(i) = line.find(marker) {
+                let _ = tx.send(line[i + marker.len()..].trim().to_string());
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (lines, rx)
+}
+
+/// `pollstr serve` on a fresh SQLite database in a temporary directory, on a free port.
+struct Server {
+    child: Child,
+    bin: PathBuf,
+    base: String,
+    database_url: String,
+    log: Arc<Mutex<Vec<String>>>,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn command(bin: &Path, dir: &Path, database_url: &str) -> Command {
+        let mut cmd = Command::new(bin);
+        // The temporary directory as working directory: no developer's `.env` is read.
+        cmd.current_dir(dir)
+            .env_clear()
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "pollstr=info");
+        cmd
+    }
+
+    fn start(bin: &Path) -> Server {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let database_url = format!("sqlite://{}", dir.path().join("e2e.db").display());
+        let mut child = Server::command(bin, dir.path(), &database_url)
+            .env("POLLSTR_ADDR", "127.0.0.1:0")
+            .env("POLLSTR_SEED_DEMO", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let (log, started) = read_lines(child.stderr.take().unwrap(), "listening on ");
+        // A server that dies closes the channel at once.
+        let base = started
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("pollstr did not start: {:?}", log.lock().unwrap()));
+        let base = base.trim_end_matches('/').to_string();
+        assert!(base.starts_with("http://127.0.0.1:"), "listening on {base}");
+        Server {
+            child,
+            bin: bin.to_path_buf(),
+            base,
+            database_url,
+            log,
+            dir,
+        }
+    }
+
+    /// Votes by other people on `question`, one per listed choice id (`pollstr loaddata`).
+    fn load_votes(&self, question: i64, choices: &[i64]) {
+        let mut entries = Vec::new();
+        for (i, choice) in choices.iter().enumerate() {
+            let user = 1000 + i as i64;
+            entries.push(json!({"model": "auth.user", "pk": user, "fields": {
+                "username": format!("voter{i}"), "password": "!unusable"}}));
+            entries.push(json!({"model": "polls.vote", "fields": {
+                "user": user, "question": question, "choice": choice}}));
+        }
+        let file = self.dir.path().join("votes.json");
+        std::fs::write(&file, serde_json::to_vec(&entries).unwrap()).unwrap();
+        let out = Server::command(&self.bin, self.dir.path(), &self.database_url)
+            .arg("loaddata")
+            .arg(&file)
+            .output()
+            .expect("pollstr loaddata");
+        assert!(
+            out.status.success(),
+            "loaddata: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The last code the console provider printed for the masked number.
+    async fn code_for(&self, masked: &str) -> String {
+        let needle = format!("code for {masked} is ");
+        let since = Instant::now();
+        loop {
+            let found = self.log.lock().unwrap().iter().rev().find_map(|l| {
+                l.find(&needle)
+                    .map(|i| l[i + needle.len()..].trim().chars().take(6).collect())
+            });
+            match found {
+                Some(code) => return code,
+                None if since.elapsed() > PATIENCE => {
+                    panic!("no code for {masked} in {:?}", self.log.lock().unwrap())
+                }
+                None => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn assert_no_errors(&self) {
+        let log = self.log.lock().unwrap();
+        let bad: Vec<&String> = log
+            .iter()
+            .filter(|l| l.contains("ERROR") || l.contains("panicked"))
+            .collect();
+        assert!(bad.is_empty(), "the server logged errors: {bad:?}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// chromedriver on a free port, in its own process group so that the browsers it starts go
+/// with it.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        use std::os::unix::process::CommandExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"));
+        let (out, started) = read_lines(child.stdout.take().unwrap(), "started successfully");
+        if started.recv_timeout(PATIENCE).is_err() {
+            let _ = child.kill();
+            panic!("chromedriver did not start: {:?}", out.lock().unwrap());
+        }
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and any browser a failed test left behind.
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A POST to `/session/{id}/{path}`: chromedriver's endpoints that fantoccini has no method for.
+#[derive(Debug)]
+struct SessionPost {
+    path: &'static str,
+    body: Value,
+}
+
+type UrlError = <Url as std::str::FromStr>::Err;
+
+impl WebDriverCompatibleCommand for SessionPost {
+    fn endpoint(&self, base: &Url, session: Option<&str>) -> Result<Url, UrlError> {
+        base.join(&format!(
+            "session/{}/{}",
+            session.unwrap_or_default(),
+            self.path
+        ))
+    }
+
+    fn method_and_body(&self, _: &Url) -> (Method, Option<String>) {
+        (Method::POST, Some(self.body.to_string()))
+    }
+}
+
+/// What a page check found wrong; empty when nothing.
+type Problems = Vec<String>;
+
+struct Browser {
+    client: Client,
+    server: Server,
+    viewport: Mutex<Viewport>,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn open(driver: &Driver, server: Server) -> Browser {
+        let profile = tempfile::tempdir().expect("a temporary directory");
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--no-proxy-server",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-default-apps",
+            "--disable-breakpad",
+            "--disable-crash-reporter",
+            // Chromium's own traffic (autofill, password checks, updates, network time): off,
+            // and no host name resolves, so whatever is left cannot leave the machine.
+            "--disable-features=AutofillServerCommunication,PasswordLeakDetection,\
+             NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+            &format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args, "prefs": {
+                "credentials_enable_service": false,
+                "profile.password_manager_enabled": false,
+                "profile.password_manager_leak_detection": false,
+                "autofill.profile_enabled": false,
+                "net.network_prediction_options": 2,
+                "signin.allowed": false,
+            }},
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let client = ClientBuilder::rustls()
+            .expect("a WebDriver client")
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("a Chromium session");
+        let b = Browser {
+            client,
+            server,
+            viewport: Mutex::new(DESKTOP),
+            _profile: profile,
+        };
+        b.set_viewport(DESKTOP).await;
+        b
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base)
+    }
+
+    async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client
+            .execute(script, args)
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    async fn session_post(&self, path: &'static str, body: Value) -> Value {
+        self.client
+            .issue_cmd(SessionPost { path, body })
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// A Chrome DevTools Protocol command, through chromedriver.
+    async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.session_post("goog/cdp/execute", json!({"cmd": cmd, "params": params}))
+            .await
+    }
+
+    /// Gives the page exactly this viewport, through Chrome's device emulation (the phone size
+    /// as a mobile device). It holds across navigations.
+    async fn set_viewport(&self, v: Viewport) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": v.width, "height": v.height, "deviceScaleFactor": 1, "mobile": v.mobile}),
+        )
+        .await;
+        let since = Instant::now();
+        loop {
+            // The screen's size in CSS pixels, whatever the page's layout width.
+            let screen = self
+                .js(
+                    "const v = window.visualViewport;
+                     return [Math.round(v.width * v.scale), Math.round(v.height * v.scale)]",
+                    vec![],
+                )
+                .await;
+            if screen == json!([v.width, v.height]) {
+                break;
+            }
+            assert!(
+                since.elapsed() < PATIENCE,
+                "the viewport stays {screen} instead of {}×{}",
+                v.width,
+                v.height
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        *self.viewport.lock().unwrap() = v;
+    }
+
+    // -- Navigation ---------------------------------------------------------------------------
+
+    /// Marks the current document, so that `wait_for_new_page` can tell when it is replaced.
+    async fn mark(&self) {
+        self.js("window.__e2eOld = true", vec![]).await;
+    }
+
+    async fn wait_for_new_page(&self) {
+        let since = Instant::now();
+        loop {
+            let ready = self
+                .client
+                .execute(
+                    "return !window.__e2eOld && document.readyState === 'complete'",
+                    vec![],
+                )
+                .await;
+            if matches!(ready, Ok(Value::Bool(true))) {
+                break;
+            }
+            assert!(
+                since.elapsed() < PATIENCE,
+                "no new page after {:?}",
+                self.client.current_url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.check().await;
+    }
+
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&self.url(path))
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        self.wait_for_new_page().await;
+    }
+
+    async fn find_by(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
+        match self.client.find(locator).await {
+            Ok(el) => el,
+            Err(e) => panic!("{locator:?} on {}: {e}", self.path().await),
+        }
+    }
+
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.find_by(Locator::Css(css)).await
+    }
+
+    /// Clicks the element and waits for the page it leads to.
+    async fn click(&self, css: &str) {
+        let el = self.find(css).await;
+        self.mark().await;
+        el.click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.wait_for_new_page().await;
+    }
+
+    /// Follows the link with this text.
+    async fn follow(&self, text: &str) {
+        let link = self.find_by(Locator::LinkText(text)).await;
+        self.mark().await;
+        link.click().await.expect("click the link");
+        self.wait_for_new_page().await;
+    }
+
+    /// Presses the button with this text.
+    async fn press(&self, text: &str) {
+        let xpath = format!("//button[normalize-space()='{text}']");
+        let button = self.find_by(Locator::XPath(&xpath)).await;
+        self.mark().await;
+        button.click().await.expect("click the button");
+        self.wait_for_new_page().await;
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let field = self.find(css).await;
+        field.clear().await.expect("clear the field");
+        field.send_keys(value).await.expect("type into the field");
+    }
+
+    async fn log_in(&self, username: &str, password: &str) {
+        self.fill("#id_username", username).await;
+        self.fill("#id_password", password).await;
+        self.press("Sign in").await;
+    }
+
+    /// On the phone page: types the number and sends a code.
+    async fn send_code_to(&self, number: &str, masked: &str) {
+        self.fill("#id_number", number).await;
+        self.press("Verify").await;
+        self.expect_path("/2fa/verify/").await;
+        self.expect_text(&format!("We have sent a code to {masked}."))
+            .await;
+    }
+
+    async fn enter_code(&self, code: &str) {
+        self.fill("#id_code", code).await;
+        self.press("Confirm").await;
+    }
+
+    /// Picks the choice with this text and presses Vote.
+    async fn vote(&self, choice: &str) {
+        let xpath = format!("//label[normalize-space()=\"{choice}\"]");
+        let label = self.find_by(Locator::XPath(&xpath)).await;
+        label.click().await.expect("pick the choice");
+        assert!(self.is_checked(choice).await);
+        self.press("Vote").await;
+    }
+
+    // -- What the page shows --------------------------------------------------------------------
+
+    /// The current path and query.
+    async fn path(&self) -> String {
+        match self.client.current_url().await {
+            Ok(url) => match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_string(),
+            },
+            Err(e) => format!("(no URL: {e})"),
+        }
+    }
+
+    async fn expect_path(&self, path: &str) {
+        let now = self.path().await;
+        assert!(
+            now == path || now.starts_with(&format!("{path}?")),
+            "expected {path}, at {now}:\n{}",
+            self.text().await
+        );
+    }
+
+    /// The visible text of the page, whitespace collapsed.
+    async fn text(&self) -> String {
+        let text = self.js("return document.body.innerText", vec![]).await;
+        text.as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    async fn expect_text(&self, needle: &str) {
+        let text = self.text().await;
+        assert!(
+            text.contains(needle),
+            "{needle:?} is not on {}:\n{text}",
+            self.path().await
+        );
+    }
+
+    async fn texts(&self, css: &str) -> Vec<String> {
+        let v = self
+            .js(
+                "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText.trim())",
+                vec![json!(css)],
+            )
+            .await;
+        serde_json::from_value(v).unwrap()
+    }
+
+    async fn value(&self, css: &str) -> String {
+        self.find(css)
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    async fn is_checked(&self, choice: &str) -> bool {
+        let v = self
+            .js(
+                "const l = [...document.querySelectorAll('label')]
+                   .find(l => l.innerText.trim() === arguments[0]);
+                 return !!(l && l.control && l.control.checked);",
+                vec![json!(choice)],
+            )
+            .await;
+        v == Value::Bool(true)
+    }
+
+    /// The HTTP status of the current document.
+    async fn status(&self) -> i64 {
+        self.js(
+            "return performance.getEntriesByType('navigation')[0].responseStatus",
+            vec![],
+        )
+        .await
+        .as_i64()
+        .unwrap_or_default()
+    }
+
+    // -- Keyboard ---------------------------------------------------------------------------------
+
+    async fn key(&self, key: Key) {
+        let c: char = key.into();
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: c })
+            .then(KeyAction::Up { value: c });
+        self.client
+            .perform_actions(keys)
+            .await
+            .expect("press a key");
+    }
+
+    /// Presses a key that leads to another page, and waits for it.
+    async fn key_and_wait(&self, key: Key) {
+        self.mark().await;
+        self.key(key).await;
+        self.wait_for_new_page().await;
+    }
+
+    /// Types into the focused element.
+    async fn type_text(&self, text: &str) {
+        self.client
+            .active_element()
+            .await
+            .expect("a focused element")
+            .send_keys(text)
+            .await
+            .expect("type");
+    }
+
+    /// The focused element: a description, whether it matches `css`, and whether its focus
+    /// shows (an outline or a box shadow). `None` when nothing has focus.
+    async fn focused_matching(&self, css: &str) -> Option<Focus> {
+        let v = self
+            .js(
+                "const el = document.activeElement;
+                 if (!el || el === document.body || el === document.documentElement) return null;
+                 const s = getComputedStyle(el);
+                 const outline = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0;
+                 const r = el.getBoundingClientRect();
+                 return {
+                   desc: el.outerHTML.slice(0, 120),
+                   matches: el.matches(arguments[0]),
+                   visible: outline || s.boxShadow !== 'none',
+                   onScreen: r.bottom > 0 && r.right > 0 && r.top < innerHeight && r.left < innerWidth,
+                 };",
+                vec![json!(css)],
+            )
+            .await;
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// The element matching `css` has focus, and its focus shows.
+    async fn expect_focus(&self, css: &str) {
+        let f = self.focused_matching(css).await;
+        assert!(
+            f.as_ref()
+                .is_some_and(|f| f.matches && f.visible && f.on_screen),
+            "{css} should have visible focus on {}, not {f:?}",
+            self.path().await
+        );
+    }
+
+    /// Presses Tab until the element matching `css` has focus. Each press must move the focus to
+    /// an element whose focus is visible.
+    async fn tab_to(&self, css: &str) {
+        let mut last: Option<Focus> = None;
+        for _ in 0..40 {
+            self.key(Key::Tab).await;
+            let Some(now) = self.focused_matching(css).await else {
+                panic!("Tab left the page before reaching {css}");
+            };
+            assert!(
+                last.as_ref().is_none_or(|l| l.desc != now.desc),
+                "Tab did not move the focus from {}",
+                now.desc
+            );
+            assert!(now.visible, "the focus on {} is not visible", now.desc);
+            assert!(now.on_screen, "{} has focus off screen", now.desc);
+            if now.matches {
+                return;
+            }
+            last = Some(now);
+        }
+        panic!("Tab never reached {css} on {}", self.path().await);
+    }
+
+    // -- Checks on every page -------------------------------------------------------------------
+
+    /// Labels, requests, console and layout of the current page.
+    async fn check(&self) {
+        let mut problems = self.unlabelled_inputs().await;
+        problems.extend(self.foreign_requests().await);
+        problems.extend(self.console_errors().await);
+        problems.extend(self.layout_problems().await);
+        if !problems.is_empty() {
+            let v = *self.viewport.lock().unwrap();
+            panic!(
+                "{} at {}×{}:\n  {}",
+                self.path().await,
+                v.width,
+                v.height,
+                problems.join("\n  ")
+            );
+        }
+    }
+
+    async fn problems(&self, script: &str, args: Vec<Value>) -> Problems {
+        serde_json::from_value(self.js(script, args).await).expect("a list of problems")
+    }
+
+    /// Every input a person sees has a `<label for>`.
+    async fn unlabelled_inputs(&self) -> Problems {
+        self.problems(
+            "return [...document.querySelectorAll('input, select, textarea')]
+               .filter(i => i.type !== 'hidden')
+               .filter(i => !i.id || !document.querySelector(`label[for=\"${CSS.escape(i.id)}\"]`))
+               .map(i => 'no label for ' + i.outerHTML);",
+            vec![],
+        )
+        .await
+    }
+
+    /// Requests that went anywhere but the app.
+    async fn foreign_requests(&self) -> Problems {
+        self.problems(
+            "const base = arguments[0] + '/';
+             const urls = [...performance.getEntriesByType('navigation'),
+                           ...performance.getEntriesByType('resource')].map(e => e.name);
+             for (const el of document.querySelectorAll(
+                 'link[href], script[src], img[src], iframe[src], source[src], video[src], audio[src]'))
+               urls.push(el.href || el.src);
+             return urls.filter(u => !u.startsWith(base)).map(u => 'a request to ' + u);",
+            vec![json!(self.server.base)],
+        )
+        .await
+    }
+
+    /// Console messages of level warning or worse since the last check. An error page's own
+    /// status is logged as a failed load; that one is expected.
+    async fn console_errors(&self) -> Problems {
+        let logs = self
+            .session_post("se/log", json!({"type": "browser"}))
+            .await;
+        let status = self.status().await;
+        let here = self
+            .client
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        let expected = format!(
+            "{here} - Failed to load resource: the server responded with a status of {status} ("
+        );
+        logs.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| matches!(e["level"].as_str(), Some("SEVERE" | "WARNING")))
+            .filter_map(|e| e["message"].as_str())
+            .filter(|m| !(status >= 400 && m.starts_with(&expected)))
+            .map(|m| format!("console: {m}"))
+            .collect()
+    }
+
+    /// The page is no wider than the viewport, no element sticks out of it, and no two
+    /// elements a person reads or uses overlap.
+    async fn layout_problems(&self) -> Problems {
+        let width = self.viewport.lock().unwrap().width;
+        self.problems(LAYOUT_CHECK, vec![json!(width)]).await
+    }
+
+    // -- Pictures ---------------------------------------------------------------------------------
+
+    /// At phone and desktop size: the checks, and a screenshot of the whole page.
+    async fn pictures(&self, name: &str) {
+        let back = *self.viewport.lock().unwrap();
+        for v in [DESKTOP, PHONE] {
+            self.set_viewport(v).await;
+            self.check().await;
+            self.screenshot(&format!("{name}{}", v.suffix), v).await;
+        }
+        self.set_viewport(back).await;
+    }
+
+    async fn screenshot(&self, name: &str, v: Viewport) {
+        let height = self
+            .js("return document.documentElement.scrollHeight", vec![])
+            .await
+            .as_i64()
+            .unwrap_or(v.height)
+            .max(v.height);
+        let shot = self
+            .cdp(
+                "Page.captureScreenshot",
+                json!({
+                    "format": "png",
+                    "captureBeyondViewport": true,
+                    "clip": {"x": 0, "y": 0, "width": v.width, "height": height, "scale": 1},
+                }),
+            )
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("screenshot data"))
+            .expect("base64 PNG");
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).expect("the screenshot directory");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write the screenshot");
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Focus {
+    desc: String,
+    matches: bool,
+    visible: bool,
+    on_screen: bool,
+}
+
+/// `docs/screenshots/` with `POLLSTR_SCREENSHOTS=1` (the pictures in the README), otherwise
+/// `target/e2e-screenshots/`, so that a routine run leaves the tree clean.
+fn screenshot_dir() -> PathBuf {
+    if std::env::var("POLLSTR_SCREENSHOTS").is_ok_and(|s| s == "1") {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+    } else {
+        target_dir().join("e2e-screenshots")
+    }
+}
+
+/// A code that is not `code`.
+fn wrong(code: &str) -> String {
+    code.chars()
+        .map(|c| char::from(b'0' + (c as u8 - b'0' + 1) % 10))
+        .collect()
+}
+
+const LAYOUT_CHECK: &str = r#"
+const width = document.documentElement.clientWidth;
+const problems = [];
+if (window.innerWidth !== arguments[0]) {
+  problems.push(`the page is laid out ${window.innerWidth}px wide on a ${arguments[0]}px screen`);
+}
+const name = el => {
+  const cls = typeof el.className === 'string' && el.className.trim()
+    ? '.' + el.className.trim().split(/\s+/).join('.') : '';
+  const text = (el.innerText || el.value || '').trim().replace(/\s+/g, ' ').slice(0, 40);
+  return `<${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${cls}> "${text}"`;
+};
+if (document.documentElement.scrollWidth > window.innerWidth) {
+  problems.push(`the page is ${document.documentElement.scrollWidth}px wide in a ${window.innerWidth}px window`);
+}
+const shown = [...document.body.querySelectorAll('*')].filter(el => {
+  const s = getComputedStyle(el);
+  return s.display !== 'none' && s.visibility !== 'hidden' && !el.closest('.sr-only');
+});
+for (const el of shown) {
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) continue;
+  if (r.left < -0.5 || r.right > width + 0.5) {
+    problems.push(`${name(el)} spans ${Math.round(r.left)}..${Math.round(r.right)}px of a ${width}px viewport`);
+  }
+}
+const readable = shown.filter(el => el.matches(
+  'a, button, input:not([type=hidden]), label, select, textarea, h1, h2, h3, p, li, legend, span, strong, em, .alert'));
+const rects = readable.map(el => [...el.getClientRects()].filter(r => r.width > 0 && r.height > 0));
+for (let i = 0; i < readable.length; i++) {
+  for (let j = i + 1; j < readable.length; j++) {
+    const a = readable[i], b = readable[j];
+    if (a.contains(b) || b.contains(a)) continue;
+    const hit = rects[i].some(ra => rects[j].some(rb =>
+      Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left) > 1 &&
+      Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top) > 1));
+    if (hit) problems.push(`${name(a)} overlaps ${name(b)}`);
+  }
+}
+return problems;
+"#;
