@@ -6,8 +6,8 @@
 
 use std::sync::{Arc, LazyLock};
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
@@ -17,12 +17,13 @@ use tokio::sync::Semaphore;
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_blocking("pollstr-dummy-password-for-timing"));
 
-/// At most this many hashes at once (one per core: more would only queue inside the pool).
+/// At most this many hashes at once: one core is always left for serving pages, so a login
+/// storm slows logins down, not the rest of the site (and the working memory stays bounded).
 static HASHING: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-    let n = std::thread::available_parallelism()
+    let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    Arc::new(Semaphore::new(n))
+    Arc::new(Semaphore::new(cores.saturating_sub(1).max(1)))
 });
 
 #[derive(Debug, PartialEq, Eq)]
@@ -33,19 +34,103 @@ pub enum Verdict {
     Invalid,
 }
 
+/// argon2's working memory (19 MiB with the default parameters), kept and reused: allocating it
+/// for every hash on whichever blocking thread runs it leaves each allocator arena holding its
+/// own copy, and the process grows to hundreds of megabytes after a few logins.
+static WORK_MEMORY: std::sync::Mutex<Vec<Vec<Block>>> = std::sync::Mutex::new(Vec::new());
+
+/// The largest memory cost accepted from a stored hash (64 MiB), so an imported hash cannot make
+/// a login allocate without bound.
+const MAX_M_COST_KIB: u32 = 64 * 1024;
+
+fn argon2_into(
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> bool {
+    let blocks = params.block_count();
+    let mut memory = WORK_MEMORY
+        .lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .unwrap_or_default();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let ok = Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+        .is_ok();
+    if let Ok(mut pool) = WORK_MEMORY.lock() {
+        pool.push(memory);
+    }
+    ok
+}
+
+/// A new argon2id hash (default parameters: m=19456 KiB, t=2, p=1) as a PHC string.
 pub fn hash_blocking(password: &str) -> String {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        // Hashing only fails for absurd parameters or an empty RNG, never for user input.
-        .unwrap_or_else(|e| panic!("argon2 hashing failed: {e}"))
+    let params = Params::default();
+    let salt = Salt::generate();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let hashed = argon2_into(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        params.clone(),
+        password.as_bytes(),
+        &salt,
+        &mut out,
+    );
+    // Only absurd parameters or a failing RNG make this fail, never user input.
+    assert!(hashed, "argon2 hashing failed");
+    PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).expect("default argon2 parameters"),
+        salt: Some(salt),
+        hash: Some(Output::new(&out).expect("32-byte output")),
+    }
+    .to_string()
+}
+
+fn verify_argon2(password: &str, stored: &str) -> bool {
+    let Ok(phc) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::new(phc.algorithm.as_str()),
+        Params::try_from(&phc),
+        phc.salt,
+        phc.hash,
+    ) else {
+        return false;
+    };
+    let version = match phc.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    if params.m_cost() > MAX_M_COST_KIB || params.t_cost() > 10 || params.p_cost() > 8 {
+        return false;
+    }
+    let mut out = vec![0u8; expected.len()];
+    argon2_into(
+        algorithm,
+        version,
+        params,
+        password.as_bytes(),
+        &salt,
+        &mut out,
+    ) && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 fn verify_blocking(password: &str, stored: &str) -> Verdict {
     if stored.starts_with("$argon2") {
-        return match Argon2::default().verify_password(password.as_bytes(), stored) {
-            Ok(()) => Verdict::Valid,
-            Err(_) => Verdict::Invalid,
+        return if verify_argon2(password, stored) {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
         };
     }
     if stored.starts_with("pbkdf2_sha256$") {
@@ -141,6 +226,28 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn hashes_made_by_the_argon2_crate_still_verify() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let theirs = Argon2::default()
+            .hash_password(b"correct horse")
+            .unwrap()
+            .to_string();
+        assert_eq!(verify_blocking("correct horse", &theirs), Verdict::Valid);
+        assert_eq!(verify_blocking("wrong horse", &theirs), Verdict::Invalid);
+        let ours = hash_blocking("correct horse");
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
+        assert!(Argon2::default()
+            .verify_password(b"correct horse", ours.as_str())
+            .is_ok());
+        // A stored hash asking for 1 GiB of memory is refused, not computed.
+        let greedy = ours.replace("m=19456", "m=1048576");
+        assert_eq!(verify_blocking("correct horse", &greedy), Verdict::Invalid);
     }
 
     #[test]

@@ -68,27 +68,31 @@ pub async fn index(
             .filter(|n| *n >= 1)
             .ok_or(AppError::NotFound)?,
     };
-    let total = queries::count_published(&state.db).await?;
+    let rows = queries::published_page(&state.db, PER_PAGE, (number - 1) * PER_PAGE).await?;
+    // No row: no poll on this page, so count them to tell an empty list from a page too far.
+    let total = match rows.first() {
+        Some(r) => r.total,
+        None => queries::count_published(&state.db).await?,
+    };
     let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
     if number > pages {
         return Err(AppError::NotFound);
     }
-    let questions = queries::published(&state.db, PER_PAGE, (number - 1) * PER_PAGE).await?;
-    let ids: Vec<i64> = questions.iter().map(|q| q.id).collect();
-    let choices = queries::choices_of(&state.db, &ids).await?;
-    let polls = questions
-        .into_iter()
-        .map(|q| PollCard {
-            id: q.id,
-            published: format_date(q.pub_date),
-            choices: choices
-                .iter()
-                .filter(|c| c.question_id == q.id)
-                .map(|c| c.choice_text.clone())
-                .collect(),
-            question_text: q.question_text,
-        })
-        .collect();
+    // The rows come grouped by question, in page order.
+    let mut polls: Vec<PollCard> = Vec::new();
+    for r in rows {
+        if polls.last().map(|p| p.id) != Some(r.id) {
+            polls.push(PollCard {
+                id: r.id,
+                question_text: r.question_text,
+                published: format_date(r.pub_date),
+                choices: Vec::new(),
+            });
+        }
+        if let (Some(card), Some(choice)) = (polls.last_mut(), r.choice_text) {
+            card.choices.push(choice);
+        }
+    }
     web::render(&IndexPage {
         ctx: page.ctx,
         polls,

@@ -12,11 +12,15 @@ pub struct Question {
     pub pub_date: i64,
 }
 
+/// A row of a page of the poll list: a question, one of its choices (none if it has none), and
+/// how many questions are published in all.
 #[derive(Clone, Debug, FromRow)]
-pub struct Choice {
+pub struct CardRow {
     pub id: i64,
-    pub question_id: i64,
-    pub choice_text: String,
+    pub question_text: String,
+    pub pub_date: i64,
+    pub total: i64,
+    pub choice_text: Option<String>,
 }
 
 #[derive(Clone, Debug, FromRow)]
@@ -26,11 +30,16 @@ pub struct ChoiceResult {
     pub votes: i64,
 }
 
-/// Published questions (not dated in the future), latest first.
-pub async fn published(db: &Db, limit: i64, offset: i64) -> sqlx::Result<Vec<Question>> {
-    with_db!(db, p => sqlx::query_as::<_, Question>(
-        "SELECT id, question_text, pub_date FROM questions WHERE pub_date <= $1 \
-         ORDER BY pub_date DESC, id DESC LIMIT $2 OFFSET $3",
+/// One page of published questions (not dated in the future, latest first) with their choices
+/// (in id order), and the number of published questions, in one query: on SQLite each query is a
+/// round trip to a connection's worker thread, the main cost of a page.
+pub async fn published_page(db: &Db, limit: i64, offset: i64) -> sqlx::Result<Vec<CardRow>> {
+    with_db!(db, p => sqlx::query_as::<_, CardRow>(
+        "SELECT q.id, q.question_text, q.pub_date, q.total, c.choice_text FROM \
+           (SELECT id, question_text, pub_date, COUNT(*) OVER () AS total FROM questions \
+            WHERE pub_date <= $1 ORDER BY pub_date DESC, id DESC LIMIT $2 OFFSET $3) q \
+         LEFT JOIN choices c ON c.question_id = q.id \
+         ORDER BY q.pub_date DESC, q.id DESC, c.id",
     )
     .bind(db::now())
     .bind(limit)
@@ -44,25 +53,6 @@ pub async fn count_published(db: &Db) -> sqlx::Result<i64> {
         .bind(db::now())
         .fetch_one(p)
         .await)
-}
-
-/// The choices of the given questions, in id order.
-pub async fn choices_of(db: &Db, question_ids: &[i64]) -> sqlx::Result<Vec<Choice>> {
-    if question_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders: Vec<String> = (1..=question_ids.len()).map(|i| format!("${i}")).collect();
-    let sql = format!(
-        "SELECT id, question_id, choice_text FROM choices WHERE question_id IN ({}) ORDER BY id",
-        placeholders.join(", ")
-    );
-    with_db!(db, p => {
-        let mut q = sqlx::query_as::<_, Choice>(&sql);
-        for id in question_ids {
-            q = q.bind(*id);
-        }
-        q.fetch_all(p).await
-    })
 }
 
 /// A published question by id.

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Writes the results of bench/run.sh into BENCHMARKS.md.
+
+    report.py RESULTS_DIR BENCHMARKS.md
+
+RESULTS_DIR holds `meta` (key=value lines), one summary line per wrk run (`hello`,
+`<backend>.<scenario>`, written by bench/wrk/common.lua), and per backend `votecheck` and
+`rss_kb`, `rss_setup_kb`, `rss_end_kb`.
+The table replaces what lies between the two `bench:results` markers of the file; everything
+else in the file (notes, profile, changes) is kept. A missing file gets the markers appended.
+"""
+
+import os
+import sys
+
+BEGIN = "<!-- bench:results:begin (written by bench/run.sh; edit outside these markers) -->"
+END = "<!-- bench:results:end -->"
+
+DJANGO_RPS = 320  # the Django original's poll list: gunicorn, 2 workers
+RSS_TARGET_MB = 64
+
+# name, what, share-of-hello target (fraction), p99 target (ms), other target text
+SCENARIOS = [
+    ("list", "1. poll list `GET /polls/` (anonymous)", 0.50, 10, None),
+    ("detail", "2. poll page `GET /polls/1/` (verified session)", 0.35, 10, None),
+    ("results", "3. results `GET /polls/1/results/` (verified session)", None, 10, None),
+    ("votes", "4. votes `POST /polls/1/vote/` (many verified users)", None, 10, "votes"),
+    ("logins", "5. logins `POST /login/` (correct password, fresh session each)", None, None, None),
+    ("storm_list", "6. poll list during a storm of {storm} concurrent logins", None, 25, None),
+    ("storm_logins", "6. ... the storm's logins", None, None, None),
+]
+
+
+def parse_kv(text):
+    out = {}
+    for part in text.split():
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k] = v
+    return out
+
+
+def read(res, name):
+    path = os.path.join(res, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read().strip()
+
+
+def errors(r):
+    sockets = sum(int(r[k]) for k in ("connect", "read", "write", "timeout"))
+    statuses = max(int(r["non2xx3xx"]), int(r["unexpected_status"]))
+    return sockets + statuses, sockets, statuses
+
+
+def cpu(r, shared=False):
+    """Server CPU per request (µs) and cores used by the server and by wrk during the run."""
+    if "server_cpu_s" not in r:
+        return "—", "—"
+    secs = float(r["seconds"])
+    server, wrk = float(r["server_cpu_s"]), float(r["wrk_cpu_s"])
+    per_req = "—" if shared else f"{server * 1e6 / max(int(r['requests']), 1):,.0f}"
+    return per_req, f"{server / secs:.2f} + {wrk / secs:.2f}"
+
+
+def megabytes(kb):
+    return int(kb) / 1024 if kb else None
+
+
+def show_mb(v):
+    return f"{v:.1f} MB" if v is not None else "?"
+
+
+def verdict(ok):
+    return "yes" if ok else "**no**"
+
+
+def table(res, meta):
+    hello_line = read(res, "hello")
+    hello = parse_kv(hello_line) if hello_line else None
+    hello_rps = float(hello["rps"]) if hello else None
+    settings = parse_kv(meta.get("settings", ""))
+    storm = settings.get("storm_conns", "50")
+    backends = [b for b in ("sqlite", "postgres") if read(res, f"{b}.list")]
+
+    lines = []
+    w = lines.append
+    w(f"Run of {meta.get('date', '?')} on {meta.get('cores', '?')} cores "
+      f"({meta.get('cpu', '?')}), {meta.get('memory', '?')} memory, {meta.get('kernel', '?')}; "
+      f"load average {meta.get('loadavg_start', '?')} at the start, "
+      f"{meta.get('loadavg_end', '?')} at the end. Commit {meta.get('commit', '?')}, "
+      f"{meta.get('rustc', '?')}, {meta.get('wrk', '?')}.")
+    w("")
+    w(f"Settings: {settings.get('duration', '?')} s per scenario, "
+      f"{settings.get('conns', '?')} connections (logins {settings.get('login_conns', '?')}, "
+      f"storm {storm} logins + {settings.get('conns', '?')} page-view connections), "
+      f"wrk -t{settings.get('threads', '?')} (the storm: two wrk processes, -t1 each), "
+      f"{settings.get('users', '?')} verified users. Latencies in ms; errors = socket errors + "
+      f"answers outside 2xx/3xx or, where checked, other than the expected status. The last two "
+      f"columns: the server's CPU time per request, and the cores the server and wrk kept busy "
+      f"(during the storm the server's time is shared by both generators).")
+    w("")
+    w("| scenario | backend | conns | req/s | p50 | p99 | errors | vs hello | target | met "
+      "| server CPU µs/req | cores: server + wrk |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|")
+    if hello:
+        e, _, _ = errors(hello)
+        per_req, cores = cpu(hello)
+        w(f"| ceiling: `examples/hello.rs` (bare axum, fixed page) | — | {settings.get('conns', '?')} "
+          f"| {float(hello['rps']):,.0f} | {float(hello['p50_ms']):.2f} | "
+          f"{float(hello['p99_ms']):.2f} | {e} | 100% | — | — | {per_req} | {cores} |")
+    summary = []
+    for backend in backends:
+        for name, what, share, p99_target, other in SCENARIOS:
+            line = read(res, f"{backend}.{name}")
+            if not line:
+                continue
+            r = parse_kv(line)
+            rps, p50, p99 = float(r["rps"]), float(r["p50_ms"]), float(r["p99_ms"])
+            e, _, _ = errors(r)
+            conns = {"logins": settings.get("login_conns"), "storm_logins": storm}.get(
+                name, settings.get("conns"))
+            ratio = rps / hello_rps if hello_rps and name in ("list", "detail", "results") else None
+            targets, ok = [], e == 0
+            if share is not None:
+                targets.append(f"≥ {share:.0%} of hello")
+                ok = ok and ratio is not None and ratio >= share
+            if p99_target is not None:
+                targets.append(f"p99 < {p99_target} ms")
+                ok = ok and p99 < p99_target
+            if other == "votes":
+                check = parse_kv(read(res, f"{backend}.votecheck") or "")
+                passed = check.get("vote_check") == "PASS"
+                if backend == "sqlite":
+                    targets.append("≥ 5,000/s")
+                    ok = ok and rps >= 5000
+                targets.append("0 lost or doubled")
+                ok = ok and passed
+            note = ""
+            if r.get("pairs_exhausted") == "1":
+                note = " (ran out of login sessions: raise BENCH_LOGIN_PAIRS)"
+            target = "; ".join(targets) if targets else "— (reported)"
+            met = verdict(ok) if targets else ("—" if e == 0 else "**errors**")
+            per_req, cores = cpu(r, shared=name.startswith("storm"))
+            w(f"| {what.format(storm=storm)}{note} | {backend} | {conns} | {rps:,.0f} | {p50:.2f} | "
+              f"{p99:.2f} | {e} | {f'{ratio:.0%}' if ratio is not None else '—'} | {target} | {met} "
+              f"| {per_req} | {cores} |")
+        lst = parse_kv(read(res, f"{backend}.list"))
+        django = float(lst["rps"]) / DJANGO_RPS
+        rss_mb, setup_mb, end_mb = (
+            megabytes(read(res, f"{backend}.{name}"))
+            for name in ("rss_kb", "rss_setup_kb", "rss_end_kb"))
+        check = read(res, f"{backend}.votecheck") or "vote_check=MISSING"
+        summary.append(
+            f"- **{backend}**: poll list vs the Django original ({DJANGO_RPS} req/s): "
+            f"**{django:,.0f}×** (target > 100×: {verdict(django > 100)}). "
+            f"Peak RSS (VmHWM) over the whole run: **{show_mb(rss_mb)}** "
+            f"(target ≤ {RSS_TARGET_MB} MB: {verdict(rss_mb is not None and rss_mb <= RSS_TARGET_MB)}); "
+            f"{show_mb(setup_mb)} already after the setup (registrations), {show_mb(end_mb)} "
+            f"resident at the end. "
+            f"Vote check: `{check}`.")
+    w("")
+    lines.extend(summary)
+    return "\n".join(lines)
+
+
+SKELETON = """# Benchmarks
+
+`bash bench/run.sh` (add `--postgres`, or set `TEST_DATABASE_URL`, to also run on PostgreSQL)
+writes the section below. How the harness works is described in `bench/run.sh`.
+
+## Latest results
+
+{begin}
+{end}
+"""
+
+
+def main(res, out):
+    meta = {}
+    for line in (read(res, "meta") or "").splitlines():
+        if line.startswith("duration="):
+            meta["settings"] = line
+        elif "=" in line:
+            k, v = line.split("=", 1)
+            meta[k] = v
+    body = table(res, meta)
+    text = open(out).read() if os.path.exists(out) else SKELETON.format(begin=BEGIN, end=END)
+    if BEGIN not in text or END not in text:
+        text = text.rstrip("\n") + "\n\n" + BEGIN + "\n" + END + "\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(out, "w") as f:
+        f.write(head + BEGIN + "\n" + body + "\n" + END + tail)
+    print(body)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Benchmarks: how fast Pollstr is, against the ceiling (a bare axum "hello" server,
+# examples/hello.rs) and against the original (the Django app, ~320 requests/s on its poll list).
+#
+#   bash bench/run.sh [--postgres]
+#
+# Builds the release binaries, measures hello, then starts `pollstr serve` on a fresh SQLite
+# database (and on a fresh PostgreSQL database with --postgres or when TEST_DATABASE_URL is set),
+# makes verified users through the real HTTP flow (bench/setup.py), drives the scenarios with wrk
+# (bench/wrk/*.lua), checks the votes, and writes the results into BENCHMARKS.md (between the
+# "bench:results" markers; the rest of the file is kept).
+#
+# Settings (environment):
+#   BENCH_DURATION=10     seconds per scenario
+#   BENCH_CONNS=64        connections for hello, reads, votes and the page views of the storm
+#   BENCH_LOGIN_CONNS=16  connections for the login scenario
+#   BENCH_STORM_CONNS=50  concurrent logins of the storm
+#   BENCH_THREADS=2       wrk threads (-t) of the single-generator scenarios; the storm runs two
+#                         generators with one thread each
+#   BENCH_USERS           verified users (default 4 x BENCH_CONNS; at least 2 x BENCH_CONNS)
+#   BENCH_LOGIN_PAIRS     fresh sessions fetched per login scenario (default 300 x duration)
+#   BENCH_OUT=BENCHMARKS.md
+#   TEST_DATABASE_URL     a PostgreSQL server (postgres://user@host:port/db) to also run on;
+#                         --postgres alone uses postgres://postgres@127.0.0.1:5432/postgres
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+DURATION=${BENCH_DURATION:-10}
+CONNS=${BENCH_CONNS:-64}
+LOGIN_CONNS=${BENCH_LOGIN_CONNS:-16}
+STORM_CONNS=${BENCH_STORM_CONNS:-50}
+THREADS=${BENCH_THREADS:-2}
+USERS=${BENCH_USERS:-$((CONNS * 4))}
+LOGIN_PAIRS=${BENCH_LOGIN_PAIRS:-$((DURATION * 300))}
+OUT=${BENCH_OUT:-BENCHMARKS.md}
+
+PG_SERVER=${TEST_DATABASE_URL:-}
+for arg in "$@"; do
+  case $arg in
+    --postgres) PG_SERVER=${PG_SERVER:-postgres://postgres@127.0.0.1:5432/postgres} ;;
+    *) echo "usage: bash bench/run.sh [--postgres]" >&2; exit 2 ;;
+  esac
+done
+if ((USERS < 2 * CONNS)); then
+  echo "BENCH_USERS must be at least 2 x BENCH_CONNS (each user has one vote in flight at most)" >&2
+  exit 2
+fi
+for tool in wrk python3 curl; do
+  command -v "$tool" >/dev/null || { echo "$tool is needed (apt-get install -y $tool)" >&2; exit 1; }
+done
+if [[ -n $PG_SERVER ]] && ! command -v psql >/dev/null; then
+  echo "psql is needed for the PostgreSQL run (apt-get install -y postgresql-client)" >&2
+  exit 1
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/pollstr-bench.XXXXXX")
+RES=$WORK/results
+mkdir -p "$RES"
+PIDS=()
+PG_DB=
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ -n $PG_DB ]]; then
+    psql "$PG_SERVER" -qAt -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "== $*" >&2; }
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_ready URL PID: until URL answers 200, the process dies, or 60 s pass.
+wait_ready() {
+  local url=$1 pid=$2 i
+  for ((i = 0; i < 600; i++)); do
+    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then echo "the server exited (see above)" >&2; return 1; fi
+    sleep 0.1
+  done
+  echo "$url did not answer within 60 s" >&2
+  return 1
+}
+
+# stop PID: SIGTERM, then SIGKILL after 10 s.
+stop() {
+  local pid=$1 i
+  kill "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# hwm PID: the process's peak resident memory (VmHWM), in kB.
+hwm() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+
+# cpu_ticks PID: the process's CPU time so far (user + system, all its threads), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+# bench NAME URL SCRIPT CONNS THREADS [VAR=VALUE...]: one wrk run against the server $SERVER_PID.
+# Its summary line goes to $RES/NAME, with the CPU time the server and wrk used during the run.
+bench() {
+  local name=$1 url=$2 script=$3 conns=$4 threads=$5
+  shift 5
+  log "$name: wrk -t$threads -c$conns -d${DURATION}s $url"
+  local before after wrk_cpu TIMEFORMAT='%U %S'
+  before=$(cpu_ticks "$SERVER_PID")
+  wrk_cpu=$({ time env BENCH_RESULT="$RES/$name" BENCH_THREADS="$threads" "$@" \
+    wrk -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 5s --latency \
+    -s "bench/wrk/$script" "$url" >"$WORK/$name.wrk" 2>&1; } 2>&1) || {
+    cat "$WORK/$name.wrk" >&2
+    return 1
+  }
+  after=$(cpu_ticks "$SERVER_PID")
+  echo "$(cat "$RES/$name")" \
+    "server_cpu_s=$(awk -v t="$((after - before))" -v hz="$TICK" 'BEGIN {print t / hz}')" \
+    "wrk_cpu_s=$(echo "$wrk_cpu" | awk '{print $1 + $2}')" >"$RES/$name.tmp"
+  mv "$RES/$name.tmp" "$RES/$name"
+  cat "$RES/$name" >&2
+}
+
+log "cargo build --release; cargo build --release --example hello"
+cargo build --release
+cargo build --release --example hello
+
+# The machine and the run, for the report.
+{
+  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "cores=$(nproc)"
+  echo "memory=$(free -h | awk '/^Mem:/ {print $2}')"
+  echo "kernel=$(uname -sr)"
+  echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "wrk=$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')"
+  echo "rustc=$(rustc --version)"
+  echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git status --porcelain 2>/dev/null | grep -q . && echo ' (with uncommitted changes)')"
+  echo "duration=$DURATION conns=$CONNS login_conns=$LOGIN_CONNS storm_conns=$STORM_CONNS threads=$THREADS users=$USERS"
+} >"$RES/meta"
+
+# --- the ceiling ---------------------------------------------------------------------------------
+port=$(free_port)
+target/release/examples/hello "127.0.0.1:$port" 2>"$WORK/hello.log" &
+hello_pid=$!
+PIDS+=("$hello_pid")
+SERVER_PID=$hello_pid
+wait_ready "http://127.0.0.1:$port/" "$hello_pid"
+bench hello "http://127.0.0.1:$port/" get.lua "$CONNS" "$THREADS"
+stop "$hello_pid"
+
+# --- Pollstr on one backend ----------------------------------------------------------------------
+# run_pollstr BACKEND DATABASE_URL
+run_pollstr() {
+  local backend=$1 database_url=$2
+  local dir=$WORK/$backend
+  mkdir -p "$dir"
+  port=$(free_port)
+  local base=http://127.0.0.1:$port
+
+  log "$backend: pollstr serve on $base"
+  # A clean environment (nothing from this shell or a .env leaks in), run from an empty directory.
+  (cd "$dir" && exec env -i PATH="$PATH" \
+    POLLSTR_ADDR="127.0.0.1:$port" \
+    DATABASE_URL="$database_url" \
+    POLLSTR_SEED_DEMO=true \
+    VERIFY_BACKEND=console \
+    SMS_LIMIT_PER_USER=100000/1h SMS_LIMIT_PER_NUMBER=100000/1h SMS_LIMIT_PER_IP=100000/1h \
+    "$ROOT/target/release/pollstr" serve) 2>"$dir/server.log" &
+  local pid=$!
+  PIDS+=("$pid")
+  SERVER_PID=$pid
+  wait_ready "$base/healthz" "$pid" || { cat "$dir/server.log" >&2; return 1; }
+
+  log "$backend: $USERS users, each registered and verified through /register/ and /2fa/"
+  local choices
+  choices=$(python3 bench/setup.py users "$base" "$dir/server.log" "$USERS" "$dir/sessions.tsv")
+  log "$backend: $LOGIN_PAIRS fresh login sessions, twice"
+  python3 bench/setup.py login-pairs "$base" "$dir/sessions.tsv" "$LOGIN_PAIRS" "$dir/pairs1.tsv"
+  python3 bench/setup.py login-pairs "$base" "$dir/sessions.tsv" "$LOGIN_PAIRS" "$dir/pairs2.tsv"
+
+  # Peak memory after the setup (its registrations hash passwords), and at the end of the run.
+  hwm "$pid" >"$RES/$backend.rss_setup_kb"
+
+  bench "$backend.list" "$base/polls/" get.lua "$CONNS" "$THREADS"
+  bench "$backend.detail" "$base/polls/1/" session_get.lua "$CONNS" "$THREADS" \
+    BENCH_SESSIONS="$dir/sessions.tsv" BENCH_EXPECT=200
+  bench "$backend.results" "$base/polls/1/results/" session_get.lua "$CONNS" "$THREADS" \
+    BENCH_SESSIONS="$dir/sessions.tsv" BENCH_EXPECT=200
+  bench "$backend.votes" "$base/polls/1/vote/" vote.lua "$CONNS" "$THREADS" \
+    BENCH_SESSIONS="$dir/sessions.tsv" BENCH_EXPECT=303 BENCH_CHOICES="$choices" \
+    BENCH_ACKS="$dir/acks.tsv"
+
+  log "$backend: vote check"
+  local rows_sql="SELECT u.username, v.choice_id FROM votes v JOIN users u ON u.id = v.user_id WHERE v.question_id = 1"
+  local base_sql="SELECT COALESCE(SUM(base_votes), 0) FROM choices WHERE question_id = 1"
+  local base_votes
+  if [[ $backend == sqlite ]]; then
+    python3 - "$dir/pollstr.db" "$rows_sql" "$dir/rows.tsv" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+with open(sys.argv[3], "w") as f:
+    for name, choice in db.execute(sys.argv[2]):
+        f.write(f"{name}\t{choice}\n")
+EOF
+    base_votes=$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$dir/pollstr.db" "$base_sql")
+  else
+    psql "$database_url" -qAt -F $'\t' -c "$rows_sql" >"$dir/rows.tsv"
+    base_votes=$(psql "$database_url" -qAt -c "$base_sql")
+  fi
+  python3 bench/check_votes.py "$dir/acks.tsv" "$dir/rows.tsv" "$base_votes" "$base" \
+    "$dir/sessions.tsv" >"$RES/$backend.votecheck" || true
+  cat "$RES/$backend.votecheck" >&2
+
+  bench "$backend.logins" "$base/login/" login.lua "$LOGIN_CONNS" "$THREADS" \
+    BENCH_PAIRS="$dir/pairs1.tsv" BENCH_EXPECT=303
+
+  # Page views while $STORM_CONNS logins run at once: two generators side by side, one thread each.
+  log "$backend: storm: $STORM_CONNS concurrent logins and GET /polls/ at once"
+  bench "$backend.storm_logins" "$base/login/" login.lua "$STORM_CONNS" 1 \
+    BENCH_PAIRS="$dir/pairs2.tsv" BENCH_EXPECT=303 &
+  local storm=$!
+  sleep 0.5 # the storm is on before the page views start, and outlasts them
+  DURATION=$((DURATION > 1 ? DURATION - 1 : DURATION)) \
+    bench "$backend.storm_list" "$base/polls/" get.lua "$CONNS" 1
+  wait "$storm"
+
+  hwm "$pid" >"$RES/$backend.rss_kb"
+  awk '/^VmRSS/ {print $2}' "/proc/$pid/status" >"$RES/$backend.rss_end_kb"
+  stop "$pid"
+}
+
+run_pollstr sqlite "sqlite://$WORK/sqlite/pollstr.db"
+
+if [[ -n $PG_SERVER ]]; then
+  PG_DB=pollstr_bench_$(date +%s)_$$
+  log "postgres: CREATE DATABASE $PG_DB"
+  psql "$PG_SERVER" -qAt -c "CREATE DATABASE $PG_DB" >/dev/null
+  # The server's URL with the database name replaced.
+  pg_url=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PG_SERVER" "$PG_DB")
+  run_pollstr postgres "$pg_url"
+fi
+
+echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES/meta"
+python3 bench/report.py "$RES" "$OUT"
+log "results written to $OUT ($SECONDS s in all)"

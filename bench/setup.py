@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Benchmark setup for bench/run.sh, through Pollstr's real HTTP flow (standard library only).
+
+    setup.py users BASE_URL SERVER_LOG COUNT OUT_FILE
+        registers COUNT users (bench0000, bench0001, ...), verifies a distinct phone number for
+        each (+44 7400 1xxxxx; the console provider's code is read from the server's log), and
+        writes one line per verified session: username, cookie, csrf token (tab-separated).
+        Prints the choice ids of poll 1 (comma-separated) on stdout.
+
+    setup.py login-pairs BASE_URL USERS_FILE COUNT OUT_FILE
+        opens COUNT fresh anonymous sessions (GET /login/) and writes, per line, a ready login
+        body for one bench user (correct password) and the session's cookie (tab-separated).
+        Each pair is good for exactly one successful login: a login cycles the session id.
+"""
+
+import concurrent.futures
+import http.client
+import re
+import sys
+import threading
+import time
+import urllib.parse
+
+COOKIE = "pollstr_session"
+PASSWORD = "quiet-harbor-Bench-41"
+CSRF_RE = re.compile(r'name="csrf_token"\s+value="([^"]+)"')
+CHOICE_RE = re.compile(r'name="choice"[^>]*\svalue="(\d+)"')
+CODE_RE = re.compile(r"code for (.+?) is (\d{6})")
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Client:
+    """One browser: one connection, one session cookie, no redirects followed."""
+
+    def __init__(self, base):
+        url = urllib.parse.urlsplit(base)
+        self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        self.cookie = None
+
+    def request(self, method, path, form=None, expect=(200,)):
+        headers = {}
+        body = None
+        if self.cookie:
+            headers["Cookie"] = f"{COOKIE}={self.cookie}"
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.conn.request(method, path, body=body, headers=headers)
+        res = self.conn.getresponse()
+        text = res.read().decode("utf-8", "replace")
+        for name, value in res.getheaders():
+            if name.lower() == "set-cookie" and value.startswith(COOKIE + "="):
+                self.cookie = value.split(";", 1)[0].split("=", 1)[1]
+        if res.status not in expect:
+            raise RuntimeError(f"{method} {path}: HTTP {res.status}, expected {expect}")
+        return res.status, res.getheader("Location"), text
+
+    def csrf(self, path):
+        _, _, text = self.request("GET", path)
+        m = CSRF_RE.search(text)
+        if not m:
+            raise RuntimeError(f"GET {path}: no csrf_token in the page")
+        return m.group(1), text
+
+
+class CodeLog:
+    """The console provider's codes, read from the server's log as they appear."""
+
+    def __init__(self, path):
+        self.path = path
+        self.codes = {}  # masked number -> latest code
+        self.offset = 0
+        self.lock = threading.Lock()
+
+    def wait(self, masked_suffix, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                with open(self.path, "rb") as f:
+                    f.seek(self.offset)
+                    chunk = f.read()
+                end = chunk.rfind(b"\n") + 1
+                self.offset += end
+                for line in chunk[:end].decode("utf-8", "replace").splitlines():
+                    m = CODE_RE.search(ANSI_RE.sub("", line))
+                    if m:
+                        self.codes[m.group(1)] = m.group(2)
+                for masked, code in self.codes.items():
+                    if masked.endswith(masked_suffix):
+                        return code
+            time.sleep(0.02)
+        raise RuntimeError(f"no code for the number ending {masked_suffix} in the server log")
+
+
+def make_user(base, log, i):
+    username = f"bench{i:04d}"
+    number = f"+4474001{i:05d}"
+    c = Client(base)
+    token, _ = c.csrf("/register/")
+    c.request(
+        "POST",
+        "/register/",
+        {"username": username, "password1": PASSWORD, "password2": PASSWORD,
+         "next": "/polls/", "csrf_token": token},
+        expect=(303,),
+    )
+    token, _ = c.csrf("/2fa/?next=/polls/1/")
+    c.request(
+        "POST",
+        "/2fa/create/",
+        {"number": number, "next": "/polls/1/", "csrf_token": token},
+        expect=(303,),
+    )
+    code = log.wait(number[-4:])
+    token, _ = c.csrf("/2fa/verify/?next=/polls/1/")
+    _, location, _ = c.request(
+        "POST",
+        "/2fa/confirm/",
+        {"code": code, "next": "/polls/1/", "csrf_token": token},
+        expect=(303,),
+    )
+    if location != "/polls/1/":
+        raise RuntimeError(f"{username}: confirm went to {location}, not /polls/1/")
+    # The verified session's token (rotated at verification), as the poll page renders it.
+    token, page = c.csrf("/polls/1/")
+    return username, c.cookie, token, CHOICE_RE.findall(page)
+
+
+def users(base, log_path, count, out):
+    if count > 10000:
+        raise SystemExit("at most 10000 users (the masked numbers must differ in 4 digits)")
+    log = CodeLog(log_path)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        made = list(pool.map(lambda i: make_user(base, log, i), range(count)))
+    with open(out, "w") as f:
+        for username, cookie, token, _ in made:
+            f.write(f"{username}\t{cookie}\t{token}\n")
+    choices = made[0][3]
+    if not choices:
+        raise SystemExit("poll 1 shows no choices")
+    print(",".join(choices))
+
+
+def login_pair(base, username):
+    c = Client(base)
+    token, _ = c.csrf("/login/")
+    body = urllib.parse.urlencode(
+        {"username": username, "password": PASSWORD, "next": "/polls/", "csrf_token": token}
+    )
+    return body, c.cookie
+
+
+def login_pairs(base, users_file, count, out):
+    with open(users_file) as f:
+        names = [line.split("\t", 1)[0] for line in f if line.strip()]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        pairs = list(pool.map(lambda i: login_pair(base, names[i % len(names)]), range(count)))
+    with open(out, "w") as f:
+        for body, cookie in pairs:
+            f.write(f"{body}\t{cookie}\n")
+
+
+def main(argv):
+    if len(argv) == 6 and argv[1] == "users":
+        users(argv[2], argv[3], int(argv[4]), argv[5])
+    elif len(argv) == 6 and argv[1] == "login-pairs":
+        login_pairs(argv[2], argv[3], int(argv[4]), argv[5])
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
