@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::web::{self, Form, Page, PageContext};
-use queries::{ChoiceResult, Question};
+use queries::{ChoiceResult, PollView, Question};
 
 pub const PER_PAGE: i64 = 10;
 
@@ -133,20 +133,20 @@ fn user_id(page: &Page) -> AppResult<i64> {
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("poll page reached without a user")))
 }
 
-async fn detail_page(
-    state: &AppState,
-    page: Page,
-    question: Question,
-    error: Option<String>,
-) -> AppResult<DetailPage> {
-    let uid = user_id(&page)?;
-    Ok(DetailPage {
-        choices: queries::results(&state.db, question.id).await?,
-        my_choice: queries::vote_of(&state.db, uid, question.id).await?,
+async fn load_view(state: &AppState, question_id: i64, page: &Page) -> AppResult<PollView> {
+    queries::poll_view(&state.db, question_id, user_id(page)?)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+fn detail_page(page: Page, view: PollView, error: Option<String>) -> DetailPage {
+    DetailPage {
         ctx: page.ctx,
-        question,
+        question: view.question,
+        choices: view.choices,
+        my_choice: view.mine,
         error_message: error,
-    })
+    }
 }
 
 pub async fn detail(
@@ -154,8 +154,8 @@ pub async fn detail(
     page: Page,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let question = load_question(&state, &id).await?;
-    web::render(&detail_page(&state, page, question, None).await?)
+    let view = load_view(&state, web::parse_id(&id)?, &page).await?;
+    web::render(&detail_page(page, view, None))
 }
 
 #[derive(Deserialize)]
@@ -180,13 +180,8 @@ pub async fn vote(
         None => false,
     };
     if !counted {
-        let body = detail_page(
-            &state,
-            page,
-            question,
-            Some("You didn't select a choice.".into()),
-        )
-        .await?;
+        let view = load_view(&state, question.id, &page).await?;
+        let body = detail_page(page, view, Some("You didn't select a choice.".into()));
         return Ok((StatusCode::BAD_REQUEST, web::render(&body)?).into_response());
     }
     Ok(Redirect::to(&format!("/polls/{}/results/", question.id)).into_response())
@@ -213,12 +208,13 @@ pub async fn results(
     page: Page,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let question = load_question(&state, &id).await?;
-    let uid = user_id(&page)?;
-    let counts = queries::results(&state.db, question.id).await?;
-    let mine = queries::vote_of(&state.db, uid, question.id).await?;
-    let total: i64 = counts.iter().map(|c| c.votes).sum();
-    let rows = counts
+    let PollView {
+        question,
+        choices,
+        mine,
+    } = load_view(&state, web::parse_id(&id)?, &page).await?;
+    let total: i64 = choices.iter().map(|c| c.votes).sum();
+    let rows = choices
         .into_iter()
         .map(|c| ResultRow {
             percent: if total > 0 {

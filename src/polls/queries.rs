@@ -66,27 +66,65 @@ pub async fn published_question(db: &Db, id: i64) -> sqlx::Result<Option<Questio
     .await)
 }
 
-/// Each choice with its count: imported votes plus one per user who chose it.
-pub async fn results(db: &Db, question_id: i64) -> sqlx::Result<Vec<ChoiceResult>> {
-    with_db!(db, p => sqlx::query_as::<_, ChoiceResult>(
-        "SELECT c.id, c.choice_text, \
-                c.base_votes + (SELECT COUNT(*) FROM votes v WHERE v.choice_id = c.id) AS votes \
-         FROM choices c WHERE c.question_id = $1 ORDER BY c.id",
-    )
-    .bind(question_id)
-    .fetch_all(p)
-    .await)
+/// A poll as a voter sees it: the question, each choice with its count (imported votes plus
+/// one per user who chose it), and the choice this user voted for.
+#[derive(Clone, Debug)]
+pub struct PollView {
+    pub question: Question,
+    pub choices: Vec<ChoiceResult>,
+    pub mine: Option<i64>,
 }
 
-/// The choice this user voted for on this question, if any.
-pub async fn vote_of(db: &Db, user_id: i64, question_id: i64) -> sqlx::Result<Option<i64>> {
-    with_db!(db, p => sqlx::query_scalar::<_, i64>(
-        "SELECT choice_id FROM votes WHERE user_id = $1 AND question_id = $2",
+#[derive(FromRow)]
+struct PollRow {
+    question_id: i64,
+    question_text: String,
+    pub_date: i64,
+    id: Option<i64>,
+    choice_text: Option<String>,
+    votes: Option<i64>,
+    mine: Option<i64>,
+}
+
+/// A published poll with its counts and `user_id`'s vote, in one query (a poll page is on the
+/// hot path: each query is a round trip).
+pub async fn poll_view(db: &Db, question_id: i64, user_id: i64) -> sqlx::Result<Option<PollView>> {
+    let rows = with_db!(db, p => sqlx::query_as::<_, PollRow>(
+        "SELECT q.id AS question_id, q.question_text, q.pub_date, c.id, c.choice_text, \
+                c.base_votes + (SELECT COUNT(*) FROM votes v WHERE v.choice_id = c.id) AS votes, \
+                (SELECT v.choice_id FROM votes v WHERE v.user_id = $2 AND v.question_id = q.id) AS mine \
+         FROM questions q LEFT JOIN choices c ON c.question_id = q.id \
+         WHERE q.id = $1 AND q.pub_date <= $3 ORDER BY c.id",
     )
-    .bind(user_id)
     .bind(question_id)
-    .fetch_optional(p)
-    .await)
+    .bind(user_id)
+    .bind(db::now())
+    .fetch_all(p)
+    .await)?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let question = Question {
+        id: first.question_id,
+        question_text: first.question_text.clone(),
+        pub_date: first.pub_date,
+    };
+    let mine = first.mine;
+    let choices = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(ChoiceResult {
+                id: r.id?,
+                choice_text: r.choice_text?,
+                votes: r.votes.unwrap_or(0),
+            })
+        })
+        .collect();
+    Ok(Some(PollView {
+        question,
+        choices,
+        mine,
+    }))
 }
 
 /// Records the user's vote, replacing an earlier one on the same question, in one statement

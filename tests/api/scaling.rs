@@ -309,8 +309,12 @@ async fn sqlite_to_postgres_keeps_passwords_numbers_and_votes() {
     let db = pollstr::db::Db::connect(&pg, &Default::default())
         .await
         .unwrap();
-    let count = pollstr::polls::queries::results(&db, 3).await.unwrap();
-    assert_eq!(count.iter().map(|c| c.votes).sum::<i64>(), 1);
+    let view = pollstr::polls::queries::poll_view(&db, 3, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.choices.iter().map(|c| c.votes).sum::<i64>(), 1);
+    assert_eq!(view.mine, Some(12), "the user's vote came along");
     assert!(
         before.has("It's rabbit huntung season! (your vote) 1 vote"),
         "{}",
