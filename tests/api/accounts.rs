@@ -71,17 +71,7 @@ async fn usernames_are_case_insensitive(backend: Backend) {
     let app = TestApp::seeded(backend).await;
     app.browser().login("TEST", "test1234").await;
     let b = app.browser();
-    let page = b
-        .submit(
-            "/register/",
-            "/register/",
-            &[
-                ("username", "Test"),
-                ("password1", "Xk3!pq9z#Lm"),
-                ("password2", "Xk3!pq9z#Lm"),
-            ],
-        )
-        .await;
+    let page = b.register("Test").await;
     assert!(page.has("A user with that username already exists."));
 }
 

@@ -18,6 +18,8 @@ use tokio::sync::{mpsc, Mutex};
 pub const SEED: &str = include_str!("../../../shared/seed/fixtures-all.json");
 pub const DEMO: &str = include_str!("../../fixtures/all.json");
 pub const SEED_USER: &str = r#"[{"model":"auth.user","pk":1,"fields":{"password":"pbkdf2_sha256$24000$rk8toKlZt2vr$dsOOeY/jjjwYLqkmaT5gcRYSrtFabI+eZVgbPylP9EA=","username":"test","is_active":true}}]"#;
+/// A password that passes every rule.
+pub const STRONG: &str = "Xk3!pq9z#Lm";
 pub const PHONE: &str = "+44 7911 123456";
 pub const PHONE_E164: &str = "+447911123456";
 
@@ -440,6 +442,20 @@ impl Browser {
             page.text()
         );
         page
+    }
+
+    /// Signs up (and so logs in) as `username` with the password [`STRONG`].
+    pub async fn register(&self, username: &str) -> Page {
+        self.submit(
+            "/register/",
+            "/register/",
+            &[
+                ("username", username),
+                ("password1", STRONG),
+                ("password2", STRONG),
+            ],
+        )
+        .await
     }
 
     /// Sends a code to `number` and types it in.

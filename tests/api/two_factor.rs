@@ -217,16 +217,7 @@ async fn a_number_belongs_to_one_account(backend: Backend) {
     let app = TestApp::seeded(backend).await;
     app.verified_browser().await;
     let b = app.browser();
-    b.submit(
-        "/register/",
-        "/register/",
-        &[
-            ("username", "mallory"),
-            ("password1", "Xk3!pq9z#Lm"),
-            ("password2", "Xk3!pq9z#Lm"),
-        ],
-    )
-    .await;
+    b.register("mallory").await;
     let page = send(&b, PHONE).await;
     assert_eq!(page.status, StatusCode::CONFLICT);
     assert!(page.has("This number is already verified by another account."));
@@ -290,16 +281,7 @@ async fn sms_limit_per_number_across_accounts(backend: Backend) {
         assert_eq!(send(&a, PHONE).await.status, StatusCode::SEE_OTHER);
     }
     let b = app.browser();
-    b.submit(
-        "/register/",
-        "/register/",
-        &[
-            ("username", "other"),
-            ("password1", "Xk3!pq9z#Lm"),
-            ("password2", "Xk3!pq9z#Lm"),
-        ],
-    )
-    .await;
+    b.register("other").await;
     let page = send(&b, PHONE).await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
 }
@@ -310,16 +292,7 @@ async fn sms_limit_per_ip(backend: Backend) {
     send(&b, "+44 7400 400001").await;
     send(&b, "+44 7400 400002").await;
     let c = app.browser();
-    c.submit(
-        "/register/",
-        "/register/",
-        &[
-            ("username", "other"),
-            ("password1", "Xk3!pq9z#Lm"),
-            ("password2", "Xk3!pq9z#Lm"),
-        ],
-    )
-    .await;
+    c.register("other").await;
     let page = send(&c, "+44 7400 400003").await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(page.has("try again in 60 minutes"), "{}", page.text());
