@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(web::not_found)
         .method_not_allowed_fallback(|| async { crate::error::AppError::MethodNotAllowed })
         .layer(middleware::from_fn(web::csrf::protect))
+        .layer(middleware::from_fn(web::error_context))
         .layer(sessions)
         .layer(middleware::from_fn(web::session_store_outage))
         .merge(static_files)

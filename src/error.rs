@@ -30,6 +30,27 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
+/// What an error page said, kept on the response so that [`crate::web::error_context`] can
+/// render it again with the signed-in user's navbar.
+#[derive(Clone, Debug)]
+pub struct ErrorDetails {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub message: String,
+}
+
+impl ErrorDetails {
+    pub fn render(&self, ctx: PageContext) -> Result<String, askama::Error> {
+        ErrorPage {
+            ctx,
+            status: self.status.as_u16(),
+            title: self.title,
+            message: self.message.clone(),
+        }
+        .render()
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
@@ -121,16 +142,16 @@ impl IntoResponse for AppError {
             _ => {}
         }
         let (status, title, message) = self.parts();
-        let page = ErrorPage {
-            ctx: PageContext::default(),
-            status: status.as_u16(),
+        let details = ErrorDetails {
+            status,
             title,
             message,
         };
-        let body = page
-            .render()
+        let body = details
+            .render(PageContext::default())
             .unwrap_or_else(|_| format!("<!doctype html><title>{title}</title><h1>{title}</h1>"));
         let mut res = (status, Html(body)).into_response();
+        res.extensions_mut().insert(details);
         if let AppError::TooManyRequests {
             retry_after_secs, ..
         } = self

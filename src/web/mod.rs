@@ -132,3 +132,42 @@ pub async fn session_store_outage(
     }
     res
 }
+
+/// Error pages are rendered where no session is at hand; this renders a 4xx page again with the
+/// signed-in user's navbar (their name and the logout button). 5xx pages are left alone: the
+/// database may be what failed.
+pub async fn error_context(
+    session: Session,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut res = next.run(req).await;
+    let Some(details) = res
+        .extensions()
+        .get::<crate::error::ErrorDetails>()
+        .cloned()
+    else {
+        return res;
+    };
+    if details.status.is_server_error() {
+        return res;
+    }
+    let Ok(Some(user)) = crate::accounts::current_user(&session).await else {
+        return res;
+    };
+    let csrf = csrf::token(&session)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let ctx = PageContext {
+        user: Some(user),
+        csrf,
+        messages: Vec::new(),
+    };
+    if let Ok(html) = details.render(ctx) {
+        res.headers_mut().remove(axum::http::header::CONTENT_LENGTH);
+        *res.body_mut() = axum::body::Body::from(html);
+    }
+    res
+}

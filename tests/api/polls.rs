@@ -233,6 +233,10 @@ async fn unknown_and_malformed_ids_are_404(backend: Backend) {
         let page = b.get(path).await;
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
         assert!(page.has("Page not found"), "{path}");
+        assert!(
+            page.has("Signed in as test"),
+            "the error page keeps the navbar: {path}"
+        );
     }
     let page = b
         .submit("/polls/1/", "/polls/1/vote/", &[("choice", "1")])

@@ -154,6 +154,11 @@ async fn changing_a_proven_number_needs_the_password(backend: Backend) {
     let b = logged_in(&app).await;
     let page = b.get("/2fa/?change=1").await;
     assert!(page.body.contains("name=\"password\""));
+    assert!(
+        page.body
+            .contains("autocomplete=\"current-password\" required"),
+        "the browser asks for it too"
+    );
     let other = "+44 7400 654321";
     for pw in ["", "wrong-password"] {
         let page = b
