@@ -427,6 +427,20 @@ impl Browser {
         .await
     }
 
+    /// Submits the login form with `next`; the answer is not checked.
+    pub async fn login_next(&self, username: &str, password: &str, next: &str) -> Page {
+        self.submit(
+            "/login/",
+            "/login/",
+            &[
+                ("username", username),
+                ("password", password),
+                ("next", next),
+            ],
+        )
+        .await
+    }
+
     pub async fn login(&self, username: &str, password: &str) -> Page {
         let page = self
             .submit(

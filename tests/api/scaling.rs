@@ -74,6 +74,14 @@ impl Instance {
     }
 }
 
+fn succeeded(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn browser_on(base: &str, jar: &Arc<reqwest::cookie::Jar>) -> Browser {
     Browser {
         base: base.to_string(),
@@ -280,22 +288,14 @@ async fn sqlite_to_postgres_keeps_passwords_numbers_and_votes() {
         .arg(&dump)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let pg = fresh_database(Backend::Postgres, &dir).await;
     let out = pollstr_command(dir.path(), &[("DATABASE_URL", &pg)])
         .arg("loaddata")
         .arg(&dump)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("Installed"));
 
     let new_base = crate::helpers::spawn_on(Backend::Postgres, &pg).await;

@@ -82,17 +82,7 @@ async fn next_never_leaves_the_site(backend: Backend) {
     let app = TestApp::seeded(backend).await;
     for bad in OFF_SITE {
         let b = app.browser();
-        let page = b
-            .submit(
-                "/login/",
-                "/login/",
-                &[
-                    ("username", "test"),
-                    ("password", "test1234"),
-                    ("next", bad),
-                ],
-            )
-            .await;
+        let page = b.login_next("test", "test1234", bad).await;
         assert_eq!(
             page.location.as_deref(),
             Some("/polls/"),
@@ -135,17 +125,7 @@ async fn next_never_leaves_the_site(backend: Backend) {
     assert_eq!(done.location.as_deref(), Some("/polls/"));
     // A local next survives.
     let b = app.browser();
-    let page = b
-        .submit(
-            "/login/",
-            "/login/",
-            &[
-                ("username", "test"),
-                ("password", "test1234"),
-                ("next", "/polls/2/results/"),
-            ],
-        )
-        .await;
+    let page = b.login_next("test", "test1234", "/polls/2/results/").await;
     assert_eq!(page.location.as_deref(), Some("/polls/2/results/"));
 }
 
