@@ -8,7 +8,9 @@ use axum::http::{header, HeaderName, HeaderValue, Request};
 use axum::middleware;
 use axum::Router;
 use tokio::net::TcpListener;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
@@ -16,20 +18,40 @@ use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::{Config, VerifyBackend};
-use crate::db::{Db, PoolSettings};
+use crate::db::{AppSessionStore, Db, PoolSettings};
+use crate::polls::cache::PollCache;
 use crate::two_factor::console::ConsoleVerifier;
 use crate::two_factor::vonage::VonageVerifier;
 use crate::two_factor::{limits, Verifier};
 use crate::{accounts, polls, two_factor, web};
 
+/// What handlers and layers reach. Axum clones the state for every request and layer, so it
+/// is one `Arc` (one reference count to bump, not one per field).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub db: Db,
     pub config: Arc<Config>,
     pub verifier: Arc<dyn Verifier>,
+    /// The session store the session layer uses (cached on SQLite).
+    pub sessions: AppSessionStore,
+    /// What the poll pages read, kept in memory (see `polls::cache`).
+    pub polls: Arc<PollCache>,
 }
 
 impl AppState {
+    pub fn new(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppState {
+        AppState(Arc::new(Shared {
+            sessions: AppSessionStore::for_server(&db),
+            // On SQLite this process is the only server, so it sees every vote.
+            polls: Arc::new(PollCache::new(!db.is_postgres())),
+            db,
+            config: Arc::new(config),
+            verifier,
+        }))
+    }
+
     /// Connects, migrates, and picks the Verify provider named by the configuration.
     pub async fn build(config: Config) -> anyhow::Result<AppState> {
         let db = connect(&config).await?;
@@ -42,11 +64,15 @@ impl AppState {
                 Arc::new(ConsoleVerifier::new(db.clone()))
             }
         };
-        Ok(AppState {
-            db,
-            config: Arc::new(config),
-            verifier,
-        })
+        Ok(AppState::new(db, config, verifier))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 
@@ -63,9 +89,36 @@ pub async fn connect(config: &Config) -> anyhow::Result<Db> {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Request ids `<instance>-<n>`: a random tag for this process (so ids from several instances
+/// do not collide in shared logs) and a counter. A random UUID per request cost a `getrandom`
+/// system call on every request.
+#[derive(Clone)]
+struct RequestIds {
+    instance: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        RequestIds {
+            instance: format!("{:08x}", rand::random::<u32>()).into(),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::try_from(format!("{}-{n}", self.instance))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
 /// The whole app: every module's router, the CSRF check, sessions, request ids and tracing.
 pub fn router(state: AppState) -> Router {
-    let sessions = SessionManagerLayer::new(state.db.session_store())
+    let sessions = SessionManagerLayer::new(state.sessions.clone())
         .with_name("pollstr_session")
         .with_secure(state.config.session_secure)
         .with_http_only(true)
@@ -118,7 +171,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
         .with_state(state)
 }
 
@@ -138,6 +191,7 @@ async fn healthz(
 /// Deletes expired sessions and old limit events once a minute.
 pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
     let db = state.db.clone();
+    let sessions = state.sessions.clone();
     let keep = state
         .config
         .limits
@@ -155,7 +209,7 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            if let Err(e) = db.session_store().delete_expired().await {
+            if let Err(e) = sessions.delete_expired().await {
                 tracing::warn!(error = %e, "could not delete expired sessions");
             }
             if let Err(e) = limits::prune(&db, keep).await {

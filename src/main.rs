@@ -11,6 +11,11 @@ use pollstr::config::Config;
 use pollstr::fixtures;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: less time in the allocator than glibc's malloc under many threads, and a smaller
+/// resident set (measured in BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "pollstr",

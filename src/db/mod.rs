@@ -4,6 +4,7 @@
 //! [`with_db!`], which compiles the same code once per backend. Each backend has its own
 //! migrations folder; the two stay in step, one file per change on each side.
 
+pub mod cache;
 mod session_store;
 
 use std::str::FromStr;

@@ -1,15 +1,28 @@
-//! One session store type for both backends, so the session layer is not generic.
+//! One session store type for both backends, so the session layer is not generic. On SQLite,
+//! where one server process owns the database, sessions are also kept in memory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use moka::sync::Cache;
+use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
+use super::cache::GuardedCache;
 use super::Db;
+
+/// Sessions kept in memory on SQLite (the least recently used beyond this are read again).
+const CACHED_SESSIONS: u64 = 10_000;
 
 #[derive(Clone, Debug)]
 pub enum AppSessionStore {
     Sqlite(SqliteStore),
+    /// SQLite, with every session this process reads or writes kept in memory too. Only for a
+    /// store that no other process writes: one `pollstr serve` on a SQLite file.
+    CachedSqlite(Arc<CachedStore>),
     Postgres(PostgresStore),
 }
 
@@ -21,11 +34,109 @@ impl AppSessionStore {
         }
     }
 
+    /// The store a server uses: cached on SQLite (this process is the only one that writes
+    /// sessions), uncached on PostgreSQL (another instance may log the session out).
+    pub fn for_server(db: &Db) -> Self {
+        match db {
+            Db::Sqlite(p) => AppSessionStore::CachedSqlite(Arc::new(CachedStore {
+                store: SqliteStore::new(p.clone()),
+                cache: GuardedCache::new(
+                    Cache::builder()
+                        .max_capacity(CACHED_SESSIONS)
+                        .expire_after(UntilExpiry)
+                        .build(),
+                ),
+            })),
+            Db::Postgres(_) => AppSessionStore::new(db),
+        }
+    }
+
     pub async fn migrate(&self) -> sqlx::Result<()> {
         match self {
             AppSessionStore::Sqlite(s) => s.migrate().await,
+            AppSessionStore::CachedSqlite(s) => s.store.migrate().await,
             AppSessionStore::Postgres(s) => s.migrate().await,
         }
+    }
+}
+
+/// The SQLite store with a write-through cache in front: a page view with a session needs no
+/// query once the session is cached. The database is written first, so a failed write leaves
+/// the cache as the database is; [`GuardedCache`] keeps a read that raced with a write (a
+/// logout, say) from putting the old session back.
+pub struct CachedStore {
+    store: SqliteStore,
+    cache: GuardedCache<Id, Record>,
+}
+
+// Not derived: a record holds the session's data (its CSRF token).
+impl std::fmt::Debug for CachedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SessionStore for CachedStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        self.store.create(record).await?;
+        self.cache.set(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.cache.invalidate(&record.id);
+        self.store.save(record).await?;
+        self.cache.set(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        if let Some(record) = self.cache.get(id) {
+            // An entry leaves the cache when its session expires; this covers the instant between.
+            return Ok((record.expiry_date > OffsetDateTime::now_utc()).then_some(record));
+        }
+        let g = self.cache.generation();
+        let record = self.store.load(id).await?;
+        if let Some(r) = &record {
+            self.cache.fill(g, *id, r.clone());
+        }
+        Ok(record)
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.cache.invalidate(id);
+        self.store.delete(id).await?;
+        self.cache.invalidate(id);
+        Ok(())
+    }
+}
+
+/// Each cached session leaves the cache when it expires.
+struct UntilExpiry;
+
+impl UntilExpiry {
+    fn left(record: &Record) -> Duration {
+        let left = record.expiry_date - OffsetDateTime::now_utc();
+        left.try_into().unwrap_or(Duration::ZERO)
+    }
+}
+
+impl moka::Expiry<Id, Record> for UntilExpiry {
+    fn expire_after_create(&self, _: &Id, record: &Record, _: Instant) -> Option<Duration> {
+        Some(Self::left(record))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &Id,
+        record: &Record,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(Self::left(record))
     }
 }
 
@@ -36,6 +147,7 @@ impl SessionStore for AppSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         match self {
             AppSessionStore::Sqlite(s) => s.create(record).await,
+            AppSessionStore::CachedSqlite(s) => s.create(record).await,
             AppSessionStore::Postgres(s) => s.create(record).await,
         }
     }
@@ -43,6 +155,7 @@ impl SessionStore for AppSessionStore {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         match self {
             AppSessionStore::Sqlite(s) => s.save(record).await,
+            AppSessionStore::CachedSqlite(s) => s.save(record).await,
             AppSessionStore::Postgres(s) => s.save(record).await,
         }
     }
@@ -50,6 +163,7 @@ impl SessionStore for AppSessionStore {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         match self {
             AppSessionStore::Sqlite(s) => s.load(id).await,
+            AppSessionStore::CachedSqlite(s) => s.load(id).await,
             AppSessionStore::Postgres(s) => s.load(id).await,
         }
     }
@@ -57,6 +171,7 @@ impl SessionStore for AppSessionStore {
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         match self {
             AppSessionStore::Sqlite(s) => s.delete(id).await,
+            AppSessionStore::CachedSqlite(s) => s.delete(id).await,
             AppSessionStore::Postgres(s) => s.delete(id).await,
         }
     }
@@ -67,6 +182,8 @@ impl ExpiredDeletion for AppSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
         match self {
             AppSessionStore::Sqlite(s) => s.delete_expired().await,
+            // Expired sessions leave the cache by themselves.
+            AppSessionStore::CachedSqlite(s) => s.store.delete_expired().await,
             AppSessionStore::Postgres(s) => s.delete_expired().await,
         }
     }

@@ -1,6 +1,9 @@
 //! Polls: the public list, and (behind the verified layer) a poll's page, voting and results.
 
+pub mod cache;
 pub mod queries;
+
+use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -14,6 +17,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::web::{self, Form, Page, PageContext};
+use cache::{PollData, PollList};
 use queries::{ChoiceResult, PollView, Question};
 
 pub const PER_PAGE: i64 = 10;
@@ -33,6 +37,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(verified)
 }
 
+#[derive(Debug)]
 pub struct PollCard {
     pub id: i64,
     pub question_text: String,
@@ -44,9 +49,8 @@ pub struct PollCard {
 #[template(path = "polls/index.html")]
 pub struct IndexPage {
     pub ctx: PageContext,
-    pub polls: Vec<PollCard>,
+    pub list: Arc<PollList>,
     pub page: i64,
-    pub pages: i64,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +72,26 @@ pub async fn index(
             .filter(|n| *n >= 1)
             .ok_or(AppError::NotFound)?,
     };
+    let pages = &state.polls.pages;
+    let list = match pages.get(&number) {
+        Some(cached) => cached,
+        None => {
+            let g = pages.generation();
+            let list = list_page(&state, number).await?;
+            pages.fill(g, number, list.clone());
+            list
+        }
+    }
+    .ok_or(AppError::NotFound)?;
+    web::render(&IndexPage {
+        ctx: page.ctx,
+        list,
+        page: number,
+    })
+}
+
+/// A page of the list from the database; `None` when it is past the end.
+async fn list_page(state: &AppState, number: i64) -> AppResult<Option<Arc<PollList>>> {
     let rows = queries::published_page(&state.db, PER_PAGE, (number - 1) * PER_PAGE).await?;
     // No row: no poll on this page, so count them to tell an empty list from a page too far.
     let total = match rows.first() {
@@ -76,7 +100,7 @@ pub async fn index(
     };
     let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
     if number > pages {
-        return Err(AppError::NotFound);
+        return Ok(None);
     }
     // The rows come grouped by question, in page order.
     let mut polls: Vec<PollCard> = Vec::new();
@@ -93,12 +117,7 @@ pub async fn index(
             card.choices.push(choice);
         }
     }
-    web::render(&IndexPage {
-        ctx: page.ctx,
-        polls,
-        page: number,
-        pages,
-    })
+    Ok(Some(Arc::new(PollList { polls, pages })))
 }
 
 #[derive(Template)]
@@ -117,13 +136,6 @@ impl DetailPage {
     }
 }
 
-async fn load_question(state: &AppState, raw_id: &str) -> AppResult<Question> {
-    let id = web::parse_id(raw_id)?;
-    queries::published_question(&state.db, id)
-        .await?
-        .ok_or(AppError::NotFound)
-}
-
 fn user_id(page: &Page) -> AppResult<i64> {
     // The verified layer guarantees a user; its absence here is a bug, not a user error.
     page.ctx
@@ -133,10 +145,48 @@ fn user_id(page: &Page) -> AppResult<i64> {
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("poll page reached without a user")))
 }
 
+/// A published question: from the cache when it holds the poll, else from the database.
+async fn load_question(state: &AppState, id: i64) -> AppResult<Question> {
+    let question = match state.polls.poll(id) {
+        Some(poll) => poll.map(|p| p.question.clone()),
+        None => queries::published_question(&state.db, id).await?,
+    };
+    question.ok_or(AppError::NotFound)
+}
+
+/// The poll as this user sees it. Through the cache where it keeps polls (SQLite): a page view
+/// then needs no query at all once the poll and the user's vote are cached.
 async fn load_view(state: &AppState, question_id: i64, page: &Page) -> AppResult<PollView> {
-    queries::poll_view(&state.db, question_id, user_id(page)?)
-        .await?
-        .ok_or(AppError::NotFound)
+    let uid = user_id(page)?;
+    let cache = &state.polls;
+    let g = cache.view_generations();
+    let (poll, mine) = match (cache.poll(question_id), cache.vote(uid, question_id)) {
+        (Some(poll), Some(mine)) => (poll, mine),
+        (Some(poll), None) => {
+            let mine = queries::user_vote(&state.db, uid, question_id).await?;
+            cache.fill_vote(&g, uid, question_id, mine);
+            (poll, mine)
+        }
+        (None, _) => {
+            let Some(view) = queries::poll_view(&state.db, question_id, uid).await? else {
+                cache.fill_poll(&g, question_id, None);
+                return Err(AppError::NotFound);
+            };
+            let poll = Arc::new(PollData {
+                question: view.question,
+                choices: view.choices,
+            });
+            cache.fill_poll(&g, question_id, Some(poll.clone()));
+            cache.fill_vote(&g, uid, question_id, view.mine);
+            (Some(poll), view.mine)
+        }
+    };
+    let poll = poll.ok_or(AppError::NotFound)?;
+    Ok(PollView {
+        question: poll.question.clone(),
+        choices: poll.choices.clone(),
+        mine,
+    })
 }
 
 fn detail_page(page: Page, view: PollView, error: Option<String>) -> DetailPage {
@@ -169,15 +219,18 @@ pub async fn vote(
     Path(id): Path<String>,
     Form(form): Form<VoteForm>,
 ) -> AppResult<Response> {
-    let question = load_question(&state, &id).await?;
+    let question = load_question(&state, web::parse_id(&id)?).await?;
     let uid = user_id(&page)?;
     let choice = form
         .choice
         .as_deref()
         .and_then(|c| c.trim().parse::<i64>().ok());
     let counted = match choice {
-        Some(c) => queries::cast_vote(&state.db, uid, question.id, c).await?,
-        None => false,
+        Some(c) if queries::cast_vote(&state.db, uid, question.id, c).await? => {
+            state.polls.voted(uid, question.id, c);
+            true
+        }
+        _ => false,
     };
     if !counted {
         let view = load_view(&state, question.id, &page).await?;

@@ -127,6 +127,17 @@ pub async fn poll_view(db: &Db, question_id: i64, user_id: i64) -> sqlx::Result<
     }))
 }
 
+/// The choice `user_id` voted for on the question, if any.
+pub async fn user_vote(db: &Db, user_id: i64, question_id: i64) -> sqlx::Result<Option<i64>> {
+    with_db!(db, p => sqlx::query_scalar::<_, i64>(
+        "SELECT choice_id FROM votes WHERE user_id = $1 AND question_id = $2",
+    )
+    .bind(user_id)
+    .bind(question_id)
+    .fetch_optional(p)
+    .await)
+}
+
 /// Records the user's vote, replacing an earlier one on the same question, in one statement
 /// (so concurrent votes cannot lose or double a count). False when the choice is not one of
 /// this question's.

@@ -9,6 +9,7 @@ use std::sync::{Arc, Once};
 use pollstr::app::{self, AppState};
 use pollstr::config::Config;
 use pollstr::db::Db;
+use pollstr::polls::cache::PollCache;
 use pollstr::two_factor::console::ConsoleVerifier;
 use pollstr::two_factor::Verifier;
 use reqwest::{redirect, Response, StatusCode};
@@ -126,6 +127,8 @@ pub struct TestApp {
     pub addr: String,
     pub db: Db,
     pub database_url: String,
+    /// The app's poll cache, cleared when a test loads a fixture behind the app's back.
+    pub polls: Arc<PollCache>,
     pub codes: Mutex<mpsc::UnboundedReceiver<(String, String)>>,
     pub _dir: tempfile::TempDir,
 }
@@ -150,13 +153,11 @@ pub async fn spawn_app_with(
     let (tx, rx) = mpsc::unbounded_channel();
     let verifier =
         verifier.unwrap_or_else(|| Arc::new(ConsoleVerifier::with_outbox(db.clone(), tx)));
-    let state = AppState {
-        db: db.clone(),
-        config: Arc::new(config),
-        verifier,
-    };
+    let state = AppState::new(db.clone(), config, verifier);
+    let polls = state.polls.clone();
     TestApp {
         addr: serve_in_background(state).await,
+        polls,
         db,
         database_url: url,
         codes: Mutex::new(rx),
@@ -186,11 +187,7 @@ async fn serve_in_background(state: AppState) -> String {
 pub async fn spawn_on(_backend: Backend, database_url: &str) -> String {
     let config = test_config(database_url);
     let db = app::connect(&config).await.expect("database");
-    let state = AppState {
-        verifier: Arc::new(ConsoleVerifier::new(db.clone())),
-        db,
-        config: Arc::new(config),
-    };
+    let state = AppState::new(db.clone(), config, Arc::new(ConsoleVerifier::new(db)));
     serve_in_background(state).await
 }
 
@@ -222,6 +219,8 @@ impl TestApp {
         pollstr::fixtures::load(&self.db, &[("fixture".into(), json.into())])
             .await
             .expect("load fixture");
+        // As `pollstr serve` would see it a moment later (its cache lives for a second).
+        self.polls.clear();
     }
 
     pub async fn seeded(backend: Backend) -> TestApp {

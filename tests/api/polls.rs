@@ -1,5 +1,7 @@
 //! The poll list, a poll's page, voting and results.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 
 use crate::both_backends;
@@ -15,6 +17,7 @@ both_backends!(
     empty_or_foreign_vote_is_a_message,
     unknown_and_malformed_ids_are_404,
     concurrent_votes_count_exactly,
+    changes_made_elsewhere_show_within_a_second,
 );
 
 fn poll(pk: i64, text: &str, date: &str) -> String {
@@ -310,4 +313,36 @@ async fn concurrent_votes_count_exactly(backend: Backend) {
         app.scalar("SELECT COUNT(*) FROM votes").await,
         voters as i64
     );
+}
+
+/// Another process writing the database (`pollstr loaddata` while the site runs): the pages the
+/// app keeps in memory catch up within the cache's lifetime. (This process's own votes show at
+/// once: `vote_then_change_vote`.)
+async fn changes_made_elsewhere_show_within_a_second(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.verified_browser().await;
+    assert!(!b.get("/polls/").await.has("Newest poll?"));
+    assert!(b.get("/polls/1/results/").await.has("0 votes in total."));
+    assert!(!b.get("/polls/1/").await.body.contains("checked"));
+    let fixture = format!(
+        r#"[{}, {{"model":"polls.vote","fields":{{"user":1,"question":1,"choice":2}}}}]"#,
+        poll(7, "Newest poll?", "2020-01-01T00:00:00Z")
+    );
+    // Straight into the database, as another process would: the app's cache is not told.
+    pollstr::fixtures::load(&app.db, &[("elsewhere.json".into(), fixture)])
+        .await
+        .expect("load");
+    tokio::time::sleep(pollstr::polls::cache::TTL + Duration::from_millis(200)).await;
+    assert!(b.get("/polls/").await.has("Newest poll?"));
+    let results = b.get("/polls/1/results/").await;
+    assert!(
+        results.has("A golden retriever (your vote) 1 vote"),
+        "{}",
+        results.text()
+    );
+    assert!(b
+        .get("/polls/1/")
+        .await
+        .body
+        .contains("value=\"2\" checked"));
 }

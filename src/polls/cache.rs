@@ -1,0 +1,129 @@
+//! An in-process cache of what the poll pages read, so a busy page needs no query.
+//!
+//! - **The public list**, on both backends, for [`TTL`]: it changes only when an admin loads a
+//!   fixture (`pollstr loaddata`, another process) or a poll's publication date passes.
+//! - **On SQLite only**: each poll with its counts, and each user's vote on it. SQLite runs one
+//!   `pollstr serve` (PostgreSQL is the way to many instances), so every vote goes through this
+//!   process, which updates the cache as the vote commits: a voter sees their vote at once. A
+//!   fixture loaded by another process shows within [`TTL`]. On PostgreSQL another instance may
+//!   have counted a vote a moment ago, so poll views are always read from the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+
+use super::queries::{ChoiceResult, Question};
+use super::PollCard;
+use crate::db::cache::{Generation, GuardedCache};
+
+/// How long cached poll data may lag behind a change made outside this process.
+pub const TTL: Duration = Duration::from_secs(1);
+/// Bounds, so that odd page numbers or many users cannot grow memory without end.
+const MAX_PAGES: u64 = 256;
+const MAX_POLLS: u64 = 4_096;
+const MAX_VOTES: u64 = 100_000;
+
+/// One page of the public list.
+#[derive(Debug)]
+pub struct PollList {
+    pub polls: Vec<PollCard>,
+    pub pages: i64,
+}
+
+/// A published poll with its choices and counts, as every voter sees it.
+#[derive(Debug)]
+pub struct PollData {
+    pub question: Question,
+    pub choices: Vec<ChoiceResult>,
+}
+
+pub struct PollCache {
+    /// Page number → the page (`None`: past the end).
+    pub pages: GuardedCache<i64, Option<Arc<PollList>>>,
+    /// Question id → the poll (`None`: not published). SQLite only.
+    pub polls: Option<GuardedCache<i64, Option<Arc<PollData>>>>,
+    /// (user id, question id) → the choice voted for (`None`: no vote). SQLite only.
+    pub votes: Option<GuardedCache<(i64, i64), Option<i64>>>,
+}
+
+/// The generations of the poll and vote caches, taken before reading a poll view.
+pub struct ViewGenerations {
+    poll: Option<Generation>,
+    vote: Option<Generation>,
+}
+
+impl PollCache {
+    /// `exclusive`: this process is the only writer of votes (SQLite).
+    pub fn new(exclusive: bool) -> Self {
+        fn build<K, V>(max: u64) -> GuardedCache<K, V>
+        where
+            K: std::hash::Hash + Eq + Send + Sync + Clone + 'static,
+            V: Clone + Send + Sync + 'static,
+        {
+            GuardedCache::new(Cache::builder().max_capacity(max).time_to_live(TTL).build())
+        }
+        PollCache {
+            pages: build(MAX_PAGES),
+            polls: exclusive.then(|| build(MAX_POLLS)),
+            votes: exclusive.then(|| build(MAX_VOTES)),
+        }
+    }
+
+    /// The poll, if cached (`Some(None)`: known not to be published).
+    pub fn poll(&self, question_id: i64) -> Option<Option<Arc<PollData>>> {
+        self.polls.as_ref()?.get(&question_id)
+    }
+
+    /// The user's vote on the question, if cached (`Some(None)`: known not to have voted).
+    pub fn vote(&self, user_id: i64, question_id: i64) -> Option<Option<i64>> {
+        self.votes.as_ref()?.get(&(user_id, question_id))
+    }
+
+    pub fn view_generations(&self) -> ViewGenerations {
+        ViewGenerations {
+            poll: self.polls.as_ref().map(|c| c.generation()),
+            vote: self.votes.as_ref().map(|c| c.generation()),
+        }
+    }
+
+    pub fn fill_poll(&self, g: &ViewGenerations, question_id: i64, poll: Option<Arc<PollData>>) {
+        if let (Some(polls), Some(g)) = (&self.polls, g.poll) {
+            polls.fill(g, question_id, poll);
+        }
+    }
+
+    pub fn fill_vote(
+        &self,
+        g: &ViewGenerations,
+        user_id: i64,
+        question_id: i64,
+        mine: Option<i64>,
+    ) {
+        if let (Some(votes), Some(g)) = (&self.votes, g.vote) {
+            votes.fill(g, (user_id, question_id), mine);
+        }
+    }
+
+    /// A vote was committed: the poll's counts are read again on next use, and the voter's
+    /// choice is known.
+    pub fn voted(&self, user_id: i64, question_id: i64, choice_id: i64) {
+        if let Some(polls) = &self.polls {
+            polls.invalidate(&question_id);
+        }
+        if let Some(votes) = &self.votes {
+            votes.set((user_id, question_id), Some(choice_id));
+        }
+    }
+
+    /// Forgets everything (after this process loaded a fixture).
+    pub fn clear(&self) {
+        self.pages.clear();
+        if let Some(polls) = &self.polls {
+            polls.clear();
+        }
+        if let Some(votes) = &self.votes {
+            votes.clear();
+        }
+    }
+}
