@@ -12,7 +12,6 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -87,7 +86,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Request ids `<instance>-<n>`: a random tag for this process (so ids from several instances
 /// do not collide in shared logs) and a counter. A random UUID per request cost a `getrandom`
@@ -116,7 +115,7 @@ impl MakeRequestId for RequestIds {
     }
 }
 
-/// The whole app: every module's router, the CSRF check, sessions, request ids and tracing.
+/// The whole app: every module's router, the CSRF check, sessions, request ids and log context.
 pub fn router(state: AppState) -> Router {
     let sessions = SessionManagerLayer::new(state.sessions.clone())
         .with_name("pollstr_session")
@@ -160,16 +159,7 @@ pub fn router(state: AppState) -> Router {
             HeaderName::from_static("referrer-policy"),
             HeaderValue::from_static("same-origin"),
         ))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let id = req
-                    .headers()
-                    .get(REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
-        )
+        .layer(middleware::from_fn(crate::logging::in_request))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
         .with_state(state)

@@ -4,7 +4,8 @@
 //! register, password hashing), `two_factor` (the verified layer and the Verify providers), `web`
 //! (what every page shares: CSRF, flash messages, safe `next`, templates), `db` (the
 //! SQLite/PostgreSQL choice), `fixtures` (Django dumpdata import/export), `app` (state, router,
-//! serving), `config` (settings), `error` (error pages).
+//! serving), `config` (settings), `error` (error pages), `logging` (log lines that name their
+//! request).
 
 pub mod accounts;
 pub mod app;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod fixtures;
+pub mod logging;
 pub mod polls;
 pub mod two_factor;
 pub mod web;

@@ -62,6 +62,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("pollstr=info,tower_http=warn")),
         )
         .with_writer(std::io::stderr)
+        .event_format(pollstr::logging::LineFormat)
         .init();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

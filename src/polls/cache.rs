@@ -8,9 +8,10 @@
 //!   fixture loaded by another process shows within [`TTL`]. On PostgreSQL another instance may
 //!   have counted a vote a moment ago, so poll views are always read from the database.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use moka::sync::Cache;
 
 use super::queries::{ChoiceResult, Question};
@@ -29,6 +30,8 @@ const MAX_VOTES: u64 = 100_000;
 pub struct PollList {
     pub polls: Vec<PollCard>,
     pub pages: i64,
+    /// The page as an anonymous visitor with no message sees it, rendered once.
+    pub anonymous_html: OnceLock<Bytes>,
 }
 
 /// A published poll with its choices and counts, as every voter sees it.

@@ -6,10 +6,11 @@ pub mod queries;
 use std::sync::Arc;
 
 use askama::Template;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
@@ -83,11 +84,21 @@ pub async fn index(
         }
     }
     .ok_or(AppError::NotFound)?;
-    web::render(&IndexPage {
+    // Most views are anonymous, and then the page is the same for everyone until it expires.
+    let anonymous = page.ctx.is_plain_anonymous();
+    if let Some(html) = list.anonymous_html.get().filter(|_| anonymous) {
+        return Ok(Html(html.clone()).into_response());
+    }
+    let html = IndexPage {
         ctx: page.ctx,
-        list,
+        list: list.clone(),
         page: number,
-    })
+    }
+    .render()?;
+    if anonymous {
+        let _ = list.anonymous_html.set(Bytes::from(html.clone()));
+    }
+    Ok(Html(html).into_response())
 }
 
 /// A page of the list from the database; `None` when it is past the end.
@@ -117,7 +128,11 @@ async fn list_page(state: &AppState, number: i64) -> AppResult<Option<Arc<PollLi
             card.choices.push(choice);
         }
     }
-    Ok(Some(Arc::new(PollList { polls, pages })))
+    Ok(Some(Arc::new(PollList {
+        polls,
+        pages,
+        anonymous_html: Default::default(),
+    })))
 }
 
 #[derive(Template)]
@@ -143,15 +158,6 @@ fn user_id(page: &Page) -> AppResult<i64> {
         .as_ref()
         .map(|u| u.id)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("poll page reached without a user")))
-}
-
-/// A published question: from the cache when it holds the poll, else from the database.
-async fn load_question(state: &AppState, id: i64) -> AppResult<Question> {
-    let question = match state.polls.poll(id) {
-        Some(poll) => poll.map(|p| p.question.clone()),
-        None => queries::published_question(&state.db, id).await?,
-    };
-    question.ok_or(AppError::NotFound)
 }
 
 /// The poll as this user sees it. Through the cache where it keeps polls (SQLite): a page view
@@ -219,25 +225,23 @@ pub async fn vote(
     Path(id): Path<String>,
     Form(form): Form<VoteForm>,
 ) -> AppResult<Response> {
-    let question = load_question(&state, web::parse_id(&id)?).await?;
+    let question_id = web::parse_id(&id)?;
     let uid = user_id(&page)?;
     let choice = form
         .choice
         .as_deref()
         .and_then(|c| c.trim().parse::<i64>().ok());
-    let counted = match choice {
-        Some(c) if queries::cast_vote(&state.db, uid, question.id, c).await? => {
-            state.polls.voted(uid, question.id, c);
-            true
+    // One statement, which counts only a choice of this question, and only if it is published.
+    if let Some(c) = choice {
+        if queries::cast_vote(&state.db, uid, question_id, c).await? {
+            state.polls.voted(uid, question_id, c);
+            return Ok(Redirect::to(&format!("/polls/{question_id}/results/")).into_response());
         }
-        _ => false,
-    };
-    if !counted {
-        let view = load_view(&state, question.id, &page).await?;
-        let body = detail_page(page, view, Some("You didn't select a choice.".into()));
-        return Ok((StatusCode::BAD_REQUEST, web::render(&body)?).into_response());
     }
-    Ok(Redirect::to(&format!("/polls/{}/results/", question.id)).into_response())
+    // Nothing counted: an unknown or unpublished poll is a 404, else the form says why.
+    let view = load_view(&state, question_id, &page).await?;
+    let body = detail_page(page, view, Some("You didn't select a choice.".into()));
+    Ok((StatusCode::BAD_REQUEST, web::render(&body)?).into_response())
 }
 
 pub struct ResultRow {

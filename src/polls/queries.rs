@@ -55,17 +55,6 @@ pub async fn count_published(db: &Db) -> sqlx::Result<i64> {
         .await)
 }
 
-/// A published question by id.
-pub async fn published_question(db: &Db, id: i64) -> sqlx::Result<Option<Question>> {
-    with_db!(db, p => sqlx::query_as::<_, Question>(
-        "SELECT id, question_text, pub_date FROM questions WHERE id = $1 AND pub_date <= $2",
-    )
-    .bind(id)
-    .bind(db::now())
-    .fetch_optional(p)
-    .await)
-}
-
 /// A poll as a voter sees it: the question, each choice with its count (imported votes plus
 /// one per user who chose it), and the choice this user voted for.
 #[derive(Clone, Debug)]
@@ -139,8 +128,8 @@ pub async fn user_vote(db: &Db, user_id: i64, question_id: i64) -> sqlx::Result<
 }
 
 /// Records the user's vote, replacing an earlier one on the same question, in one statement
-/// (so concurrent votes cannot lose or double a count). False when the choice is not one of
-/// this question's.
+/// (so concurrent votes cannot lose or double a count). False, and nothing written, when the
+/// choice is not one of this question's or the question is not published.
 pub async fn cast_vote(
     db: &Db,
     user_id: i64,
@@ -149,7 +138,8 @@ pub async fn cast_vote(
 ) -> sqlx::Result<bool> {
     let done = with_db!(db, p => sqlx::query(
         "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
-         SELECT $1, question_id, id, $2 FROM choices WHERE id = $3 AND question_id = $4 \
+         SELECT $1, c.question_id, c.id, $2 FROM choices c JOIN questions q ON q.id = c.question_id \
+         WHERE c.id = $3 AND c.question_id = $4 AND q.pub_date <= $2 \
          ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at",
     )
     .bind(user_id)

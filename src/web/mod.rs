@@ -28,6 +28,11 @@ pub struct PageContext {
 }
 
 impl PageContext {
+    /// An anonymous visitor with no session data to show: the page is the same for all of them.
+    pub fn is_plain_anonymous(&self) -> bool {
+        self.user.is_none() && self.csrf.is_empty() && self.messages.is_empty()
+    }
+
     pub fn username(&self) -> &str {
         self.user
             .as_ref()

@@ -113,6 +113,16 @@ async fn future_polls_are_hidden_and_pages_hold_ten(backend: Backend) {
         v.get("/polls/99/results/").await.status,
         StatusCode::NOT_FOUND
     );
+    // Nor can it take a vote, even for one of its own choices.
+    let csrf = v.get("/polls/1/").await.csrf().unwrap();
+    let vote = v
+        .post_raw(
+            "/polls/99/vote/",
+            &[("choice", "991"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(vote.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 0);
 }
 
 async fn poll_pages_need_login_then_phone(backend: Backend) {
