@@ -4,14 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderName, HeaderValue, Request};
 use axum::middleware;
 use axum::Router;
 use tokio::net::TcpListener;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -86,36 +81,9 @@ pub async fn connect(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Request ids `<instance>-<n>`: a random tag for this process (so ids from several instances
-/// do not collide in shared logs) and a counter. A random UUID per request cost a `getrandom`
-/// system call on every request.
-#[derive(Clone)]
-struct RequestIds {
-    instance: Arc<str>,
-    next: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        RequestIds {
-            instance: format!("{:08x}", rand::random::<u32>()).into(),
-            next: Arc::default(),
-        }
-    }
-}
-
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        HeaderValue::try_from(format!("{}-{n}", self.instance))
-            .ok()
-            .map(RequestId::new)
-    }
-}
-
-/// The whole app: every module's router, the CSRF check, sessions, request ids and log context.
+/// The whole app: every module's router; the CSRF check and error pages with the user's navbar
+/// ([`web::guard`]); sessions; and around everything, the request id, log context and security
+/// headers ([`web::envelope`]).
 pub fn router(state: AppState) -> Router {
     let sessions = SessionManagerLayer::new(state.sessions.clone())
         .with_name("pollstr_session")
@@ -135,33 +103,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", axum::routing::get(healthz))
         .fallback(web::not_found)
         .method_not_allowed_fallback(|| async { crate::error::AppError::MethodNotAllowed })
-        .layer(middleware::from_fn(web::csrf::protect))
-        .layer(middleware::from_fn(web::error_context))
+        .layer(middleware::from_fn(web::guard))
         .layer(sessions)
-        .layer(middleware::from_fn(web::session_store_outage))
         .merge(static_files)
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
-                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            ),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static("referrer-policy"),
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(middleware::from_fn(crate::logging::in_request))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
+        .layer(web::envelope::EnvelopeLayer::new())
         .with_state(state)
 }
 

@@ -30,7 +30,7 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
-/// What an error page said, kept on the response so that [`crate::web::error_context`] can
+/// What an error page said, kept on the response so that [`crate::web::guard`] can
 /// render it again with the signed-in user's navbar.
 #[derive(Clone, Debug)]
 pub struct ErrorDetails {

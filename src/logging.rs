@@ -6,36 +6,39 @@
 
 use std::fmt;
 
+use std::future::Future;
+
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, Uri};
-use axum::middleware::Next;
-use axum::response::Response;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The request a log line belongs to.
-#[derive(Clone)]
-struct RequestInfo {
+pub struct RequestInfo {
     method: Method,
     uri: Uri,
-    id: Option<HeaderValue>,
+    id: HeaderValue,
 }
 
 tokio::task_local! {
     static REQUEST: RequestInfo;
 }
 
-/// Middleware (inside the request id layer): log lines written while the request is handled
-/// name it.
-pub async fn in_request(req: Request, next: Next) -> Response {
-    let info = RequestInfo {
-        method: req.method().clone(),
-        uri: req.uri().clone(),
-        id: req.headers().get(crate::app::REQUEST_ID).cloned(),
-    };
-    REQUEST.scope(info, next.run(req)).await
+impl RequestInfo {
+    pub fn new(req: &Request, id: HeaderValue) -> Self {
+        RequestInfo {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            id,
+        }
+    }
+
+    /// Runs `handling` (the rest of the request) so that its log lines name this request.
+    pub async fn scope<F: Future>(self, handling: F) -> F::Output {
+        REQUEST.scope(self, handling).await
+    }
 }
 
 /// `2026-11-25T10:00:00.123456Z  WARN pollstr::two_factor: POST /2fa/create/ [id] message k=v`
@@ -59,7 +62,7 @@ where
             .unwrap_or_default();
         write!(writer, "{stamp} {:>5} {}: ", meta.level(), meta.target())?;
         if let Ok(written) = REQUEST.try_with(|r| {
-            let id = r.id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-");
+            let id = r.id.to_str().unwrap_or("-");
             write!(writer, "{} {} [{id}] ", r.method, r.uri.path())
         }) {
             written?;

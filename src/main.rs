@@ -59,7 +59,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("pollstr=info,tower_http=warn")),
+                .unwrap_or_else(|_| EnvFilter::new("pollstr=info,tower_sessions=error")),
         )
         .with_writer(std::io::stderr)
         .event_format(pollstr::logging::LineFormat)

@@ -4,8 +4,6 @@
 use axum::body::{to_bytes, Body};
 use axum::extract::Request;
 use axum::http::{header, Method};
-use axum::middleware::Next;
-use axum::response::Response;
 use base64::Engine;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
@@ -44,11 +42,11 @@ fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Middleware: an unsafe request must carry the session's token in its form body. The body is
-/// read here (bounded by [`FORM_LIMIT`]: larger is 413) and handed on unchanged.
-pub async fn protect(session: Session, req: Request, next: Next) -> Result<Response, AppError> {
+/// An unsafe request must carry the session's token in its form body. The body is read here
+/// (bounded by [`FORM_LIMIT`]: larger is 413) and handed back unchanged.
+pub async fn check(session: &Session, req: Request) -> Result<Request, AppError> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return Ok(next.run(req).await);
+        return Ok(req);
     }
     let declared = req
         .headers()
@@ -69,7 +67,7 @@ pub async fn protect(session: Session, req: Request, next: Next) -> Result<Respo
         }
     })?;
     let given = form_urlencoded_field(&bytes, FIELD);
-    let expected = token(&session).await?;
+    let expected = token(session).await?;
     let valid = match (&expected, &given) {
         (Some(e), Some(g)) => bool::from(e.as_bytes().ct_eq(g.as_bytes())),
         _ => false,
@@ -81,9 +79,7 @@ pub async fn protect(session: Session, req: Request, next: Next) -> Result<Respo
                 .into(),
         ));
     }
-    Ok(next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await)
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {

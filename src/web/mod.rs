@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod csrf;
+pub mod envelope;
 pub mod flash;
 pub mod next;
 
@@ -122,31 +123,24 @@ pub async fn not_found() -> AppError {
     AppError::NotFound
 }
 
-/// The session layer answers a bare 500 when it cannot save a session, which only happens when
-/// the database is away: turn that into the 503 page like every other outage.
-pub async fn session_store_outage(
+/// Middleware inside the session layer: the CSRF check for unsafe requests, then
+/// [`error_context`] on the response.
+pub async fn guard(
+    session: Session,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let res = next.run(req).await;
-    if res.status() == axum::http::StatusCode::INTERNAL_SERVER_ERROR
-        && !res.headers().contains_key(axum::http::header::CONTENT_TYPE)
-    {
-        return AppError::Unavailable(anyhow::anyhow!("the session store could not save"))
-            .into_response();
-    }
-    res
+    let res = match csrf::check(&session, req).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    };
+    error_context(&session, res).await
 }
 
 /// Error pages are rendered where no session is at hand; this renders a 4xx page again with the
 /// signed-in user's navbar (their name and the logout button). 5xx pages are left alone: the
 /// database may be what failed.
-pub async fn error_context(
-    session: Session,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let mut res = next.run(req).await;
+async fn error_context(session: &Session, mut res: Response) -> Response {
     let Some(details) = res
         .extensions()
         .get::<crate::error::ErrorDetails>()
@@ -157,10 +151,10 @@ pub async fn error_context(
     if details.status.is_server_error() {
         return res;
     }
-    let Ok(Some(user)) = crate::accounts::current_user(&session).await else {
+    let Ok(Some(user)) = crate::accounts::current_user(session).await else {
         return res;
     };
-    let csrf = csrf::token(&session)
+    let csrf = csrf::token(session)
         .await
         .ok()
         .flatten()
