@@ -14,6 +14,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::config::{Config, VerifyBackend};
 use crate::db::{AppSessionStore, Db, PoolSettings};
 use crate::polls::cache::PollCache;
+use crate::polls::vote_queue::VoteQueue;
 use crate::two_factor::console::ConsoleVerifier;
 use crate::two_factor::vonage::VonageVerifier;
 use crate::two_factor::{limits, Verifier};
@@ -32,14 +33,23 @@ pub struct Shared {
     pub sessions: AppSessionStore,
     /// What the poll pages read, kept in memory (see `polls::cache`).
     pub polls: Arc<PollCache>,
+    /// On SQLite, the one writer of votes (see `polls::vote_queue`).
+    pub vote_queue: Option<VoteQueue>,
 }
 
 impl AppState {
+    /// Must run inside a Tokio runtime (it starts the SQLite vote writer).
     pub fn new(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppState {
+        // On SQLite this process is the only server, so it sees every vote.
+        let polls = Arc::new(PollCache::new(!db.is_postgres()));
+        let vote_queue = match &db {
+            Db::Sqlite(pool) => Some(VoteQueue::start(pool.clone(), polls.clone())),
+            Db::Postgres(_) => None,
+        };
         AppState(Arc::new(Shared {
             sessions: AppSessionStore::for_server(&db),
-            // On SQLite this process is the only server, so it sees every vote.
-            polls: Arc::new(PollCache::new(!db.is_postgres())),
+            polls,
+            vote_queue,
             db,
             config: Arc::new(config),
             verifier,

@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod queries;
+pub mod vote_queue;
 
 use std::sync::Arc;
 
@@ -233,8 +234,18 @@ pub async fn vote(
         .and_then(|c| c.trim().parse::<i64>().ok());
     // One statement, which counts only a choice of this question, and only if it is published.
     if let Some(c) = choice {
-        if queries::cast_vote(&state.db, uid, question_id, c).await? {
-            state.polls.voted(uid, question_id, c);
+        let counted = match &state.vote_queue {
+            // The queue updates the cache itself, in commit order.
+            Some(queue) => queue.cast(uid, question_id, c).await?,
+            None => {
+                let counted = queries::cast_vote(&state.db, uid, question_id, c).await?;
+                if counted {
+                    state.polls.voted(uid, question_id, c);
+                }
+                counted
+            }
+        };
+        if counted {
             return Ok(Redirect::to(&format!("/polls/{question_id}/results/")).into_response());
         }
     }

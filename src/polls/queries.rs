@@ -127,6 +127,13 @@ pub async fn user_vote(db: &Db, user_id: i64, question_id: i64) -> sqlx::Result<
     .await)
 }
 
+/// The vote upsert: `$1` user, `$2` now, `$3` choice, `$4` question. It writes a row only when
+/// the choice is one of this question's and the question is published.
+const CAST_VOTE: &str = "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
+     SELECT $1, c.question_id, c.id, $2 FROM choices c JOIN questions q ON q.id = c.question_id \
+     WHERE c.id = $3 AND c.question_id = $4 AND q.pub_date <= $2 \
+     ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at";
+
 /// Records the user's vote, replacing an earlier one on the same question, in one statement
 /// (so concurrent votes cannot lose or double a count). False, and nothing written, when the
 /// choice is not one of this question's or the question is not published.
@@ -136,18 +143,30 @@ pub async fn cast_vote(
     question_id: i64,
     choice_id: i64,
 ) -> sqlx::Result<bool> {
-    let done = with_db!(db, p => sqlx::query(
-        "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
-         SELECT $1, c.question_id, c.id, $2 FROM choices c JOIN questions q ON q.id = c.question_id \
-         WHERE c.id = $3 AND c.question_id = $4 AND q.pub_date <= $2 \
-         ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at",
-    )
-    .bind(user_id)
-    .bind(db::now())
-    .bind(choice_id)
-    .bind(question_id)
-    .execute(p)
-    .await
-    .map(|r| r.rows_affected()))?;
+    let done = with_db!(db, p => sqlx::query(CAST_VOTE)
+        .bind(user_id)
+        .bind(db::now())
+        .bind(choice_id)
+        .bind(question_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(done > 0)
+}
+
+/// [`cast_vote`] on SQLite, in a given transaction (the vote queue's) or on a pool.
+pub async fn cast_vote_sqlite(
+    conn: impl sqlx::SqliteExecutor<'_>,
+    user_id: i64,
+    question_id: i64,
+    choice_id: i64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(CAST_VOTE)
+        .bind(user_id)
+        .bind(db::now())
+        .bind(choice_id)
+        .bind(question_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }

@@ -356,3 +356,30 @@ async fn changes_made_elsewhere_show_within_a_second(backend: Backend) {
         .body
         .contains("value=\"2\" checked"));
 }
+
+/// The SQLite vote queue commits waiting votes together; a vote that fails (here: a user that
+/// does not exist, refused by the foreign key) fails alone, and the others of its batch count.
+#[tokio::test]
+async fn a_failing_vote_does_not_fail_its_batch() {
+    use pollstr::polls::{cache::PollCache, vote_queue::VoteQueue};
+    let app = TestApp::seeded(Backend::Sqlite).await;
+    let pollstr::db::Db::Sqlite(pool) = app.db.clone() else {
+        unreachable!()
+    };
+    let queue = VoteQueue::start(pool, std::sync::Arc::new(PollCache::new(true)));
+    // A current-thread runtime: the writer runs only once all three are queued, as one batch.
+    let (good, unknown_user, foreign_choice) = tokio::join!(
+        queue.cast(1, 1, 2),
+        queue.cast(999_999, 1, 2),
+        queue.cast(1, 2, 1),
+    );
+    assert!(good.unwrap());
+    assert!(unknown_user.is_err());
+    assert!(!foreign_choice.unwrap());
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM votes WHERE user_id = 1 AND choice_id = 2")
+            .await,
+        1
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 1);
+}

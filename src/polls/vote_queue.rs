@@ -1,0 +1,113 @@
+//! Votes on SQLite go through one writer task, which commits whatever votes are waiting in one
+//! transaction.
+//!
+//! SQLite has one writer at a time. When many requests each wrote their own vote, the losers
+//! of the write lock slept in SQLite's busy handler (1, 2, 5, 10, 15, 20, 25… ms), and those
+//! sleeps were the vote's p99. Here votes wait in a queue instead, in order, and a busy second
+//! costs one commit per batch rather than one per vote. PostgreSQL has row locks, so there each
+//! request writes its own vote.
+
+use std::sync::Arc;
+
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::cache::PollCache;
+use super::queries;
+use crate::error::{AppError, AppResult};
+
+/// The most votes committed in one transaction.
+const MAX_BATCH: usize = 128;
+/// Votes waiting beyond this make the next voter wait for room (no memory without bound).
+const QUEUE: usize = 1024;
+
+struct Ballot {
+    user_id: i64,
+    question_id: i64,
+    choice_id: i64,
+    /// Whether the vote counted (false: not a choice of a published poll).
+    reply: oneshot::Sender<AppResult<bool>>,
+}
+
+#[derive(Clone)]
+pub struct VoteQueue {
+    tx: mpsc::Sender<Ballot>,
+}
+
+impl VoteQueue {
+    /// Starts the writer task (on the current Tokio runtime). It updates `cache` as each batch
+    /// commits, in commit order, before any voter hears back.
+    pub fn start(pool: SqlitePool, cache: Arc<PollCache>) -> VoteQueue {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_votes(pool, cache, rx));
+        VoteQueue { tx }
+    }
+
+    /// Casts the vote and waits for its commit. Same answer as [`queries::cast_vote`].
+    pub async fn cast(&self, user_id: i64, question_id: i64, choice_id: i64) -> AppResult<bool> {
+        let (reply, answer) = oneshot::channel();
+        let ballot = Ballot {
+            user_id,
+            question_id,
+            choice_id,
+            reply,
+        };
+        if self.tx.send(ballot).await.is_err() {
+            return Err(writer_gone());
+        }
+        answer.await.unwrap_or_else(|_| Err(writer_gone()))
+    }
+}
+
+fn writer_gone() -> AppError {
+    AppError::Unavailable(anyhow::anyhow!("the vote writer has stopped"))
+}
+
+async fn write_votes(pool: SqlitePool, cache: Arc<PollCache>, mut rx: mpsc::Receiver<Ballot>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        match commit(&pool, &batch).await {
+            Ok(counted) => {
+                for (ballot, counted) in batch.drain(..).zip(counted) {
+                    answer(&cache, ballot, Ok(counted));
+                }
+            }
+            // One bad vote must not fail the others: each is tried again on its own.
+            Err(e) => {
+                tracing::warn!(error = %e, votes = batch.len(), "a batch of votes failed; casting them one by one");
+                for ballot in batch.drain(..) {
+                    let result = queries::cast_vote_sqlite(
+                        &pool,
+                        ballot.user_id,
+                        ballot.question_id,
+                        ballot.choice_id,
+                    )
+                    .await
+                    .map_err(AppError::from);
+                    answer(&cache, ballot, result);
+                }
+            }
+        }
+    }
+}
+
+async fn commit(pool: &SqlitePool, batch: &[Ballot]) -> sqlx::Result<Vec<bool>> {
+    // IMMEDIATE takes the write lock at BEGIN, so no statement of the batch waits for it.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut counted = Vec::with_capacity(batch.len());
+    for b in batch {
+        counted.push(
+            queries::cast_vote_sqlite(&mut *tx, b.user_id, b.question_id, b.choice_id).await?,
+        );
+    }
+    tx.commit().await?;
+    Ok(counted)
+}
+
+fn answer(cache: &PollCache, ballot: Ballot, result: AppResult<bool>) {
+    if let Ok(true) = result {
+        cache.voted(ballot.user_id, ballot.question_id, ballot.choice_id);
+    }
+    // The voter may have gone (connection closed); the vote stands all the same.
+    let _ = ballot.reply.send(result);
+}
