@@ -113,7 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", axum::routing::get(healthz))
         .fallback(web::not_found)
         .method_not_allowed_fallback(|| async { crate::error::AppError::MethodNotAllowed })
-        .layer(middleware::from_fn(web::guard))
+        .layer(middleware::from_fn_with_state(state.clone(), web::guard))
         .layer(sessions)
         .merge(static_files)
         .layer(web::envelope::EnvelopeLayer::new())

@@ -123,9 +123,10 @@ pub async fn not_found() -> AppError {
     AppError::NotFound
 }
 
-/// Middleware inside the session layer: the CSRF check for unsafe requests, then
-/// [`error_context`] on the response.
+/// Middleware inside the session layer: the CSRF check for unsafe requests, then, on the
+/// response, [`error_context`] and [`keep_alive`].
 pub async fn guard(
+    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
     session: Session,
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -134,7 +135,46 @@ pub async fn guard(
         Ok(req) => next.run(req).await,
         Err(e) => e.into_response(),
     };
-    error_context(&session, res).await
+    let res = error_context(&session, res).await;
+    keep_alive(&session, state.config.session_ttl).await;
+    res
+}
+
+/// Session key: when the session was last saved for being in use (Unix seconds).
+const SEEN: &str = "seen";
+
+/// Keeps a session in use alive: `SESSION_TTL` counts from the last visit, not the last change.
+///
+/// The session layer saves a session (which moves its expiry and renews the cookie's max-age)
+/// only when its data changed, so a voter who only reads would be logged out `SESSION_TTL`
+/// after logging in. Saving on every request would be a database write per page view; this
+/// saves at most once per [`keep_alive_interval`] of the TTL.
+pub async fn keep_alive(session: &Session, ttl: std::time::Duration) {
+    // No cookie, or one that names no stored session (or no longer): nothing to keep.
+    if session.id().is_none() {
+        return;
+    }
+    let Ok(seen) = session.get::<i64>(SEEN).await else {
+        return;
+    };
+    if session.id().is_none() || session.is_empty().await {
+        return;
+    }
+    let now = crate::db::now();
+    let interval = keep_alive_interval(ttl).as_secs() as i64;
+    // A changed session is saved anyway: note the visit at no cost.
+    if session.is_modified() || seen.is_none_or(|t| now - t >= interval) {
+        let _ = session.insert(SEEN, now).await;
+    }
+}
+
+/// A quarter of the TTL, at most a minute: a session lives between TTL − interval and TTL
+/// after its last visit.
+pub fn keep_alive_interval(ttl: std::time::Duration) -> std::time::Duration {
+    (ttl / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    )
 }
 
 /// Error pages are rendered where no session is at hand; this renders a 4xx page again with the

@@ -17,6 +17,7 @@ both_backends!(
     inactive_users_cannot_log_in,
     sessions_survive_a_restart,
     failed_logins_are_limited,
+    a_session_in_use_outlives_its_ttl,
 );
 
 const FAIL: &str = "Your username and password didn't match. Please try again.";
@@ -291,4 +292,27 @@ async fn failed_logins_are_limited(backend: Backend) {
         )
         .await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// `SESSION_TTL` counts from the last visit: a voter who keeps reading stays logged in past
+/// it (the session is saved again once in a while, not on every view), and one who leaves is
+/// logged out after it.
+async fn a_session_in_use_outlives_its_ttl(backend: Backend) {
+    let ttl = std::time::Duration::from_secs(4);
+    let app = crate::helpers::spawn_app_with(backend, |c| c.session_ttl = ttl, None).await;
+    app.load(crate::helpers::SEED).await;
+    let b = app.browser();
+    b.login("test", "test1234").await;
+    b.verify_phone(&app, crate::helpers::PHONE).await;
+    // Reading for twice the TTL, a view every second.
+    for second in 0..8 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let page = b.get("/polls/1/").await;
+        assert_eq!(page.status, StatusCode::OK, "after {} s", second + 1);
+    }
+    // Away for longer than the TTL.
+    tokio::time::sleep(ttl + std::time::Duration::from_secs(1)).await;
+    let page = b.get("/polls/1/").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(page.location.unwrap().starts_with("/login/"));
 }
