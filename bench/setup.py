@@ -8,9 +8,9 @@
         Prints the choice ids of poll 1 (comma-separated) on stdout.
 
     setup.py login-pairs BASE_URL USERS_FILE COUNT OUT_FILE
-        opens COUNT fresh anonymous sessions (GET /login/) and writes, per line, a ready login
-        body for one bench user (correct password) and the session's cookie (tab-separated).
-        Each pair is good for exactly one successful login: a login cycles the session id.
+        opens COUNT fresh anonymous visits (GET /login/) and writes, per line, a ready login
+        body for one bench user (correct password) and that visitor's Cookie header (its CSRF
+        cookie; tab-separated). Each pair is used for one login.
 """
 
 import concurrent.futures
@@ -30,18 +30,26 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class Client:
-    """One browser: one connection, one session cookie, no redirects followed."""
+    """One browser: one connection, its cookies, no redirects followed."""
 
     def __init__(self, base):
         url = urllib.parse.urlsplit(base)
         self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-        self.cookie = None
+        self.cookies = {}
+
+    @property
+    def cookie(self):
+        """The session cookie's value."""
+        return self.cookies.get(COOKIE)
+
+    def cookie_header(self):
+        return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
 
     def request(self, method, path, form=None, expect=(200,)):
         headers = {}
         body = None
-        if self.cookie:
-            headers["Cookie"] = f"{COOKIE}={self.cookie}"
+        if self.cookies:
+            headers["Cookie"] = self.cookie_header()
         if form is not None:
             body = urllib.parse.urlencode(form)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -49,8 +57,9 @@ class Client:
         res = self.conn.getresponse()
         text = res.read().decode("utf-8", "replace")
         for name, value in res.getheaders():
-            if name.lower() == "set-cookie" and value.startswith(COOKIE + "="):
-                self.cookie = value.split(";", 1)[0].split("=", 1)[1]
+            if name.lower() == "set-cookie":
+                key, _, val = value.split(";", 1)[0].partition("=")
+                self.cookies[key.strip()] = val
         if res.status not in expect:
             raise RuntimeError(f"{method} {path}: HTTP {res.status}, expected {expect}")
         return res.status, res.getheader("Location"), text
@@ -147,7 +156,7 @@ def login_pair(base, username):
     body = urllib.parse.urlencode(
         {"username": username, "password": PASSWORD, "next": "/polls/", "csrf_token": token}
     )
-    return body, c.cookie
+    return body, c.cookie_header()
 
 
 def login_pairs(base, users_file, count, out):

@@ -1,7 +1,7 @@
--- POST /login/ with the correct password, each request on its own fresh session: a line of
--- $BENCH_PAIRS is a ready form body (username, password, next, that session's csrf token) and
--- the session's cookie, fetched beforehand with GET /login/. A successful login cycles the
--- session id, so a pair is used once; thread t takes the lines t, t + $BENCH_THREADS, ...
+-- POST /login/ with the correct password, each request as its own fresh visitor: a line of
+-- $BENCH_PAIRS is a ready form body (username, password, next, that visitor's csrf token) and
+-- the visitor's Cookie header (the CSRF cookie), fetched beforehand with GET /login/. Each pair
+-- is used once (each login starts a new session); thread t takes the lines t, t + $BENCH_THREADS, ...
 -- Every answer must be 303 (a wrong password would be a 200 page, a stale token a 403).
 -- If a thread runs out of pairs it stops early (reported as pairs_exhausted=1). (wrk's dry run of
 -- request() before the start, in thread 0, uses up that thread's first pair without sending it.)
@@ -15,7 +15,7 @@ function init(args)
    for n, p in ipairs(read_tsv(os.getenv("BENCH_PAIRS"))) do
       if (n - 1) % nthreads == tid then
          table.insert(mine, wrk.format("POST", nil, {
-            ["Cookie"] = "pollstr_session=" .. p[2],
+            ["Cookie"] = p[2],
             ["Content-Type"] = "application/x-www-form-urlencoded",
          }, p[1]))
       end

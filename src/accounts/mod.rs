@@ -92,6 +92,8 @@ pub async fn login(
     page: Page,
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
+    // The form is shown again on failure.
+    let page = page.with_form().await?;
     let next = SafeNext::or_default(form.next.as_deref());
     let refuse = |page: Page, status: StatusCode, msg: &str| -> AppResult<Response> {
         let body = web::render(&LoginPage {
@@ -208,6 +210,8 @@ pub async fn register(
     page: Page,
     Form(form): Form<RegisterForm>,
 ) -> AppResult<Response> {
+    // The form is shown again on failure.
+    let page = page.with_form().await?;
     let next = SafeNext::or_default(form.next.as_deref());
     let mut errors = Vec::new();
     let username = match Username::parse(&form.username) {

@@ -1,9 +1,16 @@
-//! CSRF protection: a random token bound to the session, rendered in every POST form as
-//! `csrf_token`, and checked for every unsafe request before any handler runs.
+//! CSRF protection: a random token rendered in every POST form as `csrf_token`, and checked for
+//! every unsafe request before any handler runs.
+//!
+//! The token lives in the session once there is one (a logged-in user). An anonymous visitor's
+//! forms (log in, sign up) use a token kept in its own cookie instead, as Django does: showing
+//! the login form then writes nothing to the database, so a crawler or a flood of visitors
+//! cannot fill the session table. A cross-site page can neither read that cookie nor set it.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::Request;
-use axum::http::{header, Method};
+use std::sync::{Arc, OnceLock};
+
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use base64::Engine;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
@@ -13,6 +20,10 @@ use crate::error::{AppError, AppResult};
 
 const KEY: &str = "csrf";
 pub const FIELD: &str = "csrf_token";
+/// The anonymous visitor's token.
+pub const COOKIE: &str = "pollstr_csrf";
+/// Tokens are 32 random bytes in unpadded URL-safe base64.
+const TOKEN_LEN: usize = 43;
 /// The largest form body accepted (login, vote and 2FA forms are a few hundred bytes).
 pub const FORM_LIMIT: usize = 16 * 1024;
 
@@ -36,7 +47,47 @@ pub async fn rotate(session: &Session) -> AppResult<()> {
     Ok(())
 }
 
-fn new_token() -> String {
+/// The anonymous token the request's cookie carries, if it is well-formed.
+pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
+        .filter(|t| {
+            t.len() == TOKEN_LEN
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_string)
+}
+
+/// A token made on this request for an anonymous form, to be sent as the [`COOKIE`]. The guard
+/// puts an empty one in every request and sends what it holds afterwards.
+#[derive(Clone, Default)]
+pub struct IssuedToken(Arc<OnceLock<String>>);
+
+impl IssuedToken {
+    /// A new token, kept to be sent with the response.
+    pub fn issue(&self) -> String {
+        self.0.get_or_init(new_token).clone()
+    }
+
+    /// The `Set-Cookie` value for the token issued on this request, if any.
+    pub fn set_cookie(&self, secure: bool) -> Option<HeaderValue> {
+        let token = self.0.get()?;
+        let secure = if secure { "; Secure" } else { "" };
+        HeaderValue::try_from(format!(
+            "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}"
+        ))
+        .ok()
+    }
+}
+
+pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -67,7 +118,10 @@ pub async fn check(session: &Session, req: Request) -> Result<Request, AppError>
         }
     })?;
     let given = form_urlencoded_field(&bytes, FIELD);
-    let expected = token(session).await?;
+    let expected = match token(session).await? {
+        Some(t) => Some(t),
+        None => cookie_token(&parts.headers),
+    };
     let valid = match (&expected, &given) {
         (Some(e), Some(g)) => bool::from(e.as_bytes().ct_eq(g.as_bytes())),
         _ => false,

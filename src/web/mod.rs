@@ -43,17 +43,27 @@ impl PageContext {
 }
 
 /// Extracts the session and builds the page context. Anonymous visitors get no session (and no
-/// cookie) until a page with a form asks for one through [`Page::with_form`].
+/// cookie) until they log in; a page with a form asks for a CSRF token through
+/// [`Page::with_form`].
 pub struct Page {
     pub session: Session,
     pub ctx: PageContext,
+    /// An anonymous visitor's token from their cookie ([`csrf::COOKIE`]).
+    cookie_csrf: Option<String>,
+    /// Where a new anonymous token goes to be sent as a cookie (put there by [`guard`]).
+    issued: Option<csrf::IssuedToken>,
 }
 
 impl Page {
-    /// Makes sure the session holds a CSRF token, so the page can render a form.
+    /// Makes sure the page has a CSRF token, so it can render a form: the session's for a
+    /// logged-in user; for an anonymous visitor, their cookie's, or a new one sent as a cookie.
     pub async fn with_form(mut self) -> AppResult<Self> {
         if self.ctx.csrf.is_empty() {
-            self.ctx.csrf = csrf::ensure_token(&self.session).await?;
+            self.ctx.csrf = match (&self.ctx.user, self.cookie_csrf.take(), &self.issued) {
+                (None, Some(token), _) => token,
+                (None, None, Some(issued)) => issued.issue(),
+                _ => csrf::ensure_token(&self.session).await?,
+            };
         }
         Ok(self)
     }
@@ -73,6 +83,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
             csrf::token(&session).await?.unwrap_or_default()
         };
         let messages = flash::take(&session).await?;
+        let cookie_csrf = if user.is_none() {
+            csrf::cookie_token(&parts.headers)
+        } else {
+            None
+        };
         Ok(Page {
             session,
             ctx: PageContext {
@@ -80,6 +95,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
                 csrf,
                 messages,
             },
+            cookie_csrf,
+            issued: parts.extensions.get::<csrf::IssuedToken>().cloned(),
         })
     }
 }
@@ -124,19 +141,25 @@ pub async fn not_found() -> AppError {
 }
 
 /// Middleware inside the session layer: the CSRF check for unsafe requests, then, on the
-/// response, [`error_context`] and [`keep_alive`].
+/// response, [`error_context`], [`keep_alive`], and the anonymous CSRF cookie if one was made.
 pub async fn guard(
     axum::extract::State(state): axum::extract::State<crate::app::AppState>,
     session: Session,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let issued = csrf::IssuedToken::default();
+    req.extensions_mut().insert(issued.clone());
     let res = match csrf::check(&session, req).await {
         Ok(req) => next.run(req).await,
         Err(e) => e.into_response(),
     };
-    let res = error_context(&session, res).await;
+    let mut res = error_context(&session, res).await;
     keep_alive(&session, state.config.session_ttl).await;
+    if let Some(cookie) = issued.set_cookie(state.config.session_secure) {
+        res.headers_mut()
+            .append(axum::http::header::SET_COOKIE, cookie);
+    }
     res
 }
 

@@ -10,6 +10,7 @@ both_backends!(
     seed_user_logs_in_and_hash_is_upgraded,
     usernames_are_case_insensitive,
     login_renews_the_session_id,
+    anonymous_forms_check_the_cookie_token,
     logout_destroys_the_session_server_side,
     logout_needs_a_post,
     registration_rules_each_have_a_message,
@@ -78,10 +79,25 @@ async fn usernames_are_case_insensitive(backend: Backend) {
 
 async fn login_renews_the_session_id(backend: Backend) {
     let app = TestApp::seeded(backend).await;
+    let count_sessions = match backend {
+        Backend::Sqlite => "SELECT COUNT(*) FROM tower_sessions",
+        Backend::Postgres => "SELECT COUNT(*) FROM tower_sessions.session",
+    };
+    // Showing the login form starts no session: its CSRF token is in a cookie of its own.
+    for _ in 0..5 {
+        app.browser().get("/login/").await;
+    }
+    assert_eq!(app.scalar(count_sessions).await, 0);
+    // A visitor who already has a session (here: the one holding "You have been logged out")
+    // gets a new session id at login.
     let b = app.browser();
-    b.get("/login/").await;
-    let before = b.session_cookie().expect("the login form starts a session");
     b.login("test", "test1234").await;
+    b.submit("/polls/", "/logout/", &[]).await;
+    let before = b
+        .session_cookie()
+        .expect("the logout message is kept in a session");
+    let page = b.login("test", "test1234").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
     let after = b.session_cookie().unwrap();
     assert_ne!(before, after);
     // The pre-login id is gone server-side: a fixated cookie gives nothing.
@@ -91,6 +107,64 @@ async fn login_renews_the_session_id(backend: Backend) {
         .to_str()
         .unwrap()
         .starts_with("/login/"));
+}
+
+/// The anonymous forms' CSRF token: a login needs the token of the cookie it came with, a
+/// failed login shows the form again with a working token, and a forged or missing token is
+/// refused.
+async fn anonymous_forms_check_the_cookie_token(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.browser();
+    let form = b.get("/login/").await;
+    let token = form.csrf().expect("the login form has a token");
+    assert!(form.headers.get_all("set-cookie").iter().any(|c| {
+        let c = c.to_str().unwrap();
+        c.starts_with("pollstr_csrf=") && c.contains("HttpOnly") && c.contains("SameSite=Strict")
+    }));
+    // Another visitor's token (or none) does not do.
+    let other = app.browser();
+    let stolen = other
+        .post_raw(
+            "/login/",
+            &[
+                ("username", "test"),
+                ("password", "test1234"),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(stolen.status, StatusCode::FORBIDDEN);
+    let missing = b
+        .post_raw("/login/", &[("username", "test"), ("password", "test1234")])
+        .await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    // A failed login keeps the same token in the form it shows again, and it works.
+    let failed = b
+        .post_raw(
+            "/login/",
+            &[
+                ("username", "test"),
+                ("password", "wrong"),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(failed.status, StatusCode::OK);
+    assert_eq!(failed.csrf().as_deref(), Some(token.as_str()));
+    let ok = b
+        .post_raw(
+            "/login/",
+            &[
+                ("username", "test"),
+                ("password", "test1234"),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    // Logged in, forms use the session's own token, not the cookie's.
+    let twofa = b.get("/2fa/").await;
+    assert_ne!(twofa.csrf().as_deref(), Some(token.as_str()));
 }
 
 async fn logout_destroys_the_session_server_side(backend: Backend) {

@@ -52,7 +52,9 @@ async fn wrong_code_then_right_code(backend: Backend) {
     let sent = send(&b, PHONE).await;
     assert_eq!(sent.location.as_deref(), Some("/2fa/verify/?next=/polls/"));
     let page = b.get("/2fa/verify/").await;
-    assert!(page.has("We have sent a code to your number. Please type it in below."));
+    assert!(page.has("Type in the code from the text message."));
+    // Said once (the message), not twice (the message and the card).
+    assert_eq!(page.body.matches("We have sent a code").count(), 1);
     assert!(page.has("We have sent a code to +44 •••• ••3456."));
     assert!(page.has("Send a new code") && page.has("Use a different number"));
     let code = app.code_for(PHONE_E164).await;
