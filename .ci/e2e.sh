@@ -4,6 +4,8 @@
 # binary, then runs the suite with POLLSTR_E2E_REQUIRED=1 so that a missing browser fails instead
 # of skipping. Extra arguments go to the test binary (e.g. a test name).
 # POLLSTR_SCREENSHOTS=1 bash .ci/e2e.sh also refreshes docs/screenshots/.
+# `bash .ci/e2e.sh --prepare` only installs and builds (.ci/run then runs the suite as part of
+# `cargo test`, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -19,6 +21,10 @@ fi
 
 echo "== cargo build --release"
 cargo build --release
+
+if [[ ${1:-} == --prepare ]]; then
+  exit 0
+fi
 
 echo "== cargo test --test e2e"
 POLLSTR_E2E_REQUIRED=1 cargo test --test e2e -- "$@"
