@@ -173,9 +173,18 @@ pub fn verify_django_pbkdf2(password: &str, stored: &str) -> bool {
     bool::from(out.ct_eq(&expected))
 }
 
+/// Runs `f` on the blocking pool once a [`HASHING`] permit is free. The permit goes with the
+/// work, not with the waiting request: a client that hangs up mid-login drops the request, but
+/// the hash runs on, and must go on counting against the bound (else logging in and hanging up
+/// in a loop would run any number of hashes, each with its 19 MiB, at once).
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-    let _permit = HASHING.clone().acquire_owned().await?;
-    Ok(tokio::task::spawn_blocking(f).await?)
+    let permit = HASHING.clone().acquire_owned().await?;
+    Ok(tokio::task::spawn_blocking(move || {
+        let result = f();
+        drop(permit);
+        result
+    })
+    .await?)
 }
 
 /// Hashes a new password with argon2id.
@@ -257,5 +266,29 @@ mod tests {
         assert_eq!(verify_blocking("wrong horse", &h), Verdict::Invalid);
         assert_eq!(verify_blocking("x", "!"), Verdict::Invalid);
         assert_eq!(verify_blocking("x", "$argon2id$garbage"), Verdict::Invalid);
+    }
+
+    /// The only test here that takes permits, so the counts below are its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hash_keeps_its_permit_when_the_request_is_dropped() {
+        let permits = HASHING.available_permits();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let request = tokio::spawn(blocking(move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        }));
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        // The client hangs up: the request is dropped while its hash still runs.
+        request.abort();
+        assert!(request.await.unwrap_err().is_cancelled());
+        assert_eq!(HASHING.available_permits(), permits - 1);
+        // The hash ends: its permit comes back.
+        release_tx.send(()).unwrap();
+        while HASHING.available_permits() < permits {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 }
