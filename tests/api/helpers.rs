@@ -214,6 +214,42 @@ fn init_tracing() {
     });
 }
 
+/// A test's PostgreSQL database goes with the test (`drop_leftovers` catches the rest: those
+/// of tests that made one without a `TestApp`, or of a run that was killed).
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let (Some(base), true) = (postgres_url(), self.db.is_postgres()) else {
+            return;
+        };
+        let Some(name) = self
+            .database_url
+            .rsplit('/')
+            .next()
+            .and_then(|tail| tail.split('?').next())
+            .filter(|n| n.starts_with("pollstr_test_"))
+            .map(str::to_string)
+        else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(Db::Postgres(admin)) = Db::connect(&base, &Default::default()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&admin)
+                        .await;
+                    admin.close().await;
+                }
+            })
+        });
+        let _ = dropped.join();
+    }
+}
+
 impl TestApp {
     pub async fn load(&self, json: &str) {
         pollstr::fixtures::load(&self.db, &[("fixture".into(), json.into())])
