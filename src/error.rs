@@ -116,9 +116,34 @@ impl From<sqlx::Error> for AppError {
             | sqlx::Error::Io(_)
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_) => AppError::Unavailable(e.into()),
+            sqlx::Error::Database(ref d) if is_transient(d.as_ref()) => {
+                AppError::Unavailable(e.into())
+            }
             e => AppError::Internal(e.into()),
         }
     }
+}
+
+/// A database that is there but cannot answer now: SQLite busy or locked past the busy timeout
+/// (another process, such as `pollstr loaddata`, holding the write lock); PostgreSQL connection
+/// failures, shutdowns, too many connections, lock timeouts, deadlocks and serialization
+/// failures. Trying again later works, so these are the 503 page, not a 500.
+fn is_transient(e: &dyn sqlx::error::DatabaseError) -> bool {
+    if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // The primary result code is the low byte of the extended one.
+        return e
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)); // SQLITE_BUSY, SQLITE_LOCKED
+    }
+    if let Some(e) = e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        let code = e.code();
+        return ["08", "53", "57P"]
+            .iter()
+            .any(|class| code.starts_with(class))
+            || matches!(code, "55P03" | "40001" | "40P01");
+    }
+    false
 }
 
 impl From<tower_sessions::session::Error> for AppError {
@@ -203,5 +228,42 @@ mod tests {
         }
         .into_response();
         assert_eq!(res.headers()[header::RETRY_AFTER], "90");
+    }
+
+    /// Another connection holds SQLite's write lock past the busy timeout: the 503 page.
+    #[tokio::test]
+    async fn a_busy_sqlite_database_is_unavailable_not_an_error() {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use sqlx::{ConnectOptions, Connection};
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.path().join("busy.db"))
+            .create_if_missing(true)
+            .busy_timeout(std::time::Duration::ZERO);
+        let mut holder = opts.connect().await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let mut other = opts.connect().await.unwrap();
+        let err = sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut other)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(AppError::from(err), AppError::Unavailable(_)),
+            "busy is an outage"
+        );
+        // A real error stays one.
+        let err = sqlx::query("INSERT INTO nowhere VALUES (1)")
+            .execute(&mut holder)
+            .await
+            .unwrap_err();
+        assert!(matches!(AppError::from(err), AppError::Internal(_)));
+        holder.close().await.unwrap();
     }
 }
