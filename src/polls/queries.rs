@@ -170,3 +170,43 @@ pub async fn cast_vote_sqlite(
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// Several users' votes in one SQLite statement (the vote queue's batch). `ballots` are
+/// (user id, question id, choice id), at most one per (user, question): within one statement
+/// SQLite does not promise the order in which two votes of the same user would apply. Each
+/// answer is [`cast_vote`]'s for that ballot.
+pub async fn cast_votes_sqlite(
+    conn: impl sqlx::SqliteExecutor<'_>,
+    ballots: &[(i64, i64, i64)],
+) -> sqlx::Result<Vec<bool>> {
+    if ballots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
+         SELECT b.column1, c.question_id, c.id, ?1 FROM (VALUES ",
+    );
+    for i in 0..ballots.len() {
+        let n = 2 + 3 * i;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("(?{}, ?{}, ?{})", n, n + 1, n + 2));
+    }
+    sql.push_str(
+        ") AS b JOIN choices c ON c.id = b.column3 AND c.question_id = b.column2 \
+         JOIN questions q ON q.id = c.question_id WHERE q.pub_date <= ?1 \
+         ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at \
+         RETURNING user_id, question_id, choice_id",
+    );
+    // Batch sizes vary: not kept in the connection's statement cache.
+    let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql)
+        .persistent(false)
+        .bind(db::now());
+    for &(user_id, question_id, choice_id) in ballots {
+        query = query.bind(user_id).bind(question_id).bind(choice_id);
+    }
+    let written: std::collections::HashSet<(i64, i64, i64)> =
+        query.fetch_all(conn).await?.into_iter().collect();
+    Ok(ballots.iter().map(|b| written.contains(b)).collect())
+}

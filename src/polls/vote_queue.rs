@@ -1,5 +1,5 @@
-//! Votes on SQLite go through one writer task, which commits whatever votes are waiting in one
-//! transaction.
+//! Votes on SQLite go through one writer task, which writes whatever votes are waiting in one
+//! statement (one transaction).
 //!
 //! SQLite has one writer at a time. When many requests each wrote their own vote, the losers
 //! of the write lock slept in SQLite's busy handler (1, 2, 5, 10, 15, 20, 25… ms), and those
@@ -92,13 +92,23 @@ async fn write_votes(pool: SqlitePool, cache: Arc<PollCache>, mut rx: mpsc::Rece
 }
 
 async fn commit(pool: &SqlitePool, batch: &[Ballot]) -> sqlx::Result<Vec<bool>> {
-    // IMMEDIATE takes the write lock at BEGIN, so no statement of the batch waits for it.
+    let ballots: Vec<(i64, i64, i64)> = batch
+        .iter()
+        .map(|b| (b.user_id, b.question_id, b.choice_id))
+        .collect();
+    let mut keys: Vec<(i64, i64)> = ballots.iter().map(|&(u, q, _)| (u, q)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.len() == ballots.len() {
+        // The usual case: one statement (one round trip to SQLite's thread, one commit).
+        return queries::cast_votes_sqlite(pool, &ballots).await;
+    }
+    // A user voted twice on one poll in this batch: one statement per vote, in order, in one
+    // transaction. IMMEDIATE takes the write lock at BEGIN.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut counted = Vec::with_capacity(batch.len());
-    for b in batch {
-        counted.push(
-            queries::cast_vote_sqlite(&mut *tx, b.user_id, b.question_id, b.choice_id).await?,
-        );
+    for &(user_id, question_id, choice_id) in &ballots {
+        counted.push(queries::cast_vote_sqlite(&mut *tx, user_id, question_id, choice_id).await?);
     }
     tx.commit().await?;
     Ok(counted)

@@ -383,3 +383,45 @@ async fn a_failing_vote_does_not_fail_its_batch() {
     );
     assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 1);
 }
+
+/// A batch answers each vote as a vote on its own would: a foreign choice is not counted while
+/// the others are, and a user voting twice on one poll in a batch ends with the later vote.
+#[tokio::test]
+async fn a_batch_of_votes_counts_like_votes_one_by_one() {
+    use pollstr::polls::{cache::PollCache, vote_queue::VoteQueue};
+    let app = TestApp::seeded(Backend::Sqlite).await;
+    let pollstr::db::Db::Sqlite(pool) = app.db.clone() else {
+        unreachable!()
+    };
+    let hash = pollstr::accounts::password::hash("s3cret-pass!".into())
+        .await
+        .unwrap();
+    let other = pollstr::accounts::users::create(&app.db, "other", &hash)
+        .await
+        .unwrap();
+    let queue = VoteQueue::start(pool, std::sync::Arc::new(PollCache::new(true)));
+    // One statement: distinct voters.
+    let (a, b, foreign) = tokio::join!(
+        queue.cast(1, 1, 2),
+        queue.cast(other, 1, 3),
+        queue.cast(other, 2, 1),
+    );
+    assert!(a.unwrap() && b.unwrap());
+    assert!(!foreign.unwrap());
+    // The same voter twice in one batch: both count, the later one stands.
+    let (first, second) = tokio::join!(queue.cast(1, 1, 4), queue.cast(1, 1, 1));
+    assert!(first.unwrap() && second.unwrap());
+    assert_eq!(
+        app.scalar("SELECT choice_id FROM votes WHERE user_id = 1 AND question_id = 1")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT choice_id FROM votes WHERE user_id = {other} AND question_id = 1"
+        ))
+        .await,
+        3
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 2);
+}
