@@ -102,7 +102,7 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        let id = match req.headers().get(REQUEST_ID) {
+        let id = match req.headers().get(REQUEST_ID).filter(|id| acceptable(id)) {
             Some(id) => id.clone(),
             None => {
                 let id = self.ids.request_id();
@@ -119,6 +119,17 @@ where
             Ok(finish(res, id))
         })
     }
+}
+
+/// An id from the client or a proxy is kept only if it is short and plain: it goes into every
+/// log line of the request.
+fn acceptable(id: &HeaderValue) -> bool {
+    let id = id.as_bytes();
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 fn finish(mut res: Response, id: HeaderValue) -> Response {
@@ -193,6 +204,15 @@ mod tests {
         let res = get_with("/framed", Some("from-proxy")).await;
         assert_eq!(res.headers()[header::X_FRAME_OPTIONS], "SAMEORIGIN");
         assert_eq!(res.headers()[REQUEST_ID], "from-proxy");
+        // Not one that would clutter or forge log lines: a fresh id instead.
+        for odd in ["a b=c", &"x".repeat(65), "id\tx", "ü"] {
+            let res = get_with("/", Some(odd)).await;
+            assert_ne!(
+                res.headers()[REQUEST_ID].as_bytes(),
+                odd.as_bytes(),
+                "{odd}"
+            );
+        }
     }
 
     #[tokio::test]
