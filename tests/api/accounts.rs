@@ -121,46 +121,26 @@ async fn anonymous_forms_check_the_cookie_token(backend: Backend) {
         let c = c.to_str().unwrap();
         c.starts_with("pollstr_csrf=") && c.contains("HttpOnly") && c.contains("SameSite=Strict")
     }));
+    let login = |password: &'static str| {
+        [
+            ("username", "test"),
+            ("password", password),
+            ("csrf_token", token.as_str()),
+        ]
+    };
     // Another visitor's token (or none) does not do.
     let other = app.browser();
-    let stolen = other
-        .post_raw(
-            "/login/",
-            &[
-                ("username", "test"),
-                ("password", "test1234"),
-                ("csrf_token", &token),
-            ],
-        )
-        .await;
+    let stolen = other.post_raw("/login/", &login("test1234")).await;
     assert_eq!(stolen.status, StatusCode::FORBIDDEN);
     let missing = b
         .post_raw("/login/", &[("username", "test"), ("password", "test1234")])
         .await;
     assert_eq!(missing.status, StatusCode::FORBIDDEN);
     // A failed login keeps the same token in the form it shows again, and it works.
-    let failed = b
-        .post_raw(
-            "/login/",
-            &[
-                ("username", "test"),
-                ("password", "wrong"),
-                ("csrf_token", &token),
-            ],
-        )
-        .await;
+    let failed = b.post_raw("/login/", &login("wrong")).await;
     assert_eq!(failed.status, StatusCode::OK);
     assert_eq!(failed.csrf().as_deref(), Some(token.as_str()));
-    let ok = b
-        .post_raw(
-            "/login/",
-            &[
-                ("username", "test"),
-                ("password", "test1234"),
-                ("csrf_token", &token),
-            ],
-        )
-        .await;
+    let ok = b.post_raw("/login/", &login("test1234")).await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
     // Logged in, forms use the session's own token, not the cookie's.
     let twofa = b.get("/2fa/").await;
