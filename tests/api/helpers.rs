@@ -16,8 +16,9 @@ use reqwest::{redirect, Response, StatusCode};
 use scraper::{Html, Selector};
 use tokio::sync::{mpsc, Mutex};
 
-pub const SEED: &str = include_str!("../../../shared/seed/fixtures-all.json");
-pub const DEMO: &str = include_str!("../../fixtures/all.json");
+/// The tutorial's Django fixture (three polls, twelve choices, the user test): the demo data that
+/// `fixtures/all.json` ships and `cargo run` loads.
+pub const SEED: &str = pollstr::fixtures::DEMO;
 pub const SEED_USER: &str = r#"[{"model":"auth.user","pk":1,"fields":{"password":"pbkdf2_sha256$24000$rk8toKlZt2vr$dsOOeY/jjjwYLqkmaT5gcRYSrtFabI+eZVgbPylP9EA=","username":"test","is_active":true}}]"#;
 /// A password that passes every rule.
 pub const STRONG: &str = "Xk3!pq9z#Lm";
@@ -30,31 +31,27 @@ pub enum Backend {
     Postgres,
 }
 
-/// Generates one test per backend from `async fn name(backend: Backend)`.
+/// Generates one test per backend from `async fn name(backend: Backend)`. The PostgreSQL ones are
+/// reported as ignored unless TEST_DATABASE_URL was set when the tests were built (build.rs).
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::helpers::Backend::Sqlite).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-            if $crate::helpers::postgres_url().is_none() { return; }
-            super::$name($crate::helpers::Backend::Postgres).await
-        } )* }
+        mod postgres { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(pollstr_postgres), ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)")]
+            async fn $name() { super::$name($crate::helpers::Backend::Postgres).await }
+        )* }
     };
 }
 
-static NOTICE: Once = Once::new();
-
-/// The PostgreSQL server for tests, from TEST_DATABASE_URL; a notice once when it is not set.
-pub fn postgres_url() -> Option<String> {
-    let url = std::env::var("TEST_DATABASE_URL")
+/// The PostgreSQL server for tests, from TEST_DATABASE_URL. A PostgreSQL test is only run when it
+/// was set at build time (`pollstr_postgres`), so its absence now is a failure, not a skip.
+pub fn postgres_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
         .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        NOTICE.call_once(|| {
-            eprintln!("notice: TEST_DATABASE_URL is not set: PostgreSQL tests are skipped")
-        });
-    }
-    url
+        .filter(|u| !u.trim().is_empty())
+        .expect("TEST_DATABASE_URL names the PostgreSQL server for this test")
 }
 
 /// A fresh, empty database URL for one test.
@@ -62,7 +59,7 @@ pub async fn fresh_database(backend: Backend, dir: &tempfile::TempDir) -> String
     match backend {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("test.db").display()),
         Backend::Postgres => {
-            let base = postgres_url().expect("TEST_DATABASE_URL");
+            let base = postgres_url();
             let name = format!("pollstr_test_{}", uuid_like());
             let admin = Db::connect(&base, &Default::default())
                 .await
@@ -218,7 +215,7 @@ fn init_tracing() {
 /// of tests that made one without a `TestApp`, or of a run that was killed).
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let (Some(base), true) = (postgres_url(), self.db.is_postgres()) else {
+        let (Ok(base), true) = (std::env::var("TEST_DATABASE_URL"), self.db.is_postgres()) else {
             return;
         };
         let Some(name) = self
