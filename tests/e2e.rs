@@ -1,10 +1,11 @@
-//! End-to-end tests in a real browser: the release binary (`target/release/pollstr`, or the file
-//! named by `POLLSTR_E2E_BIN`) driven by headless Chromium through chromedriver, with the console
-//! verify provider (the codes are read from the server's stderr).
+//! End-to-end tests in a real browser: the `pollstr` binary that `cargo test` builds (or the file
+//! named by `POLLSTR_E2E_BIN`, e.g. a release build) driven by headless Chromium through
+//! chromedriver, with the console verify provider (the codes are read from the server's stderr).
 //!
-//! The suite needs `/usr/bin/chromium`, `/usr/bin/chromedriver` and a built release binary; it
-//! builds nothing itself. When one is missing every test prints a notice and passes, unless
-//! `POLLSTR_E2E_REQUIRED=1` makes that a failure (`.ci/e2e.sh` sets it).
+//! The suite needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
+//! `chromium-driver`). When they are missing every test is reported as ignored, with a notice,
+//! unless `POLLSTR_E2E_REQUIRED=1` makes that a failure (CI sets it). The harness is
+//! libtest-mimic (`harness = false`): the standard one can only ignore a test at build time.
 //!
 //! Every page a test reaches is checked: each visible input has a `<label for>`, no request left
 //! the app's address (the Resource Timing entries and every `src`/`href` that loads something),
@@ -14,14 +15,14 @@
 //! script of ours could hook `console.error`.
 //!
 //! Screenshots of every page, at desktop (1280×900, `NAME.png`) and phone (390×844,
-//! `NAME-phone.png`) size, go to `target/e2e-screenshots/`; with `POLLSTR_SCREENSHOTS=1` they go
+//! `NAME-phone.png`) size, go to `target/tmp/e2e-screenshots/`; with `POLLSTR_SCREENSHOTS=1` they go
 //! to `docs/screenshots/` instead (the pictures in the README).
 
 use std::future::Future;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
@@ -66,11 +67,65 @@ const NUMBER: &str = "+44 7911 123456";
 const MASKED: &str = "+44 •••• ••3456";
 
 // ---------------------------------------------------------------------------------------------
+// The harness
+
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let missing = missing_prerequisites();
+    let ignored = match &missing {
+        Some(what) if !required() => {
+            eprintln!("notice: {what} not found: the browser suite is ignored (apt-get install chromium chromium-driver)");
+            true
+        }
+        _ => false,
+    };
+    let trials = vec![
+        trial(
+            "newcomer_logs_in_verifies_votes_changes_the_vote_and_logs_out",
+            newcomer_logs_in_verifies_votes_changes_the_vote_and_logs_out,
+        ),
+        trial(
+            "new_user_registers_gets_a_code_wrong_changes_number_and_votes",
+            new_user_registers_gets_a_code_wrong_changes_number_and_votes,
+        ),
+        trial(
+            "every_form_works_with_the_keyboard_alone",
+            every_form_works_with_the_keyboard_alone,
+        ),
+        trial(
+            "every_page_fits_phone_and_desktop_screens",
+            every_page_fits_phone_and_desktop_screens,
+        ),
+    ];
+    let trials = trials
+        .into_iter()
+        .map(|t| t.with_ignored_flag(ignored))
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// A test: `body` on a Tokio runtime of its own (as `#[tokio::test]` would give it); a panic is
+/// the test's failure.
+fn trial<Fut>(name: &'static str, body: fn() -> Fut) -> libtest_mimic::Trial
+where
+    Fut: Future<Output = ()> + 'static,
+{
+    libtest_mimic::Trial::test(name, move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("a Tokio runtime: {e}"))?
+            .block_on(body());
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
 // The tests
 
 /// The tutorial's newcomer: the polls, a poll, login, the phone, the code, back to the poll, a
 /// vote, the results, a changed vote, logging out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newcomer_logs_in_verifies_votes_changes_the_vote_and_logs_out() {
     e2e(|b| async move {
         b.goto("/").await;
@@ -120,7 +175,6 @@ async fn newcomer_logs_in_verifies_votes_changes_the_vote_and_logs_out() {
 
 /// A new account on a phone-sized screen: registration, a wrong code, "Send a new code", "Use a
 /// different number" before the first one was proven, then a first vote.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_user_registers_gets_a_code_wrong_changes_number_and_votes() {
     e2e(|b| async move {
         b.set_viewport(PHONE).await;
@@ -182,7 +236,6 @@ async fn new_user_registers_gets_a_code_wrong_changes_number_and_votes() {
 
 /// Keyboard only: every form is reached with Tab, filled by typing and sent with Enter; focus
 /// always moves and is always visible.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_form_works_with_the_keyboard_alone() {
     e2e(|b| async move {
         b.goto("/polls/").await;
@@ -271,7 +324,6 @@ async fn every_form_works_with_the_keyboard_alone() {
 }
 
 /// Every page at phone and desktop size: nothing overflows or overlaps, and a screenshot of each.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_fits_phone_and_desktop_screens() {
     e2e(|b| async move {
         // Other people's votes, so the results page has something to show.
@@ -336,10 +388,10 @@ where
     F: FnOnce(Arc<Browser>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(bin) = prerequisites() else {
-        return;
-    };
-    let server = Server::start(&bin);
+    if let Some(what) = missing_prerequisites() {
+        panic!("{what} not found (apt-get install chromium chromium-driver)");
+    }
+    let server = Server::start(&server_binary());
     let driver = Driver::start();
     let browser = Arc::new(Browser::open(&driver, server).await);
     // A panic inside the spawned task comes back here as an error, after the browser is closed.
@@ -362,83 +414,23 @@ fn required() -> bool {
     std::env::var("POLLSTR_E2E_REQUIRED").is_ok_and(|v| v == "1" || v == "true")
 }
 
-/// Where this build puts its artefacts: the test runs from `<target>/<profile>/deps/`.
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
+/// The server under test: the binary this `cargo test` built, unless POLLSTR_E2E_BIN names
+/// another.
 fn server_binary() -> PathBuf {
-    match std::env::var_os("POLLSTR_E2E_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => target_dir().join("release").join("pollstr"),
-    }
+    std::env::var_os("POLLSTR_E2E_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pollstr")))
 }
 
-/// A line on the real stderr (not captured by the test harness), once per run.
-fn notice_once(cell: &OnceLock<()>, msg: &str) {
-    cell.get_or_init(|| {
-        let _ = writeln!(std::io::stderr(), "{msg}");
-    });
-}
-
-/// The server binary when the browser, the driver and the binary are all there. Otherwise a
-/// notice and `None`, or a panic when `POLLSTR_E2E_REQUIRED` is set.
-fn prerequisites() -> Option<PathBuf> {
-    static SKIPPED: OnceLock<()> = OnceLock::new();
-    static STALE: OnceLock<()> = OnceLock::new();
+/// What the suite needs and this machine lacks, if anything.
+fn missing_prerequisites() -> Option<String> {
     let bin = server_binary();
     let missing: Vec<String> = [Path::new(CHROMIUM), Path::new(CHROMEDRIVER), &bin]
         .iter()
         .filter(|p| !p.is_file())
         .map(|p| p.display().to_string())
         .collect();
-    if missing.is_empty() {
-        if let Some(newer) = newer_source(&bin) {
-            notice_once(
-                &STALE,
-                &format!(
-                    "notice: {} is older than {}; run cargo build --release",
-                    bin.display(),
-                    newer.display()
-                ),
-            );
-        }
-        return Some(bin);
-    }
-    let what = format!(
-        "{} not found (apt-get install chromium chromium-driver; cargo build --release; or bash .ci/e2e.sh)",
-        missing.join(", ")
-    );
-    if required() {
-        panic!("{what}, and POLLSTR_E2E_REQUIRED is set");
-    }
-    notice_once(&SKIPPED, &format!("notice: {what}: e2e suite skipped"));
-    None
-}
-
-/// A source file or template changed since the binary was built, if any.
-fn newer_source(bin: &Path) -> Option<PathBuf> {
-    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut dirs = vec![root.join("src"), root.join("templates")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t > built)
-            {
-                return Some(path);
-            }
-        }
-    }
-    None
+    (!missing.is_empty()).then(|| missing.join(", "))
 }
 
 /// Reads a child's output on a thread; `started` gets the first line containing `marker`.
@@ -689,8 +681,8 @@ impl Browser {
         let Value::Object(caps) = caps else {
             unreachable!()
         };
-        let client = ClientBuilder::rustls()
-            .expect("a WebDriver client")
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
             .capabilities(caps)
             .connect(&driver.url)
             .await
@@ -1181,7 +1173,7 @@ fn screenshot_dir() -> PathBuf {
     if std::env::var("POLLSTR_SCREENSHOTS").is_ok_and(|s| s == "1") {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
     } else {
-        target_dir().join("e2e-screenshots")
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-screenshots")
     }
 }
 
