@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# The browser suite (tests/e2e.rs): headless Chromium through chromedriver against the release
-# binary. Installs Debian's chromium and chromium-driver when they are missing, builds the release
-# binary, then runs the suite with POLLSTR_E2E_REQUIRED=1 so that a missing browser fails instead
-# of skipping. Extra arguments go to the test binary (e.g. a test name).
+# The browser suite (tests/e2e.rs): headless Chromium through chromedriver against the `pollstr`
+# binary that `cargo test` builds. Installs Debian's chromium and chromium-driver when they are
+# missing, then runs the suite with POLLSTR_E2E_REQUIRED=1 so that a missing browser fails
+# instead of being ignored. Extra arguments go to the test binary (e.g. a test name).
 # POLLSTR_SCREENSHOTS=1 bash .ci/e2e.sh also refreshes docs/screenshots/.
-# `bash .ci/e2e.sh --prepare` only installs and builds (.ci/run then runs the suite as part of
-# `cargo test`, once).
+# `bash .ci/e2e.sh --prepare` only installs (.ci/run then runs the suite inside `cargo test`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -18,9 +17,6 @@ if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
 fi
 /usr/bin/chromium --version 2>/dev/null || true
 /usr/bin/chromedriver --version
-
-echo "== cargo build --release"
-cargo build --release
 
 if [[ ${1:-} == --prepare ]]; then
   exit 0

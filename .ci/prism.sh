@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Contract test: runs tests/contract.rs against a Prism mock of the Verify v1 OpenAPI spec.
+# Runs a command while a Prism mock of an OpenAPI spec serves, with PRISM_URL set for it:
 #
-#   bash .ci/prism.sh ../shared/vonage-verify/verify.yml
+#   bash .ci/prism.sh tests/specs/verify.yml -- cargo test
 #
+# (tests/contract.rs is built to run, instead of being ignored, when PRISM_URL is set.)
+# Without a command it runs the contract test alone: `cargo test --test contract`.
 # Prism (@stoplight/prism-cli 5) is installed once into target/prism (git-ignored with
 # /target), started on 127.0.0.1:$PRISM_PORT (default 4010), and stopped when this exits.
 set -euo pipefail
 
 if [[ $# -lt 1 ]]; then
-  echo "usage: $0 <openapi spec, e.g. ../shared/vonage-verify/verify.yml>" >&2
+  echo "usage: $0 <openapi spec, e.g. tests/specs/verify.yml> [-- command ...]" >&2
   exit 2
 fi
 spec_arg=$1
+shift
+if [[ ${1:-} == -- ]]; then
+  shift
+fi
+if [[ $# -eq 0 ]]; then
+  set -- cargo test --test contract
+fi
 if [[ ! -f $spec_arg ]]; then
   echo "prism.sh: spec not found: $spec_arg" >&2
   exit 2
@@ -79,9 +88,9 @@ fi
 echo "prism.sh: Prism is serving $spec on http://$host:$port (pid $prism_pid)"
 
 status=0
-PRISM_URL="http://$host:$port" cargo test --test contract -- --nocapture || status=$?
+PRISM_URL="http://$host:$port" "$@" || status=$?
 if [[ $status -ne 0 ]]; then
-  echo "prism.sh: the contract test failed; Prism's log ($log):" >&2
+  echo "prism.sh: '$*' failed; the end of Prism's log ($log):" >&2
   tail -n 50 "$log" >&2
 fi
 exit "$status"
