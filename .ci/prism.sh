@@ -5,7 +5,7 @@
 #
 # (tests/contract.rs is built to run, instead of being ignored, when PRISM_URL is set.)
 # Without a command it runs the contract test alone: `cargo test --test contract`.
-# Prism (@stoplight/prism-cli 5) is installed once into target/prism (git-ignored with
+# Prism (@stoplight/prism-cli 5) is installed once into $CARGO_TARGET_DIR/prism (target/prism, git-ignored with
 # /target), started on 127.0.0.1:$PRISM_PORT (default 4010), and stopped when this exits.
 set -euo pipefail
 
@@ -33,7 +33,7 @@ cd "$root"
 
 host=127.0.0.1
 port=${PRISM_PORT:-4010}
-prefix=target/prism
+prefix=${CARGO_TARGET_DIR:-target}/prism
 prism=$prefix/node_modules/.bin/prism
 log=$prefix/prism.log
 
