@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::db::{self, Db};
+use crate::polls::queries::choice_votes;
 use crate::two_factor::phone::PhoneNumber;
 use crate::with_db;
 
@@ -541,10 +542,11 @@ pub async fn dump(db: &Db) -> Result<String, FixtureError> {
         )
         .fetch_all(p)
         .await?;
-        let choices = sqlx::query_as::<_, (i64, i64, String, i64)>(
-            "SELECT c.id, c.question_id, c.choice_text, \
-             c.base_votes + (SELECT COUNT(*) FROM votes v WHERE v.choice_id = c.id) FROM choices c ORDER BY c.id",
-        )
+        let choices = sqlx::query_as::<_, (i64, i64, String, i64)>(concat!(
+            "SELECT c.id, c.question_id, c.choice_text, ",
+            choice_votes!(),
+            " FROM choices c ORDER BY c.id",
+        ))
         .fetch_all(p)
         .await?;
         let numbers = sqlx::query_as::<_, (i64, String)>("SELECT user_id, number FROM phone_numbers ORDER BY user_id")

@@ -44,6 +44,8 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Recompute every choice's vote count from the vote rows; report and fix any difference.
+    Recount,
     /// Create a user; the password is asked for, or read from standard input.
     Createuser {
         username: String,
@@ -122,6 +124,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => std::fs::write(&path, json)
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
                 None => print!("{json}"),
+            }
+            Ok(())
+        }
+        Command::Recount => {
+            let db = app::connect(&config).await?;
+            let fixes = pollstr::polls::counts::recount(&db).await?;
+            for f in &fixes {
+                eprintln!(
+                    "choice {} (poll {}): the kept count said {}, the vote rows say {}: fixed",
+                    f.choice_id, f.question_id, f.kept, f.counted
+                );
+            }
+            match fixes.len() {
+                0 => eprintln!("every vote count matches the vote rows"),
+                n => eprintln!("fixed the vote counts of {n} choice(s)"),
             }
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! Polls: the public list, and (behind the verified layer) a poll's page, voting and results.
 
 pub mod cache;
+pub mod counts;
 pub mod queries;
 pub mod vote_queue;
 

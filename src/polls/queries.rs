@@ -5,6 +5,17 @@ use sqlx::FromRow;
 use crate::db::{self, Db};
 use crate::with_db;
 
+/// A choice's vote count, as SQL over `choices c`: the votes imported without rows plus the
+/// count the vote triggers keep in `choice_counts` (migrations/*/0003_vote_counts.sql). A few
+/// index rows, however many votes the choice has.
+macro_rules! choice_votes {
+    () => {
+        "c.base_votes + CAST(COALESCE((SELECT SUM(n.votes) FROM choice_counts n \
+         WHERE n.choice_id = c.id), 0) AS BIGINT)"
+    };
+}
+pub(crate) use choice_votes;
+
 #[derive(Clone, Debug, FromRow)]
 pub struct Question {
     pub id: i64,
@@ -78,13 +89,13 @@ struct PollRow {
 /// A published poll with its counts and `user_id`'s vote, in one query (a poll page is on the
 /// hot path: each query is a round trip).
 pub async fn poll_view(db: &Db, question_id: i64, user_id: i64) -> sqlx::Result<Option<PollView>> {
-    let rows = with_db!(db, p => sqlx::query_as::<_, PollRow>(
-        "SELECT q.id AS question_id, q.question_text, q.pub_date, c.id, c.choice_text, \
-                c.base_votes + (SELECT COUNT(*) FROM votes v WHERE v.choice_id = c.id) AS votes, \
-                (SELECT v.choice_id FROM votes v WHERE v.user_id = $2 AND v.question_id = q.id) AS mine \
+    let rows = with_db!(db, p => sqlx::query_as::<_, PollRow>(concat!(
+        "SELECT q.id AS question_id, q.question_text, q.pub_date, c.id, c.choice_text, ",
+        choice_votes!(),
+        " AS votes, (SELECT v.choice_id FROM votes v WHERE v.user_id = $2 AND v.question_id = q.id) AS mine \
          FROM questions q LEFT JOIN choices c ON c.question_id = q.id \
          WHERE q.id = $1 AND q.pub_date <= $3 ORDER BY c.id",
-    )
+    ))
     .bind(question_id)
     .bind(user_id)
     .bind(db::now())

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod cli;
+mod counts;
 mod fixtures;
 mod helpers;
 mod polls;
