@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """The vote check of bench/run.sh: every acknowledged vote is in the database, none twice.
 
-    check_votes.py ACKS ROWS BASE_VOTES BASE_URL SESSIONS
+    check_votes.py ACKS ROWS BASE_VOTES BASE_URL SESSIONS [QUESTION]
 
 ACKS      written by bench/wrk/vote.lua: username, votes sent, last acknowledged vote, and the
           choices from the last acknowledged vote to the last sent one (tab-separated)
-ROWS      the votes table for poll 1 after the run: username, choice id (tab-separated)
-BASE_VOTES  the votes imported with poll 1's choices (counted on top of the vote rows)
+ROWS      the benchmark users' votes on the poll after the run: username, choice id (tab-separated)
+BASE_VOTES  the poll's other votes (imported with its choices, or loaded as other users' rows)
 BASE_URL, SESSIONS  Pollstr and the verified sessions: the first one reads the results page
+QUESTION  the poll (default 1)
 
 A re-vote replaces the user's vote, so the table must hold exactly one row per user who voted,
 holding the choice of that user's last acknowledged vote, or of a later vote that was still
@@ -28,10 +29,11 @@ def read_tsv(path):
         return [line.rstrip("\n").split("\t") for line in f if line.strip()]
 
 
-def results_page_total(base, cookie):
+def results_page_total(base, cookie, question):
     url = urllib.parse.urlsplit(base)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    conn.request("GET", "/polls/1/results/", headers={"Cookie": f"pollstr_session={cookie}"})
+    conn.request("GET", f"/polls/{question}/results/",
+                 headers={"Cookie": f"pollstr_session={cookie}"})
     res = conn.getresponse()
     page = res.read().decode("utf-8", "replace")
     counts = COUNT_RE.findall(page)
@@ -40,7 +42,7 @@ def results_page_total(base, cookie):
     return sum(int(c) for c in counts)
 
 
-def main(acks_path, rows_path, base_votes, base_url, sessions_path):
+def main(acks_path, rows_path, base_votes, base_url, sessions_path, question="1"):
     acks = {}
     for name, sent, acked, allowed in read_tsv(acks_path):
         acks[name] = (int(sent), int(acked), allowed.split(","))
@@ -69,7 +71,7 @@ def main(acks_path, rows_path, base_votes, base_url, sessions_path):
             wrong.append(name)
 
     cookie = read_tsv(sessions_path)[0][1]
-    page_total = results_page_total(base_url, cookie)
+    page_total = results_page_total(base_url, cookie, question)
     expected_total = int(base_votes) + len(stored)
 
     ok = (
@@ -89,6 +91,6 @@ def main(acks_path, rows_path, base_votes, base_url, sessions_path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
+    if len(sys.argv) not in (6, 7):
         raise SystemExit(__doc__)
     sys.exit(main(*sys.argv[1:]))

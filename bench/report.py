@@ -76,6 +76,55 @@ def verdict(ok):
     return "yes" if ok else "**no**"
 
 
+# The popular poll (poll 2): p99 target (ms) of its pages, and the votes/s target, per backend.
+POPULAR_TARGETS = {"sqlite": (10, 5000), "postgres": (30, 3000)}
+
+
+def popular_table(res, settings):
+    """Poll 2 with no votes against poll 2 with BENCH_POPULAR_VOTES votes."""
+    backends = [b for b in ("sqlite", "postgres") if read(res, f"{b}.popN_detail")]
+    if not backends:
+        return []
+    n = int(settings.get("popular_votes", "0"))
+    lines = ["", f"**A popular poll**: poll 2 with no votes, then with {n:,} votes loaded straight "
+             "into the database (`load_popular` in bench/run.sh), read and voted on by the same "
+             "verified users; every connection votes on that one poll.", "",
+             "| scenario | backend | no votes: req/s | p99 | "
+             f"{n:,} votes: req/s | p99 | ratio | target | met |",
+             "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    w = lines.append
+    for backend in backends:
+        p99_target, votes_target = POPULAR_TARGETS[backend]
+        for name, what in (("detail", "poll page `GET /polls/2/`"),
+                           ("results", "results `GET /polls/2/results/`")):
+            empty, full = read(res, f"{backend}.pop0_{name}"), read(res, f"{backend}.popN_{name}")
+            if not (empty and full):
+                continue
+            e, f = parse_kv(empty), parse_kv(full)
+            ratio = float(f["rps"]) / float(e["rps"])
+            ok = (ratio >= 0.9 and float(f["p99_ms"]) <= p99_target
+                  and errors(e)[0] == 0 and errors(f)[0] == 0)
+            w(f"| {what} | {backend} | {float(e['rps']):,.0f} | {float(e['p99_ms']):.2f} | "
+              f"{float(f['rps']):,.0f} | {float(f['p99_ms']):.2f} | {ratio:.0%} | "
+              f"≥ 90%; p99 ≤ {p99_target} ms | {verdict(ok)} |")
+        votes = read(res, f"{backend}.popN_votes")
+        if votes:
+            v = parse_kv(votes)
+            check = parse_kv(read(res, f"{backend}.pop_votecheck") or "")
+            ok = (float(v["rps"]) >= votes_target and float(v["p99_ms"]) <= 30
+                  and errors(v)[0] == 0 and check.get("vote_check") == "PASS")
+            w(f"| votes `POST /polls/2/vote/` | {backend} | — | — | {float(v['rps']):,.0f} | "
+              f"{float(v['p99_ms']):.2f} | — | ≥ {votes_target:,}/s; p99 ≤ 30 ms; 0 lost or doubled "
+              f"| {verdict(ok)} |")
+    for backend in backends:
+        load = parse_kv(read(res, f"{backend}.pop_load") or "")
+        check = read(res, f"{backend}.pop_votecheck") or "vote_check=MISSING"
+        w("")
+        w(f"- **{backend}**: {int(load.get('votes', '0')):,} votes on poll 2 after the load "
+          f"({load.get('seconds', '?')} s to load). Vote check: `{check}`.")
+    return lines
+
+
 def table(res, meta):
     hello_line = read(res, "hello")
     hello = parse_kv(hello_line) if hello_line else None
@@ -162,6 +211,7 @@ def table(res, meta):
             f"Vote check: `{check}`.")
     w("")
     lines.extend(summary)
+    lines.extend(popular_table(res, settings))
     return "\n".join(lines)
 
 

@@ -19,6 +19,8 @@
 #                         generators with one thread each
 #   BENCH_USERS           verified users (default 4 x BENCH_CONNS; at least 2 x BENCH_CONNS)
 #   BENCH_LOGIN_PAIRS     fresh sessions fetched per login scenario (default 300 x duration)
+#   BENCH_POPULAR_VOTES=1000000  votes loaded on poll 2 for the "popular poll" scenarios (0: none)
+#   BENCH_ONLY=popular    run only the popular-poll scenarios (e.g. a 10,000,000-vote run)
 #   BENCH_OUT=BENCHMARKS.md
 #   TEST_DATABASE_URL     a PostgreSQL server (postgres://user@host:port/db) to also run on;
 #                         --postgres alone uses postgres://postgres@127.0.0.1:5432/postgres
@@ -34,6 +36,8 @@ THREADS=${BENCH_THREADS:-2}
 USERS=${BENCH_USERS:-$((CONNS * 4))}
 LOGIN_PAIRS=${BENCH_LOGIN_PAIRS:-$((DURATION * 300))}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
+POPULAR=${BENCH_POPULAR_VOTES:-1000000}
+ONLY=${BENCH_ONLY:-}
 
 PG_SERVER=${TEST_DATABASE_URL:-}
 for arg in "$@"; do
@@ -150,7 +154,7 @@ cargo build --release --example hello
   echo "wrk=$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')"
   echo "rustc=$(rustc --version)"
   echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git status --porcelain 2>/dev/null | grep -q . && echo ' (with uncommitted changes)')"
-  echo "duration=$DURATION conns=$CONNS login_conns=$LOGIN_CONNS storm_conns=$STORM_CONNS threads=$THREADS users=$USERS"
+  echo "duration=$DURATION conns=$CONNS login_conns=$LOGIN_CONNS storm_conns=$STORM_CONNS threads=$THREADS users=$USERS popular_votes=$POPULAR"
 } >"$RES/meta"
 
 # --- the ceiling ---------------------------------------------------------------------------------
@@ -163,6 +167,84 @@ wait_ready "http://127.0.0.1:$port/" "$hello_pid"
 bench hello "http://127.0.0.1:$port/" get.lua "$CONNS" "$THREADS"
 stop "$hello_pid"
 
+# sql BACKEND DATABASE_URL QUERY: runs QUERY (statements separated by ";") on the benchmark's
+# database and prints the last one's rows, tab-separated.
+sql() {
+  local backend=$1 database_url=$2 query=$3
+  if [[ $backend == sqlite ]]; then
+    python3 - "${database_url#sqlite://}" "$query" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)
+statements = [s for s in sys.argv[2].split(";") if s.strip()]
+for s in statements[:-1]:
+    db.execute(s)
+for row in db.execute(statements[-1]):
+    print("\t".join(str(v) for v in row))
+EOF
+  else
+    psql "$database_url" -qAt -F $'\t' -v ON_ERROR_STOP=1 -c "$query"
+  fi
+}
+
+# vote_check BACKEND DATABASE_URL QUESTION ACKS OUT: every vote that vote.lua saw acknowledged on
+# the question is in the database once, and the results page adds up (bench/check_votes.py).
+# The users of the popular-poll load ("popular…") are not the benchmark's voters: their votes
+# count like imported ones.
+vote_check() {
+  local backend=$1 database_url=$2 question=$3 acks=$4 out=$5
+  log "$backend: vote check, poll $question"
+  sql "$backend" "$database_url" "SELECT u.username, v.choice_id FROM votes v JOIN users u ON u.id = v.user_id
+    WHERE v.question_id = $question AND u.username NOT LIKE 'popular%'" >"$WORK/$backend/rows.tsv"
+  local others
+  others=$(sql "$backend" "$database_url" "SELECT (SELECT COALESCE(SUM(base_votes), 0) FROM choices
+    WHERE question_id = $question) + (SELECT COUNT(*) FROM votes v JOIN users u ON u.id = v.user_id
+    WHERE v.question_id = $question AND u.username LIKE 'popular%')")
+  python3 bench/check_votes.py "$acks" "$WORK/$backend/rows.tsv" "$others" "$BASE" \
+    "$WORK/$backend/sessions.tsv" "$question" >"$out" || true
+  cat "$out" >&2
+}
+
+# load_popular BACKEND DATABASE_URL N: N users ("popular1"…) with one vote each on poll 2, spread
+# over its four choices, inserted straight into the database (one INSERT … SELECT for the users,
+# one for the votes; the vote triggers keep the counts as the rows go in): the votes a viral poll
+# collects, without N HTTP requests.
+load_popular() {
+  local backend=$1 database_url=$2 n=$3 first=100000000
+  if [[ $backend == sqlite ]]; then
+    sql "$backend" "$database_url" "BEGIN;
+      WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $n)
+      INSERT INTO users (id, username, password, date_joined) SELECT $first + i, 'popular' || i, '!', 0 FROM s;
+      INSERT INTO votes (user_id, question_id, choice_id, voted_at) SELECT id, 2, 5 + id % 4, 0 FROM users WHERE id > $first;
+      COMMIT;
+      SELECT COUNT(*) FROM votes WHERE question_id = 2"
+  else
+    sql "$backend" "$database_url" "INSERT INTO users (id, username, password, date_joined)
+      SELECT $first + i, 'popular' || i, '!', 0 FROM generate_series(1, $n) i;
+      INSERT INTO votes (user_id, question_id, choice_id, voted_at) SELECT id, 2, 5 + id % 4, 0 FROM users WHERE id > $first;
+      ANALYZE; SELECT COUNT(*) FROM votes WHERE question_id = 2" | tail -n 1
+  fi
+}
+
+# popular BACKEND DATABASE_URL: poll 2's page and results with no votes, then with $POPULAR votes
+# loaded, then votes from every connection on that poll (and their check).
+popular() {
+  local backend=$1 database_url=$2 dir=$WORK/$1
+  local sessions=BENCH_SESSIONS=$dir/sessions.tsv
+  bench "$backend.pop0_detail" "$BASE/polls/2/" session_get.lua "$CONNS" "$THREADS" "$sessions" BENCH_EXPECT=200
+  bench "$backend.pop0_results" "$BASE/polls/2/results/" session_get.lua "$CONNS" "$THREADS" "$sessions" BENCH_EXPECT=200
+  log "$backend: loading $POPULAR votes on poll 2 straight into the database"
+  local t0=$SECONDS loaded
+  loaded=$(load_popular "$backend" "$database_url" "$POPULAR")
+  echo "votes=$loaded seconds=$((SECONDS - t0))" >"$RES/$backend.pop_load"
+  cat "$RES/$backend.pop_load" >&2
+  sleep 1.5 # what the server keeps in memory of poll 2 has expired
+  bench "$backend.popN_detail" "$BASE/polls/2/" session_get.lua "$CONNS" "$THREADS" "$sessions" BENCH_EXPECT=200
+  bench "$backend.popN_results" "$BASE/polls/2/results/" session_get.lua "$CONNS" "$THREADS" "$sessions" BENCH_EXPECT=200
+  bench "$backend.popN_votes" "$BASE/polls/2/vote/" vote.lua "$CONNS" "$THREADS" "$sessions" \
+    BENCH_EXPECT=303 BENCH_CHOICES=5,6,7,8 BENCH_ACKS="$dir/acks2.tsv"
+  vote_check "$backend" "$database_url" 2 "$dir/acks2.tsv" "$RES/$backend.pop_votecheck"
+}
+
 # --- Pollstr on one backend ----------------------------------------------------------------------
 # run_pollstr BACKEND DATABASE_URL
 run_pollstr() {
@@ -170,9 +252,9 @@ run_pollstr() {
   local dir=$WORK/$backend
   mkdir -p "$dir"
   port=$(free_port)
-  local base=http://127.0.0.1:$port
+  BASE=http://127.0.0.1:$port
 
-  log "$backend: pollstr serve on $base"
+  log "$backend: pollstr serve on $BASE"
   # A clean environment (nothing from this shell or a .env leaks in), run from an empty directory.
   (cd "$dir" && exec env -i PATH="$PATH" \
     POLLSTR_ADDR="127.0.0.1:$port" \
@@ -184,60 +266,52 @@ run_pollstr() {
   local pid=$!
   PIDS+=("$pid")
   SERVER_PID=$pid
-  wait_ready "$base/healthz" "$pid" || { cat "$dir/server.log" >&2; return 1; }
+  wait_ready "$BASE/healthz" "$pid" || { cat "$dir/server.log" >&2; return 1; }
 
   log "$backend: $USERS users, each registered and verified through /register/ and /2fa/"
   local choices
-  choices=$(python3 bench/setup.py users "$base" "$dir/server.log" "$USERS" "$dir/sessions.tsv")
+  choices=$(python3 bench/setup.py users "$BASE" "$dir/server.log" "$USERS" "$dir/sessions.tsv")
+  if [[ $ONLY == popular ]]; then
+    hwm "$pid" >"$RES/$backend.rss_setup_kb"
+    popular "$backend" "$database_url"
+    hwm "$pid" >"$RES/$backend.rss_kb"
+    stop "$pid"
+    return
+  fi
   log "$backend: $LOGIN_PAIRS fresh login sessions, twice"
-  python3 bench/setup.py login-pairs "$base" "$dir/sessions.tsv" "$LOGIN_PAIRS" "$dir/pairs1.tsv"
-  python3 bench/setup.py login-pairs "$base" "$dir/sessions.tsv" "$LOGIN_PAIRS" "$dir/pairs2.tsv"
+  python3 bench/setup.py login-pairs "$BASE" "$dir/sessions.tsv" "$LOGIN_PAIRS" "$dir/pairs1.tsv"
+  python3 bench/setup.py login-pairs "$BASE" "$dir/sessions.tsv" "$LOGIN_PAIRS" "$dir/pairs2.tsv"
 
   # Peak memory after the setup (its registrations hash passwords), and at the end of the run.
   hwm "$pid" >"$RES/$backend.rss_setup_kb"
 
-  bench "$backend.list" "$base/polls/" get.lua "$CONNS" "$THREADS"
-  bench "$backend.detail" "$base/polls/1/" session_get.lua "$CONNS" "$THREADS" \
+  bench "$backend.list" "$BASE/polls/" get.lua "$CONNS" "$THREADS"
+  bench "$backend.detail" "$BASE/polls/1/" session_get.lua "$CONNS" "$THREADS" \
     BENCH_SESSIONS="$dir/sessions.tsv" BENCH_EXPECT=200
-  bench "$backend.results" "$base/polls/1/results/" session_get.lua "$CONNS" "$THREADS" \
+  bench "$backend.results" "$BASE/polls/1/results/" session_get.lua "$CONNS" "$THREADS" \
     BENCH_SESSIONS="$dir/sessions.tsv" BENCH_EXPECT=200
-  bench "$backend.votes" "$base/polls/1/vote/" vote.lua "$CONNS" "$THREADS" \
+  bench "$backend.votes" "$BASE/polls/1/vote/" vote.lua "$CONNS" "$THREADS" \
     BENCH_SESSIONS="$dir/sessions.tsv" BENCH_EXPECT=303 BENCH_CHOICES="$choices" \
     BENCH_ACKS="$dir/acks.tsv"
 
-  log "$backend: vote check"
-  local rows_sql="SELECT u.username, v.choice_id FROM votes v JOIN users u ON u.id = v.user_id WHERE v.question_id = 1"
-  local base_sql="SELECT COALESCE(SUM(base_votes), 0) FROM choices WHERE question_id = 1"
-  local base_votes
-  if [[ $backend == sqlite ]]; then
-    python3 - "$dir/pollstr.db" "$rows_sql" "$dir/rows.tsv" <<'EOF'
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-with open(sys.argv[3], "w") as f:
-    for name, choice in db.execute(sys.argv[2]):
-        f.write(f"{name}\t{choice}\n")
-EOF
-    base_votes=$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$dir/pollstr.db" "$base_sql")
-  else
-    psql "$database_url" -qAt -F $'\t' -c "$rows_sql" >"$dir/rows.tsv"
-    base_votes=$(psql "$database_url" -qAt -c "$base_sql")
-  fi
-  python3 bench/check_votes.py "$dir/acks.tsv" "$dir/rows.tsv" "$base_votes" "$base" \
-    "$dir/sessions.tsv" >"$RES/$backend.votecheck" || true
-  cat "$RES/$backend.votecheck" >&2
+  vote_check "$backend" "$database_url" 1 "$dir/acks.tsv" "$RES/$backend.votecheck"
 
-  bench "$backend.logins" "$base/login/" login.lua "$LOGIN_CONNS" "$THREADS" \
+  bench "$backend.logins" "$BASE/login/" login.lua "$LOGIN_CONNS" "$THREADS" \
     BENCH_PAIRS="$dir/pairs1.tsv" BENCH_EXPECT=303
 
   # Page views while $STORM_CONNS logins run at once: two generators side by side, one thread each.
   log "$backend: storm: $STORM_CONNS concurrent logins and GET /polls/ at once"
-  bench "$backend.storm_logins" "$base/login/" login.lua "$STORM_CONNS" 1 \
+  bench "$backend.storm_logins" "$BASE/login/" login.lua "$STORM_CONNS" 1 \
     BENCH_PAIRS="$dir/pairs2.tsv" BENCH_EXPECT=303 &
   local storm=$!
   sleep 0.5 # the storm is on before the page views start, and outlasts them
   DURATION=$((DURATION > 1 ? DURATION - 1 : DURATION)) \
-    bench "$backend.storm_list" "$base/polls/" get.lua "$CONNS" 1
+    bench "$backend.storm_list" "$BASE/polls/" get.lua "$CONNS" 1
   wait "$storm"
+
+  if ((POPULAR > 0)); then
+    popular "$backend" "$database_url"
+  fi
 
   hwm "$pid" >"$RES/$backend.rss_kb"
   awk '/^VmRSS/ {print $2}' "/proc/$pid/status" >"$RES/$backend.rss_end_kb"
