@@ -338,6 +338,9 @@ fn parse(source: &str, text: &str) -> Result<Parsed, FixtureError> {
     Ok(out)
 }
 
+/// Votes written per statement by [`load`] (3 parameters each; SQLite allows 32,766).
+const VOTES_PER_STATEMENT: usize = 5_000;
+
 /// Loads fixture files into the database, all of them in one transaction.
 pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, FixtureError> {
     let mut all = Parsed::default();
@@ -482,16 +485,31 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
                     ),
                 ));
             }
-            sqlx::query(
-                "INSERT INTO votes (user_id, question_id, choice_id, voted_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id",
-            )
-            .bind(v.user)
-            .bind(v.question)
-            .bind(v.choice)
-            .bind(db::now())
-            .execute(&mut *tx)
-            .await?;
+        }
+        // The votes in statements of many rows: each statement adjusts the kept counts once
+        // (PostgreSQL's count triggers run per statement; one statement per vote would update
+        // the same counter rows again and again in one transaction, which gets slower with
+        // every update). A later vote of a user on a question replaces an earlier one, as
+        // loading them one by one would.
+        let mut last: HashMap<(i64, i64), usize> = HashMap::new();
+        for (i, v) in all.votes.iter().enumerate() {
+            last.insert((v.user, v.question), i);
+        }
+        let mut keep: Vec<usize> = last.into_values().collect();
+        keep.sort_unstable();
+        for chunk in keep.chunks(VOTES_PER_STATEMENT) {
+            let mut sql = String::from("INSERT INTO votes (user_id, question_id, choice_id, voted_at) VALUES ");
+            for i in 0..chunk.len() {
+                let n = 2 + 3 * i;
+                sql.push_str(&format!("{}(${}, ${}, ${}, $1)", if i > 0 { ", " } else { "" }, n, n + 1, n + 2));
+            }
+            sql.push_str(" ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id");
+            let mut query = sqlx::query(&sql).persistent(false).bind(db::now());
+            for &i in chunk {
+                let v = &all.votes[i];
+                query = query.bind(v.user).bind(v.question).bind(v.choice);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         LoadReport {

@@ -92,6 +92,29 @@ async fn kept_counts_match_the_votes_after_concurrent_votes_imports_and_deletion
         assert_pages_count_the_rows(&app, question).await;
     }
 
+    // A large import (more votes than one statement of the loader writes), in which a user's
+    // later vote on a poll replaces their earlier one.
+    let mut entries = Vec::new();
+    for i in 0..5_200i64 {
+        let user = 10_000 + i;
+        entries.push(serde_json::json!({"model": "auth.user", "pk": user, "fields": {
+            "username": format!("imported{i}"), "password": "!"}}));
+        entries.push(serde_json::json!({"model": "polls.vote", "fields": {
+            "user": user, "question": 3, "choice": 9 + i % 4}}));
+    }
+    entries.push(serde_json::json!({"model": "polls.vote", "fields": {
+        "user": 10_000, "question": 3, "choice": 12}}));
+    app.load(&serde_json::Value::Array(entries).to_string())
+        .await;
+    assert_eq!(
+        app.scalar("SELECT choice_id FROM votes WHERE user_id = 10000 AND question_id = 3")
+            .await,
+        12,
+        "the later vote of the file wins"
+    );
+    assert_eq!(recount(&app.db).await.unwrap(), Vec::<Fix>::new());
+    assert_pages_count_the_rows(&app, 3).await;
+
     // Deletions: a user (their votes go), a voted choice, a whole poll.
     for sql in [
         format!("DELETE FROM users WHERE id = {}", users[0]),
