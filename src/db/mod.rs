@@ -22,6 +22,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// Advisory lock key held while migrating PostgreSQL ("pollstr" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0070_6f6c_6c73_7472;
 
+/// A pooled PostgreSQL connection idle for longer than this is pinged before it is lent.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// A pool on one of the two backends.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -63,9 +66,23 @@ impl Db {
     pub async fn connect(url: &str, settings: &PoolSettings) -> anyhow::Result<Db> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url)?;
+            // sqlx pings a connection before lending it and again when it comes back: two extra
+            // round trips per query. The ping on return stays (it finds a connection that broke
+            // during its query, and drops it); the one before lending is kept only for
+            // connections that have sat idle, which may have died meanwhile (a database
+            // restart): a busy connection was just checked on its return.
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(settings.connect_timeout)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > PING_IDLE_AFTER {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(opts)
                 .await?;
             Ok(Db::Postgres(pool))
