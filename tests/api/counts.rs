@@ -97,8 +97,10 @@ async fn kept_counts_match_the_votes_after_concurrent_votes_imports_and_deletion
     let mut entries = Vec::new();
     for i in 0..5_200i64 {
         let user = 10_000 + i;
-        entries.push(serde_json::json!({"model": "auth.user", "pk": user, "fields": {
-            "username": format!("imported{i}"), "password": "!"}}));
+        entries.push(
+            serde_json::json!({"model": "auth.user", "pk": user, "fields": {
+            "username": format!("imported{i}"), "password": "!"}}),
+        );
         entries.push(serde_json::json!({"model": "polls.vote", "fields": {
             "user": user, "question": 3, "choice": 9 + i % 4}}));
     }
@@ -121,11 +123,7 @@ async fn kept_counts_match_the_votes_after_concurrent_votes_imports_and_deletion
         "DELETE FROM choices WHERE id = 3".to_string(),
         "DELETE FROM questions WHERE id = 2".to_string(),
     ] {
-        match &app.db {
-            pollstr::db::Db::Sqlite(p) => sqlx::query(&sql).execute(p).await.map(|_| ()),
-            pollstr::db::Db::Postgres(p) => sqlx::query(&sql).execute(p).await.map(|_| ()),
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        app.execute(&sql).await;
         assert_eq!(recount(&app.db).await.unwrap(), Vec::<Fix>::new(), "{sql}");
     }
     assert_eq!(
@@ -156,11 +154,7 @@ async fn recount_reports_and_repairs_wrong_counts(backend: Backend) {
          AND shard = (SELECT MIN(shard) FROM choice_counts WHERE choice_id = 1)",
         "DELETE FROM choice_counts WHERE choice_id = 10",
     ] {
-        match &app.db {
-            pollstr::db::Db::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-            pollstr::db::Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        }
-        .unwrap();
+        app.execute(sql).await;
     }
     // `pollstr recount` reports and repairs them; a second run finds nothing.
     let dir = tempfile::tempdir().unwrap();

@@ -307,6 +307,15 @@ impl TestApp {
         }
     }
 
+    /// Runs a statement behind the app's back (as a manual edit or another tool would).
+    pub async fn execute(&self, sql: &str) {
+        match &self.db {
+            Db::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+            Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     /// Loads the seed's user and returns a verified browser (for apps built without the seed).
     pub async fn verified_browser_with_seed_user(&self) -> Browser {
         let user: String = SEED_USER.into();
