@@ -15,6 +15,20 @@ both_backends!(
     recount_reports_and_repairs_wrong_counts,
 );
 
+/// `n` users who cannot log in (only their votes matter here); their ids.
+async fn voters(app: &TestApp, n: usize) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let name = format!("voter{i}");
+        ids.push(
+            pollstr::accounts::users::create(&app.db, &name, "!")
+                .await
+                .unwrap(),
+        );
+    }
+    ids
+}
+
 /// Each choice of the poll as its page shows it, against what the vote rows and the imported
 /// counts say.
 async fn assert_pages_count_the_rows(app: &TestApp, question: i64) {
@@ -45,13 +59,7 @@ async fn kept_counts_match_the_votes_after_concurrent_votes_imports_and_deletion
     app.load(SEED).await;
     // 120 voters, each voting four times at once with all the others on polls 1 and 3 (new
     // votes, changed votes, the same vote again), straight through the vote query.
-    let mut users = Vec::new();
-    for i in 0..120 {
-        let id = pollstr::accounts::users::create(&app.db, &format!("voter{i}"), "!")
-            .await
-            .unwrap();
-        users.push(id);
-    }
+    let users = voters(&app, 120).await;
     let db = Arc::new(app.db.clone());
     let mut tasks = Vec::new();
     for (i, &user) in users.iter().enumerate() {
@@ -139,12 +147,8 @@ async fn kept_counts_match_the_votes_after_concurrent_votes_imports_and_deletion
 async fn recount_reports_and_repairs_wrong_counts(backend: Backend) {
     let app = spawn_app(backend).await;
     app.load(SEED).await;
-    let mut users = Vec::new();
-    for i in 0..3 {
-        let id = pollstr::accounts::users::create(&app.db, &format!("voter{i}"), "!")
-            .await
-            .unwrap();
-        users.push(id);
+    let users = voters(&app, 3).await;
+    for &id in &users {
         assert!(queries::cast_vote(&app.db, id, 1, 1).await.unwrap());
     }
     assert!(queries::cast_vote(&app.db, users[0], 3, 10).await.unwrap());

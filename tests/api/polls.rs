@@ -323,6 +323,12 @@ async fn concurrent_votes_count_exactly(backend: Backend) {
         app.scalar("SELECT COUNT(*) FROM votes").await,
         voters as i64
     );
+    // The counts the pages read were kept right through the votes (on SQLite, the vote queue's
+    // batches).
+    assert_eq!(
+        pollstr::polls::counts::recount(&app.db).await.unwrap(),
+        Vec::new()
+    );
 }
 
 /// Another process writing the database (`pollstr loaddata` while the site runs): the pages the
