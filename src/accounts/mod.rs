@@ -115,19 +115,26 @@ pub async fn login(
         return refuse(page, StatusCode::OK, MISMATCH);
     }
     // Failed logins are limited per client address and per username (password guessing),
-    // checked before any hashing work.
+    // checked before any hashing work. The attempt counts as failed until the password proves
+    // right, so that guesses sent together cannot all pass the limits.
     let ip = client_ip(&headers, peer.ip(), &state.config.trusted_proxies).to_string();
     let name_key = form.username.trim().to_lowercase();
     let l = &state.config.limits;
-    for (scope, subject, limit) in [
-        (Scope::FailedLoginPerIp, ip.as_str(), &l.login_per_ip),
+    let checks = [
+        (
+            Scope::FailedLoginPerIp,
+            ip.as_str(),
+            l.login_per_ip.as_slice(),
+        ),
         (
             Scope::FailedLoginPerUsername,
             name_key.as_str(),
-            &l.login_per_username,
+            l.login_per_username.as_slice(),
         ),
-    ] {
-        if let Some(wait) = limits::wait_time(&state.db, scope, subject, limit).await? {
+    ];
+    let attempt = match limits::reserve(&state.db, &checks).await? {
+        Ok(attempt) => attempt,
+        Err(wait) => {
             let msg = format!(
                 "Too many failed logins. Please try again in {}.",
                 human_wait(wait)
@@ -137,7 +144,7 @@ pub async fn login(
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait));
             return Ok(res);
         }
-    }
+    };
     let user = users::find_by_username(&state.db, form.username.trim()).await?;
     let stored = user
         .as_ref()
@@ -146,8 +153,6 @@ pub async fn login(
     let verdict = password::verify(form.password.clone(), stored).await?;
     let user = match (verdict, user) {
         (Verdict::Invalid, _) | (_, None) => {
-            limits::record(&state.db, Scope::FailedLoginPerIp, &ip).await?;
-            limits::record(&state.db, Scope::FailedLoginPerUsername, &name_key).await?;
             return refuse(page, StatusCode::OK, MISMATCH);
         }
         (Verdict::ValidUpgrade(new_hash), Some(u)) => {
@@ -156,6 +161,7 @@ pub async fn login(
         }
         (Verdict::Valid, Some(u)) => u,
     };
+    limits::release(&state.db, attempt).await?;
     users::touch_last_login(&state.db, user.id).await?;
     start_session(
         &page.session,

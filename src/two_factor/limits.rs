@@ -67,43 +67,91 @@ impl Scope {
     }
 }
 
-/// Seconds until `subject` may act again under `limits`, or `None` if it may act now.
-pub async fn wait_time(
-    db: &Db,
-    scope: Scope,
-    subject: &str,
-    limits: &[Limit],
-) -> sqlx::Result<Option<u64>> {
-    let now = db::now();
-    let mut wait: Option<u64> = None;
-    for limit in limits {
-        let since = now - limit.window.as_secs() as i64;
-        let (count, oldest) = with_db!(db, p => sqlx::query_as::<_, (i64, Option<i64>)>(
-            "SELECT COUNT(*), MIN(at) FROM limit_events WHERE scope = $1 AND subject = $2 AND at > $3",
-        )
-        .bind(scope.name())
-        .bind(subject)
-        .bind(since)
-        .fetch_one(p)
-        .await)?;
-        if count >= limit.count {
-            // Conservative: wait until the oldest counted event leaves the window.
-            let until = oldest.unwrap_or(now) + limit.window.as_secs() as i64;
-            let secs = (until - now).max(1) as u64;
-            wait = Some(wait.map_or(secs, |w| w.max(secs)));
-        }
-    }
-    Ok(wait)
+/// What one reservation is counted against: a scope, its subject and the limits that apply.
+pub type Check<'a> = (Scope, &'a str, &'a [Limit]);
+
+/// Attempts counted before the work they guard (a password hash, an SMS, a code check). Checking
+/// the counts and recording the attempt happen in one transaction, under a lock per subject
+/// (SQLite: its write lock; PostgreSQL: an advisory lock per scope and subject, taken in order),
+/// so that requests sent together cannot all pass the check before any of them is recorded.
+#[derive(Debug)]
+#[must_use = "an attempt that turned out not to count is released"]
+pub struct Reservation {
+    ids: Vec<i64>,
 }
 
-pub async fn record(db: &Db, scope: Scope, subject: &str) -> sqlx::Result<()> {
-    with_db!(db, p => sqlx::query("INSERT INTO limit_events (scope, subject, at) VALUES ($1, $2, $3)")
-        .bind(scope.name())
-        .bind(subject)
-        .bind(db::now())
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
+/// Counts one attempt against every check, or none when any limit is reached: then the seconds
+/// to wait (the longest of the limits reached).
+pub async fn reserve(db: &Db, checks: &[Check<'_>]) -> sqlx::Result<Result<Reservation, u64>> {
+    let now = db::now();
+    let mut keys: Vec<String> = checks
+        .iter()
+        .map(|(scope, subject, _)| format!("{}:{subject}", scope.name()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let (begin, id) = match db {
+        Db::Sqlite(_) => ("BEGIN IMMEDIATE", "rowid"),
+        Db::Postgres(_) => ("BEGIN", "id"),
+    };
+    let insert =
+        format!("INSERT INTO limit_events (scope, subject, at) VALUES ($1, $2, $3) RETURNING {id}");
+    with_db!(db, pool => {
+        let mut tx = pool.begin_with(begin).await?;
+        if db.is_postgres() {
+            for key in &keys {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let mut wait: Option<u64> = None;
+        for (scope, subject, limits) in checks {
+            for limit in limits.iter() {
+                let since = now - limit.window.as_secs() as i64;
+                let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(at) FROM limit_events WHERE scope = $1 AND subject = $2 AND at > $3",
+                )
+                .bind(scope.name())
+                .bind(*subject)
+                .bind(since)
+                .fetch_one(&mut *tx)
+                .await?;
+                if count >= limit.count {
+                    // Conservative: wait until the oldest counted event leaves the window.
+                    let until = oldest.unwrap_or(now) + limit.window.as_secs() as i64;
+                    let secs = (until - now).max(1) as u64;
+                    wait = Some(wait.map_or(secs, |w| w.max(secs)));
+                }
+            }
+        }
+        if let Some(wait) = wait {
+            tx.rollback().await?;
+            return Ok(Err(wait));
+        }
+        let mut ids = Vec::with_capacity(checks.len());
+        for (scope, subject, _) in checks {
+            let id: i64 = sqlx::query_scalar(&insert)
+                .bind(scope.name())
+                .bind(*subject)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(Ok(Reservation { ids }))
+    })
+}
+
+/// Takes back a reserved attempt that turned out not to count.
+pub async fn release(db: &Db, reservation: Reservation) -> sqlx::Result<()> {
+    let id = if db.is_postgres() { "id" } else { "rowid" };
+    let sql = format!("DELETE FROM limit_events WHERE {id} = $1");
+    for event in reservation.ids {
+        with_db!(db, p => sqlx::query(&sql).bind(event).execute(p).await.map(|_| ()))?;
+    }
     Ok(())
 }
 

@@ -273,35 +273,39 @@ pub async fn create(
         .await;
     }
 
-    // Limits: a refused send never reaches the provider.
+    // Limits: a refused send never reaches the provider. The send is counted before it is
+    // made, so that sends asked for together cannot all pass the limits.
     let ip = client_ip(&headers, peer.ip(), &state.config.trusted_proxies).to_string();
     let uid = user.id.to_string();
     let l = &state.config.limits;
-    for (scope, subject, limit) in [
-        (Scope::SmsPerUser, uid.as_str(), &l.sms_per_user),
-        (Scope::SmsPerNumber, number.e164(), &l.sms_per_number),
-        (Scope::SmsPerIp, ip.as_str(), &l.sms_per_ip),
-    ] {
-        if let Some(wait) = limits::wait_time(&state.db, scope, subject, limit).await? {
-            let msg = format!(
-                "Too many codes were sent. To protect you and keep costs down, please try again in {}.",
-                human_wait(wait)
-            );
-            let mut res = refuse_new(
-                &page,
-                &next,
-                bound.as_ref(),
-                typed,
-                StatusCode::TOO_MANY_REQUESTS,
-                &msg,
-            )
-            .await?;
-            res.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                wait.to_string().parse().expect("digits"),
-            );
-            return Ok(res);
-        }
+    let checks = [
+        (Scope::SmsPerUser, uid.as_str(), l.sms_per_user.as_slice()),
+        (
+            Scope::SmsPerNumber,
+            number.e164(),
+            l.sms_per_number.as_slice(),
+        ),
+        (Scope::SmsPerIp, ip.as_str(), l.sms_per_ip.as_slice()),
+    ];
+    if let Err(wait) = limits::reserve(&state.db, &checks).await? {
+        let msg = format!(
+            "Too many codes were sent. To protect you and keep costs down, please try again in {}.",
+            human_wait(wait)
+        );
+        let mut res = refuse_new(
+            &page,
+            &next,
+            bound.as_ref(),
+            typed,
+            StatusCode::TOO_MANY_REQUESTS,
+            &msg,
+        )
+        .await?;
+        res.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            wait.to_string().parse().expect("digits"),
+        );
+        return Ok(res);
     }
 
     // Switching numbers: stop the code still running for the old one, where the API allows.
@@ -311,13 +315,6 @@ pub async fn create(
         }
     }
 
-    for (scope, subject) in [
-        (Scope::SmsPerUser, uid.as_str()),
-        (Scope::SmsPerNumber, number.e164()),
-        (Scope::SmsPerIp, ip.as_str()),
-    ] {
-        limits::record(&state.db, scope, subject).await?;
-    }
     let (request_id, message) = match state.verifier.start(&number).await {
         Ok(StartOutcome::Started { request_id }) => (
             request_id,
@@ -478,31 +475,36 @@ pub async fn confirm(
             "Enter the 6-digit code from the text message.".into(),
         );
     }
+    // The attempt counts as a wrong code until the provider says it was right, so that codes
+    // sent together (from several sessions of the account) cannot all pass the limit.
     let uid = user.id.to_string();
-    if let Some(wait) = limits::wait_time(
-        &state.db,
+    let checks = [(
         Scope::WrongCodePerUser,
-        &uid,
-        &state.config.limits.code_per_user,
-    )
-    .await?
-    {
-        let mut res = again(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many wrong codes. Please wait {} before trying again.",
-                human_wait(wait)
-            ),
-        )?;
-        res.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            wait.to_string().parse().expect("digits"),
-        );
-        return Ok(res);
-    }
+        uid.as_str(),
+        state.config.limits.code_per_user.as_slice(),
+    )];
+    let attempt = match limits::reserve(&state.db, &checks).await? {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let mut res = again(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many wrong codes. Please wait {} before trying again.",
+                    human_wait(wait)
+                ),
+            )?;
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                wait.to_string().parse().expect("digits"),
+            );
+            return Ok(res);
+        }
+    };
     let outcome = match state.verifier.check(&pending.request_id, &code).await {
         Ok(o) => o,
         Err(e) => {
+            // Not a wrong code: the provider did not answer.
+            limits::release(&state.db, attempt).await?;
             let msg = match &e {
                 VerifyError::Busy { .. } => {
                     "The SMS service is busy right now. Please try again in a minute."
@@ -519,6 +521,9 @@ pub async fn confirm(
             return again(StatusCode::SERVICE_UNAVAILABLE, msg.into());
         }
     };
+    if matches!(outcome, CheckOutcome::Verified | CheckOutcome::Expired) {
+        limits::release(&state.db, attempt).await?;
+    }
     match outcome {
         CheckOutcome::Verified => {
             let number = PhoneNumber::from_stored(pending.number);
@@ -555,17 +560,11 @@ pub async fn confirm(
             .await?;
             Ok(Redirect::to(next.as_str()).into_response())
         }
-        CheckOutcome::WrongCode => {
-            limits::record(&state.db, Scope::WrongCodePerUser, &uid).await?;
-            again(
-                StatusCode::BAD_REQUEST,
-                "That code is not right. Please try again.".into(),
-            )
-        }
+        CheckOutcome::WrongCode => again(
+            StatusCode::BAD_REQUEST,
+            "That code is not right. Please try again.".into(),
+        ),
         CheckOutcome::TooManyWrong | CheckOutcome::Expired => {
-            if outcome == CheckOutcome::TooManyWrong {
-                limits::record(&state.db, Scope::WrongCodePerUser, &uid).await?;
-            }
             page.session.remove::<Pending>(PENDING_KEY).await?;
             let msg = if outcome == CheckOutcome::TooManyWrong {
                 "That code was wrong too many times, so it no longer works. Send a new code."

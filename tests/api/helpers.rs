@@ -468,6 +468,37 @@ impl Browser {
         .await
     }
 
+    /// Opens `page_path` once, then posts its form to `action` `n` times at once, the `i`-th
+    /// time with `fields(i)` over the form's own fields (a burst, as an attacker sends it).
+    pub async fn burst(
+        &self,
+        page_path: &str,
+        action: &str,
+        n: usize,
+        fields: impl Fn(usize) -> Vec<(&'static str, String)>,
+    ) -> Vec<Page> {
+        let page = self.get(page_path).await;
+        let form: HashMap<String, String> = page
+            .form(action)
+            .unwrap_or_else(|| panic!("no form posting to {action} on {page_path}: {}", page.body))
+            .into_iter()
+            .collect();
+        let mut sent = Vec::new();
+        for i in 0..n {
+            let mut form = form.clone();
+            for (k, v) in fields(i) {
+                form.insert(k.to_string(), v);
+            }
+            let request = self.client.post(self.url(action)).form(&form);
+            sent.push(tokio::spawn(async move { request.send().await }));
+        }
+        let mut pages = Vec::new();
+        for s in sent {
+            pages.push(Page::from(s.await.unwrap().expect("POST")).await);
+        }
+        pages
+    }
+
     /// Submits the login form with `next`; the answer is not checked.
     pub async fn login_next(&self, username: &str, password: &str, next: &str) -> Page {
         self.submit(

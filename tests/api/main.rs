@@ -1,6 +1,7 @@
 //! One integration test binary: the real app over HTTP, a file per feature.
 
 mod accounts;
+mod bursts;
 mod cli;
 mod counts;
 mod fixtures;

@@ -1,0 +1,144 @@
+//! Limits under bursts: requests sent together must not all pass a limit before any of them is
+//! counted (each attempt is reserved, atomically, before the work it guards).
+
+use pollstr::two_factor::limits::Limit;
+use reqwest::StatusCode;
+
+use crate::both_backends;
+use crate::helpers::{spawn_app_with, Backend, Page, TestApp, PHONE, PHONE_E164, SEED};
+
+both_backends!(
+    a_burst_of_wrong_passwords_is_held_to_the_limit,
+    a_burst_of_sends_is_held_to_the_limit,
+    a_burst_of_wrong_codes_is_held_to_the_limit,
+);
+
+async fn app_with(backend: Backend, tweak: impl FnOnce(&mut pollstr::config::Config)) -> TestApp {
+    let app = spawn_app_with(backend, tweak, None).await;
+    app.load(SEED).await;
+    app
+}
+
+fn count(pages: &[Page], status: StatusCode, text: &str) -> usize {
+    pages
+        .iter()
+        .filter(|p| p.status == status && p.has(text))
+        .count()
+}
+
+async fn a_burst_of_wrong_passwords_is_held_to_the_limit(backend: Backend) {
+    let app = app_with(backend, |c| {
+        c.limits.login_per_ip = Limit::parse_list("3/15m").unwrap();
+    })
+    .await;
+    let b = app.browser();
+    let pages = b
+        .burst("/login/", "/login/", 12, |i| {
+            vec![
+                ("username", "test".to_string()),
+                ("password", format!("guess-{i}")),
+            ]
+        })
+        .await;
+    let checked = count(
+        &pages,
+        StatusCode::OK,
+        "Your username and password didn't match.",
+    );
+    let refused = count(
+        &pages,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many failed logins.",
+    );
+    assert_eq!((checked, refused), (3, 9), "3 guesses checked, 9 refused");
+    // The right password, sent after the burst, is refused too.
+    let page = b
+        .submit(
+            "/login/",
+            "/login/",
+            &[("username", "test"), ("password", "test1234")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    // A right password does not count as a failure.
+    let app = app_with(backend, |c| {
+        c.limits.login_per_ip = Limit::parse_list("1/15m").unwrap();
+    })
+    .await;
+    let b = app.browser();
+    for _ in 0..3 {
+        b.login("test", "test1234").await;
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM limit_events WHERE scope = 'login_ip'")
+            .await,
+        0
+    );
+}
+
+async fn a_burst_of_sends_is_held_to_the_limit(backend: Backend) {
+    let app = app_with(backend, |c| {
+        c.limits.sms_per_user = Limit::parse_list("3/10m").unwrap();
+    })
+    .await;
+    let b = app.browser();
+    b.login("test", "test1234").await;
+    let pages = b
+        .burst("/2fa/", "/2fa/create/", 10, |i| {
+            vec![("number", format!("+44 7400 6000{i:02}"))]
+        })
+        .await;
+    let sent = pages
+        .iter()
+        .filter(|p| p.status == StatusCode::SEE_OTHER)
+        .count();
+    let refused = count(
+        &pages,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many codes were sent.",
+    );
+    assert_eq!((sent, refused), (3, 7), "3 sends, 7 refused");
+    let mut codes = 0;
+    while app.codes.lock().await.try_recv().is_ok() {
+        codes += 1;
+    }
+    assert_eq!(codes, 3, "three codes went out");
+}
+
+async fn a_burst_of_wrong_codes_is_held_to_the_limit(backend: Backend) {
+    let app = app_with(backend, |c| {
+        c.limits.code_per_user = Limit::parse_list("2/15m").unwrap();
+    })
+    .await;
+    let b = app.browser();
+    b.login("test", "test1234").await;
+    b.submit("/2fa/", "/2fa/create/", &[("number", PHONE)])
+        .await;
+    let code = app.code_for(PHONE_E164).await;
+    let wrong: String = code
+        .chars()
+        .map(|c| char::from(b'0' + (c as u8 - b'0' + 1) % 10))
+        .collect();
+    let pages = b
+        .burst("/2fa/verify/", "/2fa/confirm/", 8, |_| {
+            vec![("code", wrong.clone())]
+        })
+        .await;
+    let wrong_answers = count(&pages, StatusCode::BAD_REQUEST, "That code is not right.");
+    let refused = count(
+        &pages,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many wrong codes.",
+    );
+    assert_eq!(
+        (wrong_answers, refused),
+        (2, 6),
+        "2 codes checked, 6 refused"
+    );
+    assert_eq!(
+        app.scalar("SELECT CAST(SUM(wrong_codes) AS BIGINT) FROM console_verify_requests")
+            .await,
+        2,
+        "the provider saw two codes"
+    );
+}
