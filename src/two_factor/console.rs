@@ -57,18 +57,17 @@ fn transport(e: sqlx::Error) -> VerifyError {
 impl Verifier for ConsoleVerifier {
     async fn start(&self, number: &PhoneNumber) -> Result<StartOutcome, VerifyError> {
         let now = db::now();
-        let running = with_db!(&self.db, p => sqlx::query_scalar::<_, String>(
-            "SELECT request_id FROM console_verify_requests \
-             WHERE number = $1 AND state = 'pending' AND expires_at > $2 ORDER BY created_at DESC LIMIT 1",
+        // A request whose time is up no longer runs (it stays 'pending' until then).
+        with_db!(&self.db, p => sqlx::query(
+            "UPDATE console_verify_requests SET state = 'expired' \
+             WHERE number = $1 AND state = 'pending' AND expires_at <= $2",
         )
         .bind(number.e164())
         .bind(now)
-        .fetch_optional(p)
-        .await)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
         .map_err(transport)?;
-        if let Some(request_id) = running {
-            return Ok(StartOutcome::InProgress { request_id });
-        }
         let (request_id, code) = {
             let mut rng = rand::rng();
             let id: String = (0..32)
@@ -77,9 +76,11 @@ impl Verifier for ConsoleVerifier {
             let code = format!("{:06}", rng.random_range(0..1_000_000u32));
             (id, code)
         };
-        with_db!(&self.db, p => sqlx::query(
+        // One running request per number (status 10), kept by a unique index on the running
+        // ones: of two requests started together, one inserts and the other finds it.
+        let inserted = with_db!(&self.db, p => sqlx::query(
             "INSERT INTO console_verify_requests (request_id, number, code_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (number) WHERE state = 'pending' DO NOTHING",
         )
         .bind(&request_id)
         .bind(number.e164())
@@ -90,6 +91,23 @@ impl Verifier for ConsoleVerifier {
         .await
         .map(|r| r.rows_affected()))
         .map_err(transport)?;
+        if inserted == 0 {
+            let running = with_db!(&self.db, p => sqlx::query_scalar::<_, String>(
+                "SELECT request_id FROM console_verify_requests WHERE number = $1 AND state = 'pending'",
+            )
+            .bind(number.e164())
+            .fetch_optional(p)
+            .await)
+            .map_err(transport)?;
+            // Gone in between (checked or cancelled a moment ago): the caller may send again.
+            return match running {
+                Some(request_id) => Ok(StartOutcome::InProgress { request_id }),
+                None => Err(VerifyError::Busy {
+                    status: "10".into(),
+                    text: "the running request ended while another started".into(),
+                }),
+            };
+        }
         tracing::warn!(
             target: "pollstr::console_sms",
             "DEVELOPMENT ONLY (console verify provider): code for {} is {code}",

@@ -11,6 +11,7 @@ both_backends!(
     a_burst_of_wrong_passwords_is_held_to_the_limit,
     a_burst_of_sends_is_held_to_the_limit,
     a_burst_of_wrong_codes_is_held_to_the_limit,
+    a_burst_of_sends_to_one_number_starts_one_request,
 );
 
 async fn app_with(backend: Backend, tweak: impl FnOnce(&mut pollstr::config::Config)) -> TestApp {
@@ -140,5 +141,36 @@ async fn a_burst_of_wrong_codes_is_held_to_the_limit(backend: Backend) {
             .await,
         2,
         "the provider saw two codes"
+    );
+}
+
+/// The console provider's "one running request per number" (Verify's status 10), when the
+/// requests arrive together (straight to the provider: the limits' locks would space out those
+/// that come through the pages).
+async fn a_burst_of_sends_to_one_number_starts_one_request(backend: Backend) {
+    use pollstr::two_factor::console::ConsoleVerifier;
+    use pollstr::two_factor::phone::PhoneNumber;
+    use pollstr::two_factor::{StartOutcome, Verifier};
+    let app = app_with(backend, |_| {}).await;
+    let verifier = std::sync::Arc::new(ConsoleVerifier::new(app.db.clone()));
+    let number = PhoneNumber::parse(PHONE, None).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (verifier, number) = (verifier.clone(), number.clone());
+        tasks.push(tokio::spawn(async move { verifier.start(&number).await }));
+    }
+    let mut started = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(StartOutcome::Started { .. }) => started += 1,
+            Ok(StartOutcome::InProgress { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(started, 1, "one request started, the others joined it");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM console_verify_requests WHERE state = 'pending'")
+            .await,
+        1
     );
 }
