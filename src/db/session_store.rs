@@ -13,24 +13,25 @@ use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use super::cache::GuardedCache;
 use super::Db;
+use crate::with_db;
 
 /// Sessions kept in memory on SQLite (the least recently used beyond this are read again).
 const CACHED_SESSIONS: u64 = 10_000;
 
 #[derive(Clone, Debug)]
 pub enum AppSessionStore {
-    Sqlite(SqliteStore),
+    Sqlite(SqliteStore, Db),
     /// SQLite, with every session this process reads or writes kept in memory too. Only for a
     /// store that no other process writes: one `pollstr serve` on a SQLite file.
     CachedSqlite(Arc<CachedStore>),
-    Postgres(PostgresStore),
+    Postgres(PostgresStore, Db),
 }
 
 impl AppSessionStore {
     pub fn new(db: &Db) -> Self {
         match db {
-            Db::Sqlite(p) => AppSessionStore::Sqlite(SqliteStore::new(p.clone())),
-            Db::Postgres(p) => AppSessionStore::Postgres(PostgresStore::new(p.clone())),
+            Db::Sqlite(p) => AppSessionStore::Sqlite(SqliteStore::new(p.clone()), db.clone()),
+            Db::Postgres(p) => AppSessionStore::Postgres(PostgresStore::new(p.clone()), db.clone()),
         }
     }
 
@@ -40,6 +41,7 @@ impl AppSessionStore {
         match db {
             Db::Sqlite(p) => AppSessionStore::CachedSqlite(Arc::new(CachedStore {
                 store: SqliteStore::new(p.clone()),
+                db: db.clone(),
                 cache: GuardedCache::new(
                     Cache::builder()
                         .max_capacity(CACHED_SESSIONS)
@@ -53,9 +55,9 @@ impl AppSessionStore {
 
     pub async fn migrate(&self) -> sqlx::Result<()> {
         match self {
-            AppSessionStore::Sqlite(s) => s.migrate().await,
+            AppSessionStore::Sqlite(s, _) => s.migrate().await,
             AppSessionStore::CachedSqlite(s) => s.store.migrate().await,
-            AppSessionStore::Postgres(s) => s.migrate().await,
+            AppSessionStore::Postgres(s, _) => s.migrate().await,
         }
     }
 }
@@ -66,6 +68,7 @@ impl AppSessionStore {
 /// logout, say) from putting the old session back.
 pub struct CachedStore {
     store: SqliteStore,
+    db: Db,
     cache: GuardedCache<Id, Record>,
 }
 
@@ -88,8 +91,9 @@ impl SessionStore for CachedStore {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         self.cache.invalidate(&record.id);
-        self.store.save(record).await?;
-        self.cache.set(record.id, record.clone());
+        if update(&self.db, record).await? {
+            self.cache.set(record.id, record.clone());
+        }
         Ok(())
     }
 
@@ -112,6 +116,30 @@ impl SessionStore for CachedStore {
         self.cache.invalidate(id);
         Ok(())
     }
+}
+
+/// Saves a session that exists: only an update, never an insert (new sessions go through
+/// `create`). A request that was still running when its session was deleted (a logout, a
+/// password change) would otherwise write the session back when it ends, logged in as before.
+/// True if the session was there to update.
+async fn update(db: &Db, record: &Record) -> session_store::Result<bool> {
+    let data =
+        rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+    let sql = match db {
+        Db::Sqlite(_) => "UPDATE tower_sessions SET data = $1, expiry_date = $2 WHERE id = $3",
+        Db::Postgres(_) => {
+            r#"UPDATE "tower_sessions"."session" SET data = $1, expiry_date = $2 WHERE id = $3"#
+        }
+    };
+    let updated = with_db!(db, p => sqlx::query(sql)
+        .bind(&data)
+        .bind(record.expiry_date)
+        .bind(record.id.to_string())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(|e| session_store::Error::Backend(e.to_string()))?;
+    Ok(updated > 0)
 }
 
 /// Each cached session leaves the cache when it expires.
@@ -145,34 +173,39 @@ impl moka::Expiry<Id, Record> for UntilExpiry {
 #[async_trait]
 impl SessionStore for AppSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        // Always a new id: after a logout (`flush`), tower-sessions creates the next session
+        // (the "logged out" message) under the id it just deleted, and a request of the old
+        // session still running would then update that row, logged in as before.
+        record.id = Id::default();
         match self {
-            AppSessionStore::Sqlite(s) => s.create(record).await,
+            AppSessionStore::Sqlite(s, _) => s.create(record).await,
             AppSessionStore::CachedSqlite(s) => s.create(record).await,
-            AppSessionStore::Postgres(s) => s.create(record).await,
+            AppSessionStore::Postgres(s, _) => s.create(record).await,
         }
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         match self {
-            AppSessionStore::Sqlite(s) => s.save(record).await,
+            AppSessionStore::Sqlite(_, db) | AppSessionStore::Postgres(_, db) => {
+                update(db, record).await.map(|_| ())
+            }
             AppSessionStore::CachedSqlite(s) => s.save(record).await,
-            AppSessionStore::Postgres(s) => s.save(record).await,
         }
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         match self {
-            AppSessionStore::Sqlite(s) => s.load(id).await,
+            AppSessionStore::Sqlite(s, _) => s.load(id).await,
             AppSessionStore::CachedSqlite(s) => s.load(id).await,
-            AppSessionStore::Postgres(s) => s.load(id).await,
+            AppSessionStore::Postgres(s, _) => s.load(id).await,
         }
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         match self {
-            AppSessionStore::Sqlite(s) => s.delete(id).await,
+            AppSessionStore::Sqlite(s, _) => s.delete(id).await,
             AppSessionStore::CachedSqlite(s) => s.delete(id).await,
-            AppSessionStore::Postgres(s) => s.delete(id).await,
+            AppSessionStore::Postgres(s, _) => s.delete(id).await,
         }
     }
 }
@@ -181,10 +214,10 @@ impl SessionStore for AppSessionStore {
 impl ExpiredDeletion for AppSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
         match self {
-            AppSessionStore::Sqlite(s) => s.delete_expired().await,
+            AppSessionStore::Sqlite(s, _) => s.delete_expired().await,
             // Expired sessions leave the cache by themselves.
             AppSessionStore::CachedSqlite(s) => s.store.delete_expired().await,
-            AppSessionStore::Postgres(s) => s.delete_expired().await,
+            AppSessionStore::Postgres(s, _) => s.delete_expired().await,
         }
     }
 }

@@ -353,6 +353,21 @@ pub async fn create(
     Ok(Redirect::to(&format!("/2fa/verify/?next={}", next.query_value())).into_response())
 }
 
+/// Whether the request's session is still in the store (a logout or the end of the session
+/// removes it while a slow call runs).
+async fn session_alive(state: &AppState, session: &tower_sessions::Session) -> AppResult<bool> {
+    use tower_sessions::SessionStore;
+    let Some(id) = session.id() else {
+        return Ok(false);
+    };
+    let found = state
+        .sessions
+        .load(&id)
+        .await
+        .map_err(|e| AppError::Unavailable(anyhow::anyhow!("session store: {e}")))?;
+    Ok(found.is_some())
+}
+
 async fn provider_failure(
     page: &Page,
     next: &SafeNext,
@@ -525,6 +540,11 @@ pub async fn confirm(
         limits::release(&state.db, attempt).await?;
     }
     match outcome {
+        CheckOutcome::Verified if !session_alive(&state, &page.session).await? => {
+            // Logged out (in another tab) while the provider answered: nothing is done in the
+            // name of a session that has ended, and no new one is started from it.
+            Ok(login_redirect("/2fa/verify/", &next))
+        }
         CheckOutcome::Verified => {
             let number = PhoneNumber::from_stored(pending.number);
             if !numbers::bind(&state.db, user.id, &number).await? {

@@ -7,6 +7,7 @@ mod counts;
 mod fixtures;
 mod helpers;
 mod polls;
+mod races;
 mod scaling;
 mod security;
 mod two_factor;

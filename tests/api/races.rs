@@ -1,0 +1,121 @@
+//! The slow path raced against the fast one: a request still waiting on the Verify provider when
+//! its session is logged out must not bring the session back when it ends.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pollstr::two_factor::phone::PhoneNumber;
+use pollstr::two_factor::{CheckOutcome, StartOutcome, Verifier, VerifyError};
+use reqwest::StatusCode;
+use tokio::sync::Semaphore;
+
+use crate::both_backends;
+use crate::helpers::{spawn_app_with, Backend, Browser, TestApp, PHONE, SEED};
+
+both_backends!(
+    a_logout_during_a_slow_send_stays_done,
+    a_logout_during_a_slow_check_stays_done,
+);
+
+/// A provider that answers only when the test lets it: `entered` gets a permit when a call
+/// arrives, and the call waits for a permit on `gate`.
+struct Held {
+    entered: Arc<Semaphore>,
+    gate: Arc<Semaphore>,
+}
+
+impl Held {
+    async fn hold(&self) {
+        self.entered.add_permits(1);
+        self.gate.acquire().await.unwrap().forget();
+    }
+}
+
+#[async_trait]
+impl Verifier for Held {
+    async fn start(&self, _: &PhoneNumber) -> Result<StartOutcome, VerifyError> {
+        self.hold().await;
+        Ok(StartOutcome::Started {
+            request_id: "held-request".into(),
+        })
+    }
+    async fn check(&self, _: &str, _: &str) -> Result<CheckOutcome, VerifyError> {
+        self.hold().await;
+        Ok(CheckOutcome::Verified)
+    }
+    async fn cancel(&self, _: &str) -> Result<(), VerifyError> {
+        Ok(())
+    }
+}
+
+async fn app(backend: Backend) -> (TestApp, Arc<Semaphore>, Arc<Semaphore>) {
+    let (entered, gate) = (Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0)));
+    let verifier = Held {
+        entered: entered.clone(),
+        gate: gate.clone(),
+    };
+    let app = spawn_app_with(backend, |_| {}, Some(Arc::new(verifier))).await;
+    app.load(SEED).await;
+    (app, entered, gate)
+}
+
+/// Logs `b` out while `slow` waits in the provider, then lets the provider answer.
+async fn logout_while_held(
+    b: &Browser,
+    entered: &Semaphore,
+    gate: &Semaphore,
+    slow: tokio::task::JoinHandle<crate::helpers::Page>,
+) {
+    entered.acquire().await.unwrap().forget();
+    let out = b.submit("/polls/", "/logout/", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    gate.add_permits(1);
+    slow.await.unwrap();
+}
+
+async fn a_logout_during_a_slow_send_stays_done(backend: Backend) {
+    let (_app, entered, gate) = app(backend).await;
+    let b = Arc::new(_app.browser());
+    b.login("test", "test1234").await;
+    let sender = b.clone();
+    let slow = tokio::spawn(async move {
+        sender
+            .submit("/2fa/", "/2fa/create/", &[("number", PHONE)])
+            .await
+    });
+    logout_while_held(&b, &entered, &gate, slow).await;
+    // The send ended after the logout and saved its session: it must not be back.
+    let page = b.get("/polls/").await;
+    assert!(!page.has("Signed in as"), "{}", page.text());
+    let page = b.get("/2fa/").await;
+    assert!(page.location.unwrap().starts_with("/login/"));
+}
+
+async fn a_logout_during_a_slow_check_stays_done(backend: Backend) {
+    let (app, entered, gate) = app(backend).await;
+    let b = Arc::new(app.browser());
+    b.login("test", "test1234").await;
+    let send = tokio::spawn({
+        let b = b.clone();
+        async move {
+            b.submit("/2fa/", "/2fa/create/", &[("number", PHONE)])
+                .await
+        }
+    });
+    entered.acquire().await.unwrap().forget();
+    gate.add_permits(1);
+    send.await.unwrap();
+    let checker = b.clone();
+    let slow = tokio::spawn(async move {
+        checker
+            .submit("/2fa/verify/", "/2fa/confirm/", &[("code", "123456")])
+            .await
+    });
+    logout_while_held(&b, &entered, &gate, slow).await;
+    // The right code came back after the logout: no new session is started from the old one,
+    // and the number is not bound in its name.
+    let page = b.get("/polls/1/").await;
+    assert!(page.location.unwrap().starts_with("/login/"));
+    assert!(!b.get("/polls/").await.has("Signed in as"));
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM phone_numbers").await, 0);
+}
