@@ -11,6 +11,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::accounts::password::HashQueue;
 use crate::config::{Config, VerifyBackend};
 use crate::db::{AppSessionStore, Db, PoolSettings};
 use crate::polls::cache::PollCache;
@@ -35,6 +36,8 @@ pub struct Shared {
     pub polls: Arc<PollCache>,
     /// On SQLite, the one writer of votes (see `polls::vote_queue`).
     pub vote_queue: Option<VoteQueue>,
+    /// Password checks waiting or running (see `accounts::password::HashQueue`).
+    pub hashes: HashQueue,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             db,
             config: Arc::new(config),
             verifier,
+            hashes: HashQueue::default(),
         }))
     }
 

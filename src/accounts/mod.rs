@@ -114,6 +114,8 @@ pub async fn login(
     if form.password.len() > validation::MAX_PASSWORD || form.username.len() > 1024 {
         return refuse(page, StatusCode::OK, MISMATCH);
     }
+    // A place among the password checks first: past a burst's worth, turned away at once.
+    let _place = state.hashes.enter()?;
     // Failed logins are limited per client address and per username (password guessing),
     // checked before any hashing work. The attempt counts as failed until the password proves
     // right, so that guesses sent together cannot all pass the limits.
@@ -236,6 +238,7 @@ pub async fn register(
     ));
     let mut created = None;
     if let (true, Some(name)) = (errors.is_empty(), &username) {
+        let _place = state.hashes.enter()?;
         let hash = password::hash(form.password1.clone()).await?;
         match users::create(&state.db, name.as_str(), &hash).await {
             Ok(id) => created = Some((id, name.as_str().to_string())),

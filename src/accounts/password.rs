@@ -12,6 +12,8 @@ use base64::Engine;
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
+use crate::error::AppError;
+
 /// A hash of a password that no one knows, checked when the user is unknown so that an unknown
 /// username costs as much time as a wrong password.
 static DUMMY_HASH: LazyLock<String> =
@@ -19,12 +21,52 @@ static DUMMY_HASH: LazyLock<String> =
 
 /// At most this many hashes at once: one core is always left for serving pages, so a login
 /// storm slows logins down, not the rest of the site (and the working memory stays bounded).
-static HASHING: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+static HASHING: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(hashing_slots())));
+
+fn hashing_slots() -> usize {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
-    Arc::new(Semaphore::new(cores.saturating_sub(1).max(1)))
-});
+    cores.saturating_sub(1).max(1)
+}
+
+/// Places in a server's [`HashQueue`] per hashing slot: at the 60–90 hashes a second one slot
+/// makes on the machines measured (BENCHMARKS.md), a full queue is under a second of waiting.
+const QUEUE_PER_SLOT: usize = 32;
+
+/// Room for password checks of one server, waiting for a hashing slot or running. When it is
+/// full a login or sign-up is turned away at once ("try again in a moment", 429 with
+/// `Retry-After`) instead of queueing behind a burst: other people's logins wait at most for
+/// what the queue holds.
+#[derive(Clone, Debug)]
+pub struct HashQueue(Arc<Semaphore>);
+
+impl Default for HashQueue {
+    fn default() -> Self {
+        HashQueue(Arc::new(Semaphore::new(hashing_slots() * QUEUE_PER_SLOT)))
+    }
+}
+
+impl HashQueue {
+    /// How many password checks it holds.
+    pub fn capacity(&self) -> usize {
+        hashing_slots() * QUEUE_PER_SLOT
+    }
+
+    /// A place in the queue, to hold while the password is hashed or checked. A request that
+    /// is dropped gives its place back; its hash, if started, still holds a hashing slot.
+    pub fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+        self.0
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AppError::TooManyRequests {
+                message: "Many people are signing in right now. Please try again in a moment."
+                    .into(),
+                retry_after_secs: 2,
+            })
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {

@@ -243,6 +243,7 @@ pub async fn create(
         let stored = accounts::users::find(&state.db, user.id)
             .await?
             .map(|u| u.password);
+        let _place = state.hashes.enter()?;
         let ok = !form.password.is_empty()
             && form.password.len() <= accounts::validation::MAX_PASSWORD
             && password::verify(form.password.clone(), stored).await? != password::Verdict::Invalid;

@@ -12,6 +12,7 @@ both_backends!(
     a_burst_of_sends_is_held_to_the_limit,
     a_burst_of_wrong_codes_is_held_to_the_limit,
     a_burst_of_sends_to_one_number_starts_one_request,
+    a_login_burst_past_the_hash_queue_is_turned_away_at_once,
 );
 
 async fn app_with(backend: Backend, tweak: impl FnOnce(&mut pollstr::config::Config)) -> TestApp {
@@ -173,4 +174,46 @@ async fn a_burst_of_sends_to_one_number_starts_one_request(backend: Backend) {
             .await,
         1
     );
+}
+
+/// More logins at once than the server's hash queue holds: those past it are answered at once
+/// with "try again in a moment" (429, `Retry-After`), the others are checked, and a login after
+/// the burst goes through.
+async fn a_login_burst_past_the_hash_queue_is_turned_away_at_once(backend: Backend) {
+    let app = app_with(backend, |c| {
+        c.limits.login_per_ip = Limit::parse_list("100000/1h").unwrap();
+        c.limits.login_per_username = Limit::parse_list("100000/1h").unwrap();
+    })
+    .await;
+    let burst = 3 * pollstr::accounts::password::HashQueue::default().capacity();
+    let b = app.browser();
+    let pages = b
+        .burst("/login/", "/login/", burst, |i| {
+            vec![
+                ("username", "test".to_string()),
+                ("password", format!("guess-{i}")),
+            ]
+        })
+        .await;
+    let checked = count(
+        &pages,
+        StatusCode::OK,
+        "Your username and password didn't match.",
+    );
+    let busy: Vec<&Page> = pages
+        .iter()
+        .filter(|p| {
+            p.status == StatusCode::TOO_MANY_REQUESTS
+                && p.has("Many people are signing in right now.")
+        })
+        .collect();
+    assert!(!busy.is_empty(), "some of {burst} logins were turned away");
+    assert!(busy.iter().all(|p| p.headers.contains_key("retry-after")));
+    assert_eq!(
+        checked + busy.len(),
+        burst,
+        "every answer is one or the other"
+    );
+    let page = b.login("test", "test1234").await;
+    assert_eq!(page.location.as_deref(), Some("/polls/"));
 }
