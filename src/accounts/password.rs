@@ -93,6 +93,8 @@ fn argon2_into(
     salt: &[u8],
     out: &mut [u8],
 ) -> bool {
+    #[cfg(test)]
+    tests::ARGON2_RUNS.with(|n| n.set(n.get() + 1));
     let blocks = params.block_count();
     let mut memory = WORK_MEMORY
         .lock()
@@ -237,19 +239,40 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 /// Checks `password` against `stored`; with no stored hash (unknown user) it checks a dummy hash
 /// and answers `Invalid` in about the same time.
 pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<Verdict> {
-    blocking(move || match stored {
-        Some(s) => verify_blocking(&password, &s),
-        None => {
-            let _ = verify_blocking(&password, &DUMMY_HASH);
-            Verdict::Invalid
-        }
-    })
-    .await
+    blocking(move || check_blocking(&password, stored.as_deref())).await
+}
+
+/// Every wrong password costs one argon2 hash, whatever is stored: a Django pbkdf2 hash checks
+/// in a few milliseconds and an unusable one (`!…`) in none, where an unknown user's dummy
+/// argon2 check takes tens, and the difference would tell which usernames exist.
+fn check_blocking(password: &str, stored: Option<&str>) -> Verdict {
+    let verdict = stored.map_or(Verdict::Invalid, |s| verify_blocking(password, s));
+    if verdict == Verdict::Invalid && !stored.is_some_and(|s| s.starts_with("$argon2")) {
+        let _ = verify_blocking(password, &DUMMY_HASH);
+    }
+    verdict
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// argon2 computations on this thread.
+        pub(super) static ARGON2_RUNS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn every_wrong_password_costs_one_argon2_hash() {
+        LazyLock::force(&DUMMY_HASH);
+        let argon2 = hash_blocking("the-right-one");
+        for stored in [Some(SEED), Some("!unusable"), None, Some(argon2.as_str())] {
+            let before = ARGON2_RUNS.with(|n| n.get());
+            assert_eq!(check_blocking("wrong", stored), Verdict::Invalid);
+            let runs = ARGON2_RUNS.with(|n| n.get()) - before;
+            assert_eq!(runs, 1, "{stored:?}");
+        }
+    }
 
     const SEED: &str =
         "pbkdf2_sha256$24000$rk8toKlZt2vr$dsOOeY/jjjwYLqkmaT5gcRYSrtFabI+eZVgbPylP9EA=";
