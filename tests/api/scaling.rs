@@ -64,13 +64,22 @@ impl Instance {
         self.child.wait().expect("wait")
     }
 
-    /// The last code this instance printed for the masked number.
-    fn code_for(&self, masked: &str) -> Option<String> {
+    /// The last code this instance printed for the masked number. The line is written before
+    /// the page answers, but read from the process's stderr by another thread: it is waited for
+    /// (for at most 10 s).
+    async fn code_for(&self, masked: &str) -> Option<String> {
         let needle = format!("code for {masked} is ");
-        self.log.lock().unwrap().iter().rev().find_map(|l| {
-            l.find(&needle)
-                .map(|i| l[i + needle.len()..].trim().to_string())
-        })
+        for _ in 0..1000 {
+            let found = self.log.lock().unwrap().iter().rev().find_map(|l| {
+                l.find(&needle)
+                    .map(|i| l[i + needle.len()..].trim().to_string())
+            });
+            if found.is_some() {
+                return found;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        None
     }
 }
 
@@ -153,7 +162,10 @@ async fn two_instances_share_sessions_limits_and_votes() {
         )
         .await;
     assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
-    let code = a.code_for("+44 •••• ••3456").expect("A printed the code");
+    let code = a
+        .code_for("+44 •••• ••3456")
+        .await
+        .expect("A printed the code");
     let done = on_b
         .submit(
             "/2fa/verify/?next=/polls/1/",
@@ -227,7 +239,7 @@ async fn two_instances_share_sessions_limits_and_votes() {
         let masked = pollstr::two_factor::phone::PhoneNumber::parse(&number, None)
             .unwrap()
             .masked();
-        let code = second.code_for(&masked).expect("code printed");
+        let code = second.code_for(&masked).await.expect("code printed");
         let done = x
             .submit("/2fa/verify/", "/2fa/confirm/", &[("code", &code)])
             .await;
