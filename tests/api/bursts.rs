@@ -5,7 +5,7 @@ use pollstr::two_factor::limits::Limit;
 use reqwest::StatusCode;
 
 use crate::both_backends;
-use crate::helpers::{spawn_app_with, Backend, Page, TestApp, PHONE, PHONE_E164, SEED};
+use crate::helpers::{spawn_app_with, Backend, Browser, Page, TestApp, PHONE, PHONE_E164, SEED};
 
 both_backends!(
     a_burst_of_wrong_passwords_is_held_to_the_limit,
@@ -21,6 +21,25 @@ async fn app_with(backend: Backend, tweak: impl FnOnce(&mut pollstr::config::Con
     app
 }
 
+/// `n` wrong passwords for `test` at once: the answers, and how many were checked (told the
+/// password did not match).
+async fn wrong_passwords(b: &Browser, n: usize) -> (Vec<Page>, usize) {
+    let pages = b
+        .burst("/login/", "/login/", n, |i| {
+            vec![
+                ("username", "test".to_string()),
+                ("password", format!("guess-{i}")),
+            ]
+        })
+        .await;
+    let checked = count(
+        &pages,
+        StatusCode::OK,
+        "Your username and password didn't match.",
+    );
+    (pages, checked)
+}
+
 fn count(pages: &[Page], status: StatusCode, text: &str) -> usize {
     pages
         .iter()
@@ -34,19 +53,7 @@ async fn a_burst_of_wrong_passwords_is_held_to_the_limit(backend: Backend) {
     })
     .await;
     let b = app.browser();
-    let pages = b
-        .burst("/login/", "/login/", 12, |i| {
-            vec![
-                ("username", "test".to_string()),
-                ("password", format!("guess-{i}")),
-            ]
-        })
-        .await;
-    let checked = count(
-        &pages,
-        StatusCode::OK,
-        "Your username and password didn't match.",
-    );
+    let (pages, checked) = wrong_passwords(&b, 12).await;
     let refused = count(
         &pages,
         StatusCode::TOO_MANY_REQUESTS,
@@ -187,19 +194,7 @@ async fn a_login_burst_past_the_hash_queue_is_turned_away_at_once(backend: Backe
     .await;
     let burst = 3 * pollstr::accounts::password::HashQueue::default().capacity();
     let b = app.browser();
-    let pages = b
-        .burst("/login/", "/login/", burst, |i| {
-            vec![
-                ("username", "test".to_string()),
-                ("password", format!("guess-{i}")),
-            ]
-        })
-        .await;
-    let checked = count(
-        &pages,
-        StatusCode::OK,
-        "Your username and password didn't match.",
-    );
+    let (pages, checked) = wrong_passwords(&b, burst).await;
     let busy: Vec<&Page> = pages
         .iter()
         .filter(|p| {
