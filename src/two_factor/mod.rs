@@ -26,6 +26,7 @@ use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::web::{self, csrf, flash, Form, Level, Page, PageContext, SafeNext};
 use limits::{human_wait, Scope};
+use numbers::Bind;
 use phone::PhoneNumber;
 pub use verifier::{CheckOutcome, StartOutcome, Verifier, VerifyError};
 
@@ -38,6 +39,10 @@ const VERIFIED_KEY: &str = "2fa_verified";
 struct Pending {
     request_id: String,
     number: String,
+    /// The user's proven number when the code was sent (none: they had none): the only one the
+    /// new number may replace when its code comes back.
+    #[serde(default)]
+    replaces: Option<String>,
 }
 
 /// Proof that this session's user checked a code.
@@ -316,6 +321,12 @@ pub async fn create(
         }
     }
 
+    // What this code may replace: the number proven now, or for a new code to the same number,
+    // what the first one was allowed to replace (a resend asks no password).
+    let replaces = match pending.as_ref() {
+        Some(p) if resending_pending => p.replaces.clone(),
+        _ => bound.as_ref().map(|b| b.e164().to_string()),
+    };
     let (request_id, message) = match state.verifier.start(&number).await {
         Ok(StartOutcome::Started { request_id }) => (
             request_id,
@@ -347,6 +358,7 @@ pub async fn create(
             Pending {
                 request_id,
                 number: number.e164().to_string(),
+                replaces,
             },
         )
         .await?;
@@ -548,7 +560,12 @@ pub async fn confirm(
         }
         CheckOutcome::Verified => {
             let number = PhoneNumber::from_stored(pending.number);
-            if !numbers::bind(&state.db, user.id, &number).await? {
+            let refused = match numbers::bind(&state.db, user.id, &number, pending.replaces.as_deref()).await? {
+                Bind::Bound => None,
+                Bind::Taken => Some("This number is already verified by another account. Use a different number."),
+                Bind::Changed => Some("Your phone number was changed in another session meanwhile. To replace it, send a code again and confirm with your password."),
+            };
+            if let Some(message) = refused {
                 page.session.remove::<Pending>(PENDING_KEY).await?;
                 return refuse_new(
                     &page,
@@ -556,7 +573,7 @@ pub async fn confirm(
                     numbers::of_user(&state.db, user.id).await?.as_ref(),
                     "",
                     StatusCode::CONFLICT,
-                    "This number is already verified by another account. Use a different number.",
+                    message,
                 )
                 .await;
             }

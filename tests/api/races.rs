@@ -15,6 +15,7 @@ use crate::helpers::{spawn_app_with, Backend, Browser, TestApp, PHONE, SEED};
 both_backends!(
     a_logout_during_a_slow_send_stays_done,
     a_logout_during_a_slow_check_stays_done,
+    a_code_sent_before_a_number_was_proven_cannot_replace_it,
 );
 
 /// A provider that answers only when the test lets it: `entered` gets a permit when a call
@@ -118,4 +119,40 @@ async fn a_logout_during_a_slow_check_stays_done(backend: Backend) {
     assert!(page.location.unwrap().starts_with("/login/"));
     assert!(!b.get("/polls/").await.has("Signed in as"));
     assert_eq!(app.scalar("SELECT COUNT(*) FROM phone_numbers").await, 0);
+}
+
+/// Two sessions of one account: a code sent in one while the account had no number comes back
+/// after the other session proved a number. It must not replace that number without the
+/// password (replacing a proven number asks for it).
+async fn a_code_sent_before_a_number_was_proven_cannot_replace_it(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let (first, second) = (app.browser(), app.browser());
+    first.login("test", "test1234").await;
+    second.login("test", "test1234").await;
+    let sent = second
+        .submit("/2fa/", "/2fa/create/", &[("number", "+44 7400 700001")])
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER);
+    let code = app.code_for("+447400700001").await;
+    first.verify_phone(&app, PHONE).await;
+    let page = second
+        .submit("/2fa/verify/", "/2fa/confirm/", &[("code", &code)])
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    assert!(
+        page.has("Your phone number was changed in another session meanwhile."),
+        "{}",
+        page.text()
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM phone_numbers WHERE number = '+447911123456'")
+            .await,
+        1,
+        "the proven number stays"
+    );
+    // Sending to the other number again now asks for the password.
+    let page = second
+        .submit("/2fa/", "/2fa/create/", &[("number", "+44 7400 700001")])
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text());
 }
