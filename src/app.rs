@@ -164,6 +164,9 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
             if let Err(e) = limits::prune(&db, keep).await {
                 tracing::warn!(error = %e, "could not prune limit events");
             }
+            if let Err(e) = two_factor::requests::prune(&db).await {
+                tracing::warn!(error = %e, "could not prune verify request owners");
+            }
         }
     })
 }

@@ -6,6 +6,7 @@ pub mod console;
 pub mod limits;
 pub mod numbers;
 pub mod phone;
+pub mod requests;
 pub mod verifier;
 pub mod vonage;
 
@@ -328,10 +329,27 @@ pub async fn create(
         _ => bound.as_ref().map(|b| b.e164().to_string()),
     };
     let (request_id, message) = match state.verifier.start(&number).await {
-        Ok(StartOutcome::Started { request_id }) => (
-            request_id,
-            format!("We have sent a code to {}.", number.masked()),
-        ),
+        Ok(StartOutcome::Started { request_id }) => {
+            requests::record(&state.db, &request_id, user.id).await?;
+            (
+                request_id,
+                format!("We have sent a code to {}.", number.masked()),
+            )
+        }
+        // Another account's running request is not joined: its wrong codes would end it.
+        Ok(StartOutcome::InProgress { request_id })
+            if requests::owner(&state.db, &request_id).await? != Some(user.id) =>
+        {
+            return refuse_new(
+                &page,
+                &next,
+                bound.as_ref(),
+                typed,
+                StatusCode::CONFLICT,
+                "A code was sent to this number from another account a moment ago. Please try again in a few minutes.",
+            )
+            .await
+        }
         Ok(StartOutcome::InProgress { request_id }) => (
             request_id,
             format!(

@@ -16,6 +16,7 @@ both_backends!(
     a_logout_during_a_slow_send_stays_done,
     a_logout_during_a_slow_check_stays_done,
     a_code_sent_before_a_number_was_proven_cannot_replace_it,
+    another_account_cannot_join_a_running_verification,
 );
 
 /// A provider that answers only when the test lets it: `entered` gets a permit when a call
@@ -155,4 +156,32 @@ async fn a_code_sent_before_a_number_was_proven_cannot_replace_it(backend: Backe
         .submit("/2fa/", "/2fa/create/", &[("number", "+44 7400 700001")])
         .await;
     assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.text());
+}
+
+/// Someone else's number, typed while its owner's code is running, does not join the owner's
+/// request: wrong codes there would end it and the owner's right code would be refused.
+async fn another_account_cannot_join_a_running_verification(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let owner = app.browser();
+    owner.login("test", "test1234").await;
+    owner
+        .submit("/2fa/", "/2fa/create/", &[("number", PHONE)])
+        .await;
+    let code = app.code_for(crate::helpers::PHONE_E164).await;
+    let other = app.browser();
+    other.register("mallory").await;
+    let page = other
+        .submit("/2fa/", "/2fa/create/", &[("number", PHONE)])
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.text());
+    assert!(page.has("A code was sent to this number from another account a moment ago."));
+    // Nothing pending for the other account: it has no code form to guess on.
+    let form = other.get("/2fa/verify/").await;
+    assert!(form.location.is_some(), "{}", form.text());
+    // The owner's code still works.
+    let done = owner
+        .submit("/2fa/verify/", "/2fa/confirm/", &[("code", &code)])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM phone_numbers").await, 1);
 }

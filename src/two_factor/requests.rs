@@ -1,0 +1,42 @@
+//! Who started each Verify request (`verify_requests`): a send to a number whose code is still
+//! running joins that request only for the account that started it.
+
+use std::time::Duration;
+
+use crate::db::{self, Db};
+use crate::with_db;
+
+/// Requests are kept this long: a Verify request lives for minutes, this is its owner's record.
+pub const KEEP: Duration = Duration::from_secs(86_400);
+
+pub async fn record(db: &Db, request_id: &str, user_id: i64) -> sqlx::Result<()> {
+    with_db!(db, p => sqlx::query(
+        "INSERT INTO verify_requests (request_id, user_id, started_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (request_id) DO NOTHING",
+    )
+    .bind(request_id)
+    .bind(user_id)
+    .bind(db::now())
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+/// The account that started the request, if this app started it.
+pub async fn owner(db: &Db, request_id: &str) -> sqlx::Result<Option<i64>> {
+    with_db!(db, p => sqlx::query_scalar::<_, i64>(
+        "SELECT user_id FROM verify_requests WHERE request_id = $1",
+    )
+    .bind(request_id)
+    .fetch_optional(p)
+    .await)
+}
+
+/// Forgets requests older than [`KEEP`].
+pub async fn prune(db: &Db) -> sqlx::Result<()> {
+    with_db!(db, p => sqlx::query("DELETE FROM verify_requests WHERE started_at < $1")
+        .bind(db::now() - KEEP.as_secs() as i64)
+        .execute(p)
+        .await
+        .map(|_| ()))
+}
