@@ -1,8 +1,8 @@
 //! The Vonage Verify v1 client against a wiremock fake of the API.
 //!
 //! Every test starts its own `MockServer`. Each mock accepts only the exact form the Verify API
-//! expects (see `shared/vonage-verify/API.md` §2) and must be hit exactly once, so a test that
-//! checks an outcome also checks the request that led to it.
+//! expects (Vonage's Verify v1 reference; `tests/specs/verify.yml`) and must be hit exactly
+//! once, so a test that checks an outcome also checks the request that led to it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
