@@ -1,6 +1,5 @@
 //! Application state, router assembly, and serving with graceful shutdown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,13 +173,8 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
 /// Serves until SIGINT/SIGTERM; requests in flight finish first.
 pub async fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
     let housekeeping = spawn_housekeeping(&state);
-    let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let limits = state.config.http.clone();
+    crate::server::serve(listener, router(state), &limits, shutdown_signal()).await;
     housekeeping.abort();
     Ok(())
 }

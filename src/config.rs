@@ -61,6 +61,8 @@ pub struct Config {
     pub default_region: Option<phonenumber::country::Id>,
     pub limits: Limits,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Timeouts and the connection cap of the HTTP server.
+    pub http: crate::server::HttpLimits,
     /// Load `fixtures/all.json` when the database has no polls and no users (`cargo run`).
     pub seed_demo: bool,
 }
@@ -202,6 +204,28 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
+        let defaults = crate::server::HttpLimits::default();
+        let http =
+            crate::server::HttpLimits {
+                header_timeout: match get("HTTP_HEADER_TIMEOUT") {
+                    Some(v) => parse_duration(&v)
+                        .ok_or_else(|| err("HTTP_HEADER_TIMEOUT", "use e.g. 10s"))?,
+                    None => defaults.header_timeout,
+                },
+                body_timeout: match get("HTTP_BODY_TIMEOUT") {
+                    Some(v) => parse_duration(&v)
+                        .ok_or_else(|| err("HTTP_BODY_TIMEOUT", "use e.g. 30s"))?,
+                    None => defaults.body_timeout,
+                },
+                max_connections: match get("HTTP_MAX_CONNECTIONS") {
+                    Some(v) => v
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=1_000_000).contains(n))
+                        .ok_or_else(|| err("HTTP_MAX_CONNECTIONS", "a whole number from 1"))?,
+                    None => defaults.max_connections,
+                },
+            };
         let seed_demo = match get("POLLSTR_SEED_DEMO") {
             Some(v) => {
                 parse_bool(&v).ok_or_else(|| err("POLLSTR_SEED_DEMO", "use true or false"))?
@@ -226,6 +250,7 @@ impl Config {
             default_region,
             limits,
             trusted_proxies,
+            http,
             seed_demo,
         })
     }
@@ -305,6 +330,9 @@ mod tests {
             ("TRUSTED_PROXIES", "10.0.0.0/99"),
             ("PHONE_DEFAULT_REGION", "XX1"),
             ("NEXMO_BRAND", "a brand name that is far too long"),
+            ("HTTP_HEADER_TIMEOUT", "0s"),
+            ("HTTP_BODY_TIMEOUT", "soon"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
         ] {
             let e = with(&[(k, v)]).unwrap_err();
             assert_eq!(e.name, k, "{e}");

@@ -19,6 +19,8 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("payload too large")]
     PayloadTooLarge,
+    #[error("request body too slow")]
+    RequestTimeout,
     #[error("too many requests: {message}")]
     TooManyRequests {
         message: String,
@@ -88,6 +90,11 @@ impl AppError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Too much data",
                 "The form you sent is larger than Pollstr accepts.".into(),
+            ),
+            AppError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "Too slow",
+                "The form took too long to arrive. Please send it again.".into(),
             ),
             AppError::TooManyRequests { message, .. } => (
                 StatusCode::TOO_MANY_REQUESTS,

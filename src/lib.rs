@@ -3,9 +3,9 @@
 //! Where things live: `polls` (the poll pages and their queries), `accounts` (login, logout,
 //! register, password hashing), `two_factor` (the verified layer and the Verify providers), `web`
 //! (what every page shares: CSRF, flash messages, safe `next`, templates), `db` (the
-//! SQLite/PostgreSQL choice), `fixtures` (Django dumpdata import/export), `app` (state, router,
-//! serving), `config` (settings), `error` (error pages), `logging` (log lines that name their
-//! request).
+//! SQLite/PostgreSQL choice), `fixtures` (Django dumpdata import/export), `app` (state,
+//! router), `server` (the HTTP server and its limits), `config` (settings), `error` (error
+//! pages), `logging` (log lines that name their request).
 
 pub mod accounts;
 pub mod app;
@@ -15,5 +15,6 @@ pub mod error;
 pub mod fixtures;
 pub mod logging;
 pub mod polls;
+pub mod server;
 pub mod two_factor;
 pub mod web;

@@ -9,6 +9,7 @@
 use axum::body::{to_bytes, Body};
 use axum::extract::Request;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use base64::Engine;
@@ -94,8 +95,13 @@ pub fn new_token() -> String {
 }
 
 /// An unsafe request must carry the session's token in its form body. The body is read here
-/// (bounded by [`FORM_LIMIT`]: larger is 413) and handed back unchanged.
-pub async fn check(session: &Session, req: Request) -> Result<Request, AppError> {
+/// (bounded by [`FORM_LIMIT`]: larger is 413; by `body_timeout`: slower is 408) and handed back
+/// unchanged.
+pub async fn check(
+    session: &Session,
+    req: Request,
+    body_timeout: Duration,
+) -> Result<Request, AppError> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(req);
     }
@@ -108,15 +114,19 @@ pub async fn check(session: &Session, req: Request) -> Result<Request, AppError>
         return Err(AppError::PayloadTooLarge);
     }
     let (parts, body) = req.into_parts();
-    let bytes = to_bytes(body, FORM_LIMIT).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            AppError::PayloadTooLarge
-        } else {
-            AppError::bad_request("The request body could not be read.")
-        }
-    })?;
+    let read = tokio::time::timeout(body_timeout, to_bytes(body, FORM_LIMIT));
+    let bytes = read
+        .await
+        .map_err(|_| AppError::RequestTimeout)?
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                AppError::PayloadTooLarge
+            } else {
+                AppError::bad_request("The request body could not be read.")
+            }
+        })?;
     let given = form_urlencoded_field(&bytes, FIELD);
     let expected = match token(session).await? {
         Some(t) => Some(t),

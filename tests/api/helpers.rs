@@ -3,7 +3,6 @@
 //! forms like a browser, and the console provider's codes as the phone.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Once};
 
 use pollstr::app::{self, AppState};
@@ -168,14 +167,10 @@ async fn serve_in_background(state: AppState) -> String {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let limits = state.config.http.clone();
     let router = app::router(state);
     tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .expect("serve")
+        pollstr::server::serve(listener, router, &limits, std::future::pending()).await
     });
     format!("http://{addr}")
 }

@@ -10,5 +10,6 @@ mod polls;
 mod races;
 mod scaling;
 mod security;
+mod slow_clients;
 mod two_factor;
 mod vonage;
