@@ -91,6 +91,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Db> {
     };
     let db = Db::connect(&config.database_url, &settings).await?;
     db.migrate().await?;
+    accounts::users::fill_username_keys(&db).await?;
     Ok(db)
 }
 

@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+use crate::accounts::validation::{username_key, username_skeleton};
 use crate::db::{self, Db};
 use crate::polls::queries::choice_votes;
 use crate::two_factor::phone::PhoneNumber;
@@ -281,7 +282,11 @@ fn parse(source: &str, text: &str) -> Result<Parsed, FixtureError> {
             }
             "auth.user" => {
                 let username = ctx.string(fields, "username", 150)?;
-                crate::accounts::validation::Username::parse(&username).map_err(|m| ctx.err(m))?;
+                // Stored as a sign-up stores it (NFKC), under the same rules.
+                let username = crate::accounts::validation::Username::parse(&username)
+                    .map_err(|m| ctx.err(format!("field \"username\": {m}")))?
+                    .as_str()
+                    .to_string();
                 let password = ctx.string(fields, "password", 512)?;
                 if password.is_empty() {
                     return Err(ctx.err("field \"password\" is empty"));
@@ -412,10 +417,29 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
             .await?;
         }
         for u in &all.users {
+            let (key, skeleton) = (username_key(&u.username), username_skeleton(&u.username));
+            let other: Option<(String, String)> = sqlx::query_as(
+                "SELECT username, username_key FROM users WHERE (username_key = $1 OR username_skeleton = $2) AND id <> $3",
+            )
+            .bind(&key)
+            .bind(&skeleton)
+            .bind(u.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((other, other_key)) = other {
+                let problem = if other_key == key {
+                    format!("username {:?} is taken by another user ({other:?})", u.username)
+                } else {
+                    format!("username {:?} looks too much like another user's ({other:?})", u.username)
+                };
+                return Err(at_err(origin_of("user", u.id), &format!("auth.user pk {}", u.id), problem));
+            }
             let res = sqlx::query(
                 "INSERT INTO users (id, username, password, email, first_name, last_name, is_superuser, \
-                 is_staff, is_active, date_joined, last_login) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 is_staff, is_active, date_joined, last_login, username_key, username_skeleton) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                  ON CONFLICT (id) DO UPDATE SET username = excluded.username, password = excluded.password, \
+                 username_key = excluded.username_key, username_skeleton = excluded.username_skeleton, \
                  email = excluded.email, first_name = excluded.first_name, last_name = excluded.last_name, \
                  is_superuser = excluded.is_superuser, is_staff = excluded.is_staff, is_active = excluded.is_active, \
                  date_joined = excluded.date_joined, last_login = excluded.last_login",
@@ -431,6 +455,8 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
             .bind(u.is_active)
             .bind(u.date_joined)
             .bind(u.last_login)
+            .bind(&key)
+            .bind(&skeleton)
             .execute(&mut *tx)
             .await;
             match res {

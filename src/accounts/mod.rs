@@ -120,7 +120,7 @@ pub async fn login(
     // checked before any hashing work. The attempt counts as failed until the password proves
     // right, so that guesses sent together cannot all pass the limits.
     let ip = client_ip(&headers, peer.ip(), &state.config.trusted_proxies).to_string();
-    let name_key = form.username.trim().to_lowercase();
+    let name_key = validation::username_key(&form.username);
     let l = &state.config.limits;
     let checks = [
         (
@@ -242,10 +242,8 @@ pub async fn register(
         let hash = password::hash(form.password1.clone()).await?;
         match users::create(&state.db, name.as_str(), &hash).await {
             Ok(id) => created = Some((id, name.as_str().to_string())),
-            Err(users::CreateUserError::Taken) => {
-                errors.push(users::CreateUserError::Taken.to_string())
-            }
             Err(users::CreateUserError::Db(e)) => return Err(AppError::from(e)),
+            Err(refused) => errors.push(refused.to_string()),
         }
     }
     let Some((id, username)) = created else {

@@ -1,9 +1,12 @@
-//! Usernames and Django's password rules (`AUTH_PASSWORD_VALIDATORS`): minimum length 8, not
+//! Usernames (normalised, compared case-folded, look-alikes refused) and Django's password rules (`AUTH_PASSWORD_VALIDATORS`): minimum length 8, not
 //! entirely numeric, not a common password (Django's list of 20,000, shipped with Django under
 //! the BSD licence), not too similar to the username. One message per broken rule.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_security::MixedScript;
 
 static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
     include_str!("common-passwords.txt")
@@ -17,13 +20,20 @@ pub const MAX_PASSWORD: usize = 4096;
 pub const MAX_USERNAME: usize = 150;
 const MAX_SIMILARITY: f64 = 0.7;
 
-/// A username as Django accepts it: 1–150 characters, letters, digits and `@ . + - _`.
+/// A username as Django accepts it: 1–150 characters, letters, digits and `@ . + - _`, stored
+/// NFKC-normalised (as Django's `normalize_username`), and in one script (plus digits and
+/// punctuation), so that `pаypal` with a Cyrillic `а` is refused outright.
+///
+/// Two usernames are the same when their [`username_key`]s are equal, and too alike when their
+/// [`username_skeleton`]s are: the database holds both, each under a unique index, so the rule
+/// is the same on SQLite and PostgreSQL and holds between simultaneous sign-ups.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Username(String);
 
 impl Username {
     pub fn parse(raw: &str) -> Result<Username, String> {
-        let s = raw.trim();
+        let s: String = raw.trim().nfkc().collect();
+        let s = s.as_str();
         if s.is_empty() {
             return Err("Enter a username.".into());
         }
@@ -36,12 +46,32 @@ impl Username {
         {
             return Err("Enter a valid username. It may contain only letters, numbers, and @/./+/-/_ characters.".into());
         }
+        if !s.is_single_script() {
+            return Err("Use the letters of one alphabet in a username: mixing them makes names that look like other people's.".into());
+        }
         Ok(Username(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The key usernames are compared by: NFKC, Unicode full case folding, NFKC again (Unicode's
+/// "compatibility caseless match"), so `ＴＥＳＴ`, `Test` and `test` are one name, and so are
+/// `Straße` and `STRASSE`.
+pub fn username_key(raw: &str) -> String {
+    let nfkc: String = raw.trim().nfkc().collect();
+    caseless::default_case_fold_str(&nfkc).nfkc().collect()
+}
+
+/// What a username looks like: the Unicode confusables skeleton (UTS #39) of its key, folded
+/// again so that `0` and `o`, or `1`, `I` and `l`, meet. Two names with one skeleton are too
+/// easily mistaken for each other.
+pub fn username_skeleton(raw: &str) -> String {
+    let key = username_key(raw);
+    let skeleton: String = unicode_security::skeleton(&key).collect();
+    caseless::default_case_fold_str(&skeleton).nfkc().collect()
 }
 
 /// Every rule `password` breaks, as user-facing messages (empty when it is acceptable).
@@ -150,5 +180,41 @@ mod tests {
         assert!(Username::parse("a b").is_err());
         assert!(Username::parse("<script>").is_err());
         assert!(Username::parse(&"a".repeat(151)).is_err());
+        // Stored NFKC: full-width letters become ASCII; accents compose.
+        assert_eq!(Username::parse("ＴＥＳＴ").unwrap().as_str(), "TEST");
+        assert_eq!(Username::parse("E\u{301}mile").unwrap().as_str(), "Émile");
+        // One script per name.
+        assert!(Username::parse("p\u{430}ypal").is_err());
+        assert!(Username::parse("Émile_2024").is_ok());
+        assert!(Username::parse("山田たろう").is_ok());
+    }
+
+    #[test]
+    fn keys_fold_case_and_width() {
+        for (a, b) in [
+            ("test", "ＴＥＳＴ"),
+            ("Émile", "émile"),
+            ("E\u{301}MILE", "émile"),
+            ("Straße", "STRASSE"),
+            ("ǅemal", "džemal"),
+        ] {
+            assert_eq!(username_key(a), username_key(b), "{a} {b}");
+        }
+        assert_ne!(username_key("emile"), username_key("émile"));
+    }
+
+    #[test]
+    fn look_alikes_share_a_skeleton() {
+        for (a, b) in [
+            ("bob", "b0b"),
+            ("paypal", "p\u{430}yp\u{430}l"),
+            ("admin", "\u{430}dmin"),
+            ("will", "wi11"),
+            ("test", "ＴＥＳＴ"),
+        ] {
+            assert_eq!(username_skeleton(a), username_skeleton(b), "{a} {b}");
+        }
+        assert_ne!(username_skeleton("alice"), username_skeleton("alicia"));
+        assert_ne!(username_skeleton("test"), username_skeleton("tests"));
     }
 }

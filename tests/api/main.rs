@@ -12,4 +12,5 @@ mod scaling;
 mod security;
 mod slow_clients;
 mod two_factor;
+mod usernames;
 mod vonage;

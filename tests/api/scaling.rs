@@ -302,6 +302,16 @@ async fn sqlite_to_postgres_keeps_passwords_numbers_and_votes() {
     b.submit("/polls/3/", "/polls/3/vote/", &[("choice", "12")])
         .await;
     let before = b.get("/polls/3/results/").await;
+    // Unicode names, which used to fold differently on the two backends.
+    for name in ["Émile", "Ирина", "Straße"] {
+        let page = old.browser().register(name).await;
+        assert_eq!(
+            page.status,
+            StatusCode::SEE_OTHER,
+            "{name}: {}",
+            page.text()
+        );
+    }
 
     // The documented step: dumpdata from SQLite, loaddata into PostgreSQL, with the CLI.
     let dir = tempfile::tempdir().unwrap();
@@ -324,6 +334,11 @@ async fn sqlite_to_postgres_keeps_passwords_numbers_and_votes() {
     let new_base = crate::helpers::spawn_on(Backend::Postgres, &pg).await;
     let jar = Arc::new(reqwest::cookie::Jar::default());
     let nb = browser_on(&new_base, &jar);
+    for name in ["ÉMILE", "ирина", "STRASSE"] {
+        browser_on(&new_base, &Arc::new(reqwest::cookie::Jar::default()))
+            .login(name, crate::helpers::STRONG)
+            .await;
+    }
     nb.login("test", "test1234").await;
     // The proven number came along: it is offered masked, no number to type.
     assert!(nb.get("/2fa/").await.has("+44 •••• ••3456"));
