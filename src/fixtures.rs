@@ -16,6 +16,10 @@ use crate::polls::queries::choice_votes;
 use crate::two_factor::phone::PhoneNumber;
 use crate::with_db;
 
+/// The most votes a fixture may give one choice (Django's `Choice.votes`): far above any real
+/// poll, and low enough that a poll's total cannot overflow.
+pub const MAX_IMPORTED_VOTES: i64 = 1_000_000_000;
+
 /// The demo data: the seed tutorial's three polls and the user test / test1234.
 pub const DEMO: &str = include_str!("../fixtures/all.json");
 
@@ -272,6 +276,11 @@ fn parse(source: &str, text: &str) -> Result<Parsed, FixtureError> {
                 if votes < 0 {
                     return Err(ctx.err("field \"votes\" cannot be negative"));
                 }
+                if votes > MAX_IMPORTED_VOTES {
+                    return Err(ctx.err(format!(
+                        "field \"votes\" is {votes}: at most {MAX_IMPORTED_VOTES} per choice"
+                    )));
+                }
                 out.choices.push(Choice {
                     id: need_pk()?,
                     question: ctx.int(fields, "question")?,
@@ -402,6 +411,25 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
                 if exists.is_none() {
                     return Err(at_err(origin_of("choice", c.id), &format!("polls.choice pk {}", c.id), format!("question {} does not exist", c.question)));
                 }
+            }
+            // A choice with vote rows stays on its poll (a trigger also holds this).
+            let moved: Option<(i64, i64)> = sqlx::query_as(
+                "SELECT c.question_id, COUNT(*) FROM choices c JOIN votes v ON v.choice_id = c.id \
+                 WHERE c.id = $1 AND c.question_id <> $2 GROUP BY c.question_id",
+            )
+            .bind(c.id)
+            .bind(c.question)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((from, votes)) = moved {
+                return Err(at_err(
+                    origin_of("choice", c.id),
+                    &format!("polls.choice pk {}", c.id),
+                    format!(
+                        "choice {} has {votes} vote(s) on question {from}: it cannot move to question {} (its votes would point at another poll)",
+                        c.id, c.question
+                    ),
+                ));
             }
             let base = (c.votes - file_votes.get(&c.id).copied().unwrap_or(0)).max(0);
             sqlx::query(

@@ -7,6 +7,8 @@ both_backends!(
     seed_loads_idempotently,
     bad_files_change_nothing_and_name_the_entry,
     dump_then_load_round_trips,
+    a_voted_choice_cannot_move_to_another_poll,
+    imported_counts_are_bounded,
 );
 
 async fn seed_loads_idempotently(backend: Backend) {
@@ -96,4 +98,103 @@ async fn dump_then_load_round_trips(backend: Backend) {
     let b2 = other.browser();
     b2.login("test", "test1234").await;
     assert!(b2.get("/polls/").await.has("Signed in as test"));
+}
+
+async fn a_voted_choice_cannot_move_to_another_poll(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.load(SEED).await;
+    let b = app.verified_browser().await;
+    b.submit("/polls/2/", "/polls/2/vote/", &[("choice", "8")])
+        .await;
+    // Choice 8 belongs to question 2 and has a vote: a file that moves it to question 1.
+    let moving = r#"[{"model":"polls.question","pk":1,"fields":{"question_text":"Q","pub_date":"2016-07-25T12:54:24Z"}},
+        {"model":"polls.choice","pk":8,"fields":{"question":1,"choice_text":"moved","votes":0}}]"#;
+    let err = pollstr::fixtures::load(&app.db, &[("move.json".into(), moving.into())])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("move.json")
+            && err.contains("entry 2")
+            && err.contains("choice 8 has 1 vote(s) on question 2: it cannot move to question 1"),
+        "{err}"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM choices WHERE id = 8 AND question_id = 2 AND choice_text <> 'moved'")
+            .await,
+        1,
+        "nothing changed"
+    );
+    // Whatever writes, the database refuses too.
+    let direct = match &app.db {
+        pollstr::db::Db::Sqlite(p) => {
+            sqlx::query("UPDATE choices SET question_id = 1 WHERE id = 8")
+                .execute(p)
+                .await
+                .map(|_| ())
+        }
+        pollstr::db::Db::Postgres(p) => {
+            sqlx::query("UPDATE choices SET question_id = 1 WHERE id = 8")
+                .execute(p)
+                .await
+                .map(|_| ())
+        }
+    };
+    assert!(direct
+        .unwrap_err()
+        .to_string()
+        .contains("cannot move to another poll"));
+    // A choice without votes may still move; the dump still loads into a fresh database.
+    let free = r#"[{"model":"polls.choice","pk":9,"fields":{"question":1,"choice_text":"free","votes":0}}]"#;
+    app.load(free).await;
+    let dump = pollstr::fixtures::dump(&app.db).await.unwrap();
+    let other = spawn_app(backend).await;
+    other.load(&dump).await;
+    assert_eq!(pollstr::fixtures::dump(&other.db).await.unwrap(), dump);
+}
+
+async fn imported_counts_are_bounded(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.load(SEED).await;
+    for votes in [
+        "1000000001",
+        "9223372036854775807",
+        "1e30",
+        "99999999999999999999999",
+    ] {
+        let file = format!(
+            r#"[{{"model":"polls.choice","pk":1,"fields":{{"question":1,"choice_text":"A","votes":{votes}}}}}]"#
+        );
+        let err = pollstr::fixtures::load(&app.db, &[("big.json".into(), file)])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("entry 1") && err.contains("\"votes\""),
+            "{votes}: {err}"
+        );
+    }
+    // The largest allowed count on every choice of a poll: its pages still work.
+    let mut entries = Vec::new();
+    for pk in 1..=4 {
+        entries.push(format!(
+            r#"{{"model":"polls.choice","pk":{pk},"fields":{{"question":1,"choice_text":"C{pk}","votes":{}}}}}"#,
+            pollstr::fixtures::MAX_IMPORTED_VOTES
+        ));
+    }
+    app.load(&format!("[{}]", entries.join(","))).await;
+    app.polls.clear();
+    let b = app.verified_browser().await;
+    for path in ["/polls/1/", "/polls/1/results/", "/polls/"] {
+        let page = b.get(path).await;
+        assert_eq!(
+            page.status,
+            reqwest::StatusCode::OK,
+            "{path}: {}",
+            page.text()
+        );
+    }
+    assert!(b.get("/polls/1/results/").await.has("1000000000 votes"));
+    let dump = pollstr::fixtures::dump(&app.db).await.unwrap();
+    assert!(dump.contains("\"votes\": 1000000000"));
 }
