@@ -61,6 +61,8 @@ pub struct Config {
     pub default_region: Option<phonenumber::country::Id>,
     pub limits: Limits,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Origins besides the request's own `Host` whose forms may post here (`https://host`).
+    pub csrf_trusted_origins: Vec<String>,
     /// Timeouts and the connection cap of the HTTP server.
     pub http: crate::server::HttpLimits,
     /// Load `fixtures/all.json` when the database has no polls and no users (`cargo run`).
@@ -204,6 +206,27 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
+        let csrf_trusted_origins = match get("CSRF_TRUSTED_ORIGINS") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    // An origin: a scheme and a host, no path.
+                    let bare = s.split_once("://").is_some_and(|(_, rest)| {
+                        !rest.trim_end_matches('/').contains(['/', '?', '#'])
+                    });
+                    match crate::web::csrf::origin_of(s) {
+                        Some((scheme, authority)) if bare => Ok(format!("{scheme}://{authority}")),
+                        _ => Err(err(
+                            "CSRF_TRUSTED_ORIGINS",
+                            format!("{s:?} is not an origin such as https://polls.example.com"),
+                        )),
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
         let defaults = crate::server::HttpLimits::default();
         let http =
             crate::server::HttpLimits {
@@ -250,6 +273,7 @@ impl Config {
             default_region,
             limits,
             trusted_proxies,
+            csrf_trusted_origins,
             http,
             seed_demo,
         })
@@ -333,6 +357,8 @@ mod tests {
             ("HTTP_HEADER_TIMEOUT", "0s"),
             ("HTTP_BODY_TIMEOUT", "soon"),
             ("HTTP_MAX_CONNECTIONS", "0"),
+            ("CSRF_TRUSTED_ORIGINS", "polls.example.com"),
+            ("CSRF_TRUSTED_ORIGINS", "https://polls.example.com/vote/"),
         ] {
             let e = with(&[(k, v)]).unwrap_err();
             assert_eq!(e.name, k, "{e}");

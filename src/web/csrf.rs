@@ -5,6 +5,10 @@
 //! forms (log in, sign up) use a token kept in its own cookie instead, as Django does: showing
 //! the login form then writes nothing to the database, so a crawler or a flood of visitors
 //! cannot fill the session table. A cross-site page can neither read that cookie nor set it.
+//!
+//! Defence in depth, as Django does: an unsafe request whose `Origin` (or, without one, whose
+//! `Referer`) names another site is refused before its token is looked at. A request with
+//! neither header (privacy tools strip them) relies on the token alone.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::Request;
@@ -101,9 +105,14 @@ pub async fn check(
     session: &Session,
     req: Request,
     body_timeout: Duration,
+    trusted_origins: &[String],
 ) -> Result<Request, AppError> {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(req);
+    }
+    if let Some(source) = foreign_source(req.headers(), trusted_origins) {
+        tracing::warn!(path = %req.uri().path(), source = %source, "CSRF check failed: a request from another site");
+        return Err(forbidden());
     }
     let declared = req
         .headers()
@@ -138,12 +147,64 @@ pub async fn check(
     };
     if !valid {
         tracing::warn!(path = %parts.uri.path(), "CSRF check failed");
-        return Err(AppError::Forbidden(
-            "This form has expired or did not come from Pollstr. Go back, reload the page and try again."
-                .into(),
-        ));
+        return Err(forbidden());
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+fn forbidden() -> AppError {
+    AppError::Forbidden(
+        "This form has expired or did not come from Pollstr. Go back, reload the page and try again."
+            .into(),
+    )
+}
+
+/// The `Origin` (or else `Referer`) of a request when it names another site than the one the
+/// request was sent to (its `Host`) and than every trusted origin; `None` when it is this site
+/// or absent. An opaque `Origin: null` (a sandboxed frame, a `data:` page) is foreign.
+fn foreign_source(headers: &HeaderMap, trusted_origins: &[String]) -> Option<String> {
+    let raw = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))?;
+    let source = String::from_utf8_lossy(raw.as_bytes()).into_owned();
+    let ours = origin_of(&source).is_some_and(|(scheme, authority)| {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| without_default_port(&h.to_ascii_lowercase(), &scheme));
+        host.as_deref() == Some(authority.as_str())
+            || trusted_origins.contains(&format!("{scheme}://{authority}"))
+    });
+    (!ours).then_some(source)
+}
+
+/// `HTTPS://Host:443/path` → `("https", "host")`: the scheme and authority of a URL, lower-case,
+/// without the scheme's default port. `None` for anything else (`null`, user info, no host).
+pub fn origin_of(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    if authority.is_empty()
+        || authority.contains('@')
+        || !matches!(scheme.as_str(), "http" | "https")
+    {
+        return None;
+    }
+    let authority = without_default_port(&authority, &scheme);
+    Some((scheme, authority))
+}
+
+/// `host:443` on https and `host:80` on http are `host`, as browsers write them.
+fn without_default_port(authority: &str, scheme: &str) -> String {
+    let default = if scheme.eq_ignore_ascii_case("https") {
+        ":443"
+    } else {
+        ":80"
+    };
+    authority
+        .strip_suffix(default)
+        .unwrap_or(authority)
+        .to_string()
 }
 
 fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {

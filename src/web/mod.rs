@@ -150,7 +150,14 @@ pub async fn guard(
 ) -> Response {
     let issued = csrf::IssuedToken::default();
     req.extensions_mut().insert(issued.clone());
-    let res = match csrf::check(&session, req, state.config.http.body_timeout).await {
+    let res = match csrf::check(
+        &session,
+        req,
+        state.config.http.body_timeout,
+        &state.config.csrf_trusted_origins,
+    )
+    .await
+    {
         Ok(req) => next.run(req).await,
         Err(e) => e.into_response(),
     };

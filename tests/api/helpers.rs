@@ -428,15 +428,21 @@ impl Browser {
     }
 
     pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Page {
-        Page::from(
-            self.client
-                .post(self.url(path))
-                .form(fields)
-                .send()
-                .await
-                .expect("POST"),
-        )
-        .await
+        self.post_with_headers(path, fields, &[]).await
+    }
+
+    /// POSTs `fields` with extra request headers (`Origin`, `Referer`, …).
+    pub async fn post_with_headers(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut request = self.client.post(self.url(path)).form(fields);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Page::from(request.send().await.expect("POST")).await
     }
 
     /// Opens `page_path`, fills the form that posts to `action` with `fields` (over its own

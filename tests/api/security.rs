@@ -7,12 +7,75 @@ use crate::helpers::{Backend, TestApp};
 
 both_backends!(
     every_post_needs_the_session_token,
+    posts_from_another_site_are_refused_even_with_a_token,
     next_never_leaves_the_site,
     oversized_and_malformed_bodies_are_4xx,
     user_text_is_escaped,
     error_pages_share_the_design,
     healthz_answers,
 );
+
+async fn posts_from_another_site_are_refused_even_with_a_token(backend: Backend) {
+    let app = crate::helpers::spawn_app_with(
+        backend,
+        |c| c.csrf_trusted_origins = vec!["https://polls.example.com".into()],
+        None,
+    )
+    .await;
+    app.load(crate::helpers::SEED).await;
+    let b = app.verified_browser().await;
+    let host = app.addr.trim_start_matches("http://").to_string();
+    let own = app.addr.clone();
+    let own_page = format!("{own}/polls/1/");
+    let vote = |headers: Vec<(&'static str, String)>| {
+        let b = &b;
+        async move {
+            let token = b.get("/polls/1/").await.csrf().unwrap();
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            b.post_with_headers(
+                "/polls/1/vote/",
+                &[("choice", "1"), ("csrf_token", token.as_str())],
+                &headers,
+            )
+            .await
+        }
+    };
+    for headers in [
+        vec![("origin", "https://evil.example".to_string())],
+        vec![("origin", "null".to_string())],
+        vec![("origin", format!("http://{host}.evil.example"))],
+        vec![("origin", format!("https://evil.example@{host}"))],
+        vec![("referer", "https://evil.example/polls/1/".to_string())],
+        vec![("referer", format!("http://{host}.evil.example/"))],
+        // The Origin decides when both are sent.
+        vec![
+            ("origin", "https://evil.example".to_string()),
+            ("referer", own_page.clone()),
+        ],
+    ] {
+        let page = vote(headers.clone()).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{headers:?}");
+        assert!(page.has("did not come from Pollstr"), "{headers:?}");
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 0);
+    for headers in [
+        vec![],
+        vec![("origin", own.clone())],
+        vec![("origin", own.to_uppercase().replace("HTTP://", "http://"))],
+        vec![("referer", own_page.clone())],
+        vec![("origin", "https://polls.example.com".to_string())],
+    ] {
+        let page = vote(headers.clone()).await;
+        assert_eq!(
+            page.status,
+            StatusCode::SEE_OTHER,
+            "{headers:?}: {}",
+            page.text()
+        );
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 1);
+}
 
 const OFF_SITE: &[&str] = &[
     "https://evil.example/",
