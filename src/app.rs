@@ -112,7 +112,7 @@ pub fn router(state: AppState) -> Router {
         Router::new().route("/static/{file}", axum::routing::get(web::assets::serve));
     Router::new()
         .merge(polls::router(&state))
-        .merge(accounts::router())
+        .merge(accounts::router(&state))
         .merge(two_factor::router())
         .route("/healthz", axum::routing::get(healthz))
         .fallback(web::not_found)

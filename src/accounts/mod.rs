@@ -1,6 +1,7 @@
 //! Accounts: login, logout and registration pages, the logged-in user in the session, and
 //! password hashing.
 
+mod change_password;
 pub mod password;
 pub mod users;
 pub mod validation;
@@ -25,13 +26,16 @@ use crate::web::{self, csrf, flash, Form, Level, Page, PageContext, SafeNext};
 use password::Verdict;
 use validation::{password_problems, Username};
 
-const USER_KEY: &str = "user";
+pub(crate) use crate::db::session_store::USER_KEY;
 
-/// The logged-in user, as kept in the session.
+/// The logged-in user, as kept in the session (the session store reads `id` and `epoch`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SessionUser {
     pub id: i64,
     pub username: String,
+    /// The user's session epoch when the session began (`users::end_sessions`).
+    #[serde(default)]
+    pub epoch: i64,
 }
 
 pub async fn current_user(session: &Session) -> AppResult<Option<SessionUser>> {
@@ -48,11 +52,12 @@ async fn start_session(session: &Session, user: SessionUser) -> AppResult<()> {
     Ok(())
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/login/", get(login_form).post(login))
         .route("/logout/", post(logout))
         .route("/register/", get(register_form).post(register))
+        .merge(change_password::router(state))
 }
 
 #[derive(Template)]
@@ -170,6 +175,7 @@ pub async fn login(
         SessionUser {
             id: user.id,
             username: user.username,
+            epoch: user.session_epoch,
         },
     )
     .await?;
@@ -263,6 +269,7 @@ pub async fn register(
         SessionUser {
             id,
             username: username.clone(),
+            epoch: 0,
         },
     )
     .await?;

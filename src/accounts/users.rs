@@ -12,6 +12,8 @@ pub struct User {
     pub username: String,
     pub password: String,
     pub is_active: bool,
+    /// Moves on when all the user's sessions are ended; a session carries the epoch it began in.
+    pub session_epoch: i64,
 }
 
 impl std::fmt::Debug for User {
@@ -37,7 +39,7 @@ pub enum CreateUserError {
 /// Usernames are one when their keys are ([`username_key`]): `ＴＥＳＴ` and `Test` find `test`.
 pub async fn find_by_username(db: &Db, username: &str) -> sqlx::Result<Option<User>> {
     with_db!(db, p => sqlx::query_as::<_, User>(
-        "SELECT id, username, password, is_active FROM users WHERE username_key = $1",
+        "SELECT id, username, password, is_active, session_epoch FROM users WHERE username_key = $1",
     )
     .bind(username_key(username))
     .fetch_optional(p)
@@ -98,7 +100,7 @@ pub async fn fill_username_keys(db: &Db) -> sqlx::Result<()> {
 
 pub async fn find(db: &Db, id: i64) -> sqlx::Result<Option<User>> {
     with_db!(db, p => sqlx::query_as::<_, User>(
-        "SELECT id, username, password, is_active FROM users WHERE id = $1",
+        "SELECT id, username, password, is_active, session_epoch FROM users WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(p)
@@ -135,6 +137,32 @@ pub async fn set_password(db: &Db, id: i64, password_hash: &str) -> sqlx::Result
         .await
         .map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// Ends every session of the user, and sets a new password hash if one is given, in one
+/// transaction: the rows go, and the session epoch moves on so that no session begun before
+/// can be written afterwards (`db::session_store`). Returns the new epoch, which the caller's
+/// own new session carries. The caller clears the in-memory sessions
+/// (`AppSessionStore::forget_cached`).
+pub async fn end_sessions(db: &Db, id: i64, new_password: Option<&str>) -> sqlx::Result<i64> {
+    let delete = format!(
+        "DELETE FROM {} WHERE user_id = $1",
+        crate::db::session_store::table(db)
+    );
+    with_db!(db, p => {
+        let mut tx = p.begin().await?;
+        let epoch: i64 = sqlx::query_scalar(
+            "UPDATE users SET session_epoch = session_epoch + 1, password = COALESCE($1, password) \
+             WHERE id = $2 RETURNING session_epoch",
+        )
+        .bind(new_password)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(&delete).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(epoch)
+    })
 }
 
 pub async fn touch_last_login(db: &Db, id: i64) -> sqlx::Result<()> {

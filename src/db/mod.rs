@@ -5,7 +5,7 @@
 //! migrations folder; the two stay in step, one file per change on each side.
 
 pub mod cache;
-mod session_store;
+pub mod session_store;
 
 use std::str::FromStr;
 use std::time::Duration;

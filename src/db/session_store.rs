@@ -18,6 +18,19 @@ use crate::with_db;
 /// Sessions kept in memory on SQLite (the least recently used beyond this are read again).
 const CACHED_SESSIONS: u64 = 10_000;
 
+/// The session key under which a signed-in session keeps its user (`accounts::SessionUser`):
+/// the store reads its `id` and `epoch` to write the row's `user_id` and to refuse a session
+/// whose user's sessions were ended since (see [`insert`]).
+pub const USER_KEY: &str = "user";
+
+/// The user a session record belongs to, and the session epoch it was started under.
+fn owner(record: &Record) -> Option<(i64, i64)> {
+    let user = record.data.get(USER_KEY)?;
+    let id = user.get("id")?.as_i64()?;
+    let epoch = user.get("epoch").and_then(|e| e.as_i64()).unwrap_or(0);
+    Some((id, epoch))
+}
+
 #[derive(Clone, Debug)]
 pub enum AppSessionStore {
     Sqlite(SqliteStore, Db),
@@ -53,6 +66,14 @@ impl AppSessionStore {
         }
     }
 
+    /// Forgets the sessions kept in memory (SQLite), after rows were deleted behind the store's
+    /// back (a user's sessions ended).
+    pub fn forget_cached(&self) {
+        if let AppSessionStore::CachedSqlite(s) = self {
+            s.cache.clear();
+        }
+    }
+
     pub async fn migrate(&self) -> sqlx::Result<()> {
         match self {
             AppSessionStore::Sqlite(s, _) => s.migrate().await,
@@ -84,8 +105,9 @@ impl std::fmt::Debug for CachedStore {
 #[async_trait]
 impl SessionStore for CachedStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        self.store.create(record).await?;
-        self.cache.set(record.id, record.clone());
+        if insert(&self.db, record).await? {
+            self.cache.set(record.id, record.clone());
+        }
         Ok(())
     }
 
@@ -118,6 +140,94 @@ impl SessionStore for CachedStore {
     }
 }
 
+/// Writes a new session under a fresh id. A signed-in session is written only while its user's
+/// session epoch is the one it was started under: a login or verification that finishes just
+/// after the user's sessions were ended ([`end_user_sessions`]) writes nothing, and its cookie
+/// names no session. On PostgreSQL the user's row is locked (`FOR SHARE`) until the insert
+/// commits, so the insert and [`end_user_sessions`] cannot interleave; on SQLite one statement
+/// does both, under its write lock. True if the session was written.
+async fn insert(db: &Db, record: &mut Record) -> session_store::Result<bool> {
+    let backend = |e: sqlx::Error| session_store::Error::Backend(e.to_string());
+    let (user, epoch) = match owner(record) {
+        Some((u, e)) => (Some(u), e),
+        None => (None, 0),
+    };
+    loop {
+        record.id = Id::default();
+        let data =
+            rmp_serde::to_vec(&*record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let written = match db {
+            Db::Sqlite(p) => sqlx::query(
+                "INSERT INTO tower_sessions (id, data, expiry_date, user_id) \
+                 SELECT $1, $2, $3, $4 WHERE $4 IS NULL \
+                 OR EXISTS (SELECT 1 FROM users WHERE id = $4 AND session_epoch = $5) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(record.id.to_string())
+            .bind(&data)
+            .bind(record.expiry_date)
+            .bind(user)
+            .bind(epoch)
+            .execute(p)
+            .await
+            .map_err(backend)?
+            .rows_affected(),
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.map_err(backend)?;
+                if let Some(user) = user {
+                    let current: Option<i64> = sqlx::query_scalar(
+                        "SELECT session_epoch FROM users WHERE id = $1 FOR SHARE",
+                    )
+                    .bind(user)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                    if current != Some(epoch) {
+                        return Ok(false);
+                    }
+                }
+                let n = sqlx::query(
+                    r#"INSERT INTO "tower_sessions"."session" (id, data, expiry_date, user_id)
+                       VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING"#,
+                )
+                .bind(record.id.to_string())
+                .bind(&data)
+                .bind(record.expiry_date)
+                .bind(user)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+                tx.commit().await.map_err(backend)?;
+                n
+            }
+        };
+        if written == 1 {
+            return Ok(true);
+        }
+        // Nothing written: an id already taken (try another), or a user whose sessions ended.
+        if let (Some(user), Db::Sqlite(p)) = (user, db) {
+            let current: Option<i64> =
+                sqlx::query_scalar("SELECT session_epoch FROM users WHERE id = $1")
+                    .bind(user)
+                    .fetch_optional(p)
+                    .await
+                    .map_err(backend)?;
+            if current != Some(epoch) {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// The table sessions are rows of (tower-sessions' own, with `user_id` added by migration 0009).
+pub fn table(db: &Db) -> &'static str {
+    match db {
+        Db::Sqlite(_) => "tower_sessions",
+        Db::Postgres(_) => r#""tower_sessions"."session""#,
+    }
+}
+
 /// Saves a session that exists: only an update, never an insert (new sessions go through
 /// `create`). A request that was still running when its session was deleted (a logout, a
 /// password change) would otherwise write the session back when it ends, logged in as before.
@@ -125,13 +235,11 @@ impl SessionStore for CachedStore {
 async fn update(db: &Db, record: &Record) -> session_store::Result<bool> {
     let data =
         rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
-    let sql = match db {
-        Db::Sqlite(_) => "UPDATE tower_sessions SET data = $1, expiry_date = $2 WHERE id = $3",
-        Db::Postgres(_) => {
-            r#"UPDATE "tower_sessions"."session" SET data = $1, expiry_date = $2 WHERE id = $3"#
-        }
-    };
-    let updated = with_db!(db, p => sqlx::query(sql)
+    let sql = format!(
+        "UPDATE {} SET data = $1, expiry_date = $2 WHERE id = $3",
+        table(db)
+    );
+    let updated = with_db!(db, p => sqlx::query(&sql)
         .bind(&data)
         .bind(record.expiry_date)
         .bind(record.id.to_string())
@@ -176,11 +284,11 @@ impl SessionStore for AppSessionStore {
         // Always a new id: after a logout (`flush`), tower-sessions creates the next session
         // (the "logged out" message) under the id it just deleted, and a request of the old
         // session still running would then update that row, logged in as before.
-        record.id = Id::default();
         match self {
-            AppSessionStore::Sqlite(s, _) => s.create(record).await,
+            AppSessionStore::Sqlite(_, db) | AppSessionStore::Postgres(_, db) => {
+                insert(db, record).await.map(|_| ())
+            }
             AppSessionStore::CachedSqlite(s) => s.create(record).await,
-            AppSessionStore::Postgres(s, _) => s.create(record).await,
         }
     }
 

@@ -6,6 +6,7 @@ mod cli;
 mod counts;
 mod fixtures;
 mod helpers;
+mod password_change;
 mod polls;
 mod races;
 mod scaling;

@@ -15,6 +15,7 @@ use crate::helpers::{spawn_app_with, Backend, Browser, TestApp, PHONE, SEED};
 both_backends!(
     a_logout_during_a_slow_send_stays_done,
     a_logout_during_a_slow_check_stays_done,
+    a_password_change_during_a_slow_check_ends_that_session_too,
     a_code_sent_before_a_number_was_proven_cannot_replace_it,
     another_account_cannot_join_a_running_verification,
 );
@@ -120,6 +121,73 @@ async fn a_logout_during_a_slow_check_stays_done(backend: Backend) {
     assert!(page.location.unwrap().starts_with("/login/"));
     assert!(!b.get("/polls/").await.has("Signed in as"));
     assert_eq!(app.scalar("SELECT COUNT(*) FROM phone_numbers").await, 0);
+}
+
+/// Submits a form whose request reaches the held provider once, letting that call through.
+async fn through_held(
+    b: &Arc<Browser>,
+    (entered, gate): (&Semaphore, &Semaphore),
+    page: &'static str,
+    action: &'static str,
+    fields: &'static [(&'static str, &'static str)],
+) {
+    let slow = tokio::spawn({
+        let b = b.clone();
+        async move { b.submit(page, action, fields).await }
+    });
+    entered.acquire().await.unwrap().forget();
+    gate.add_permits(1);
+    assert_eq!(slow.await.unwrap().status, StatusCode::SEE_OTHER);
+}
+
+/// A second session of the account waits on a code check when the first changes the password:
+/// the change ends it, and the check that comes back afterwards must not revive it.
+async fn a_password_change_during_a_slow_check_ends_that_session_too(backend: Backend) {
+    let (app, entered, gate) = app(backend).await;
+    let held = (&*entered, &*gate);
+    let me = Arc::new(app.browser());
+    me.login("test", "test1234").await;
+    through_held(&me, held, "/2fa/", "/2fa/create/", &[("number", PHONE)]).await;
+    through_held(
+        &me,
+        held,
+        "/2fa/verify/",
+        "/2fa/confirm/",
+        &[("code", "123456")],
+    )
+    .await;
+    assert_eq!(me.get("/polls/1/").await.status, StatusCode::OK);
+
+    let other = Arc::new(app.browser());
+    other.login("test", "test1234").await;
+    through_held(&other, held, "/2fa/", "/2fa/create/", &[]).await;
+    let slow = tokio::spawn({
+        let other = other.clone();
+        async move {
+            other
+                .submit("/2fa/verify/", "/2fa/confirm/", &[("code", "123456")])
+                .await
+        }
+    });
+    entered.acquire().await.unwrap().forget();
+    let changed = me
+        .submit(
+            "/account/password/",
+            "/account/password/",
+            &[
+                ("old_password", "test1234"),
+                ("new_password1", crate::helpers::STRONG),
+                ("new_password2", crate::helpers::STRONG),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.text());
+    gate.add_permits(1);
+    slow.await.unwrap();
+    let page = other.get("/polls/1/").await;
+    assert!(page.location.unwrap().starts_with("/login/"));
+    assert!(!other.get("/polls/").await.has("Signed in as"));
+    assert_eq!(me.get("/polls/1/").await.status, StatusCode::OK);
 }
 
 /// Two sessions of one account: a code sent in one while the account had no number comes back

@@ -1,0 +1,146 @@
+//! `/account/password/`: change the password (the current one required), which ends every other
+//! session of the user, on every instance, at once.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use super::password::{self, Verdict};
+use super::validation::{self, password_problems};
+use super::{current_user, users, SessionUser, USER_KEY};
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::two_factor::client_ip;
+use crate::two_factor::limits::{self, human_wait, Scope};
+use crate::web::{self, csrf, flash, Form, Level, Page, PageContext};
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/account/password/", get(form).post(change))
+        // Only with both factors: a password alone must not be enough to take an account over.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::two_factor::require_verified,
+        ))
+}
+
+#[derive(Template)]
+#[template(path = "registration/password_change.html")]
+pub struct PasswordChangePage {
+    pub ctx: PageContext,
+    pub errors: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub struct PasswordChangeForm {
+    #[serde(default)]
+    old_password: String,
+    #[serde(default)]
+    new_password1: String,
+    #[serde(default)]
+    new_password2: String,
+}
+
+async fn form(page: Page) -> AppResult<Response> {
+    let page = page.with_form().await?;
+    web::render(&PasswordChangePage {
+        ctx: page.ctx,
+        errors: Vec::new(),
+    })
+}
+
+const WRONG: &str = "Your old password was entered incorrectly. Please enter it again.";
+
+async fn change(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    page: Page,
+    Form(form): Form<PasswordChangeForm>,
+) -> AppResult<Response> {
+    let page = page.with_form().await?;
+    let Some(me) = current_user(&page.session).await? else {
+        return Err(AppError::Forbidden("Log in first.".into()));
+    };
+    let refuse = |page: Page, status: StatusCode, errors: Vec<String>| -> AppResult<Response> {
+        let body = web::render(&PasswordChangePage {
+            ctx: page.ctx,
+            errors,
+        })?;
+        Ok((status, body).into_response())
+    };
+    let mut errors = Vec::new();
+    if form.new_password1 != form.new_password2 {
+        errors.push("The two password fields didn't match.".to_string());
+    }
+    errors.extend(password_problems(&form.new_password1, &me.username));
+    if form.old_password.len() > validation::MAX_PASSWORD {
+        errors.push(WRONG.to_string());
+    }
+    if !errors.is_empty() {
+        return refuse(page, StatusCode::OK, errors);
+    }
+    // A wrong current password is a failed login: the same limits, reserved before the hash.
+    let _place = state.hashes.enter()?;
+    let ip = client_ip(&headers, peer.ip(), &state.config.trusted_proxies).to_string();
+    let name_key = validation::username_key(&me.username);
+    let l = &state.config.limits;
+    let checks = [
+        (
+            Scope::FailedLoginPerIp,
+            ip.as_str(),
+            l.login_per_ip.as_slice(),
+        ),
+        (
+            Scope::FailedLoginPerUsername,
+            name_key.as_str(),
+            l.login_per_username.as_slice(),
+        ),
+    ];
+    let attempt = match limits::reserve(&state.db, &checks).await? {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let msg = format!(
+                "Too many wrong passwords. Please try again in {}.",
+                human_wait(wait)
+            );
+            let mut res = refuse(page, StatusCode::TOO_MANY_REQUESTS, vec![msg])?;
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return Ok(res);
+        }
+    };
+    let user = users::find(&state.db, me.id).await?;
+    let stored = user
+        .as_ref()
+        .filter(|u| u.is_active && u.session_epoch == me.epoch)
+        .map(|u| u.password.clone());
+    if password::verify(form.old_password.clone(), stored).await? == Verdict::Invalid {
+        return refuse(page, StatusCode::OK, vec![WRONG.to_string()]);
+    }
+    limits::release(&state.db, attempt).await?;
+    let hash = password::hash(form.new_password1.clone()).await?;
+    let epoch = users::end_sessions(&state.db, me.id, Some(&hash)).await?;
+    state.sessions.forget_cached();
+    // This session goes on under a new id (its row went with the others) and the new epoch.
+    let session = &page.session;
+    session.cycle_id().await?;
+    session
+        .insert(USER_KEY, SessionUser { epoch, ..me })
+        .await?;
+    csrf::rotate(session).await?;
+    flash::push(
+        session,
+        Level::Success,
+        "Your password was changed. Every other session of your account has been logged out.",
+    )
+    .await?;
+    Ok(Redirect::to("/polls/").into_response())
+}
