@@ -57,6 +57,8 @@ pub struct Config {
     pub session_secure: bool,
     pub session_ttl: Duration,
     pub verify_backend: VerifyBackend,
+    /// Whether `VERIFY_BACKEND` was set, rather than the provider inferred from the keys.
+    pub verify_backend_chosen: bool,
     pub vonage: VonageConfig,
     pub default_region: Option<phonenumber::country::Id>,
     pub limits: Limits,
@@ -66,6 +68,7 @@ pub struct Config {
     /// Timeouts and the connection cap of the HTTP server.
     pub http: crate::server::HttpLimits,
     /// Load `fixtures/all.json` when the database has no polls and no users (`cargo run`).
+    /// Default: on a loopback address only.
     pub seed_demo: bool,
 }
 
@@ -138,6 +141,7 @@ impl Config {
             None if api_key.is_some() && api_secret.is_some() => VerifyBackend::Vonage,
             None => VerifyBackend::Console,
         };
+        let verify_backend_chosen = get("VERIFY_BACKEND").is_some();
         if verify_backend == VerifyBackend::Vonage && (api_key.is_none() || api_secret.is_none()) {
             return Err(err(
                 "NEXMO_API_KEY",
@@ -253,7 +257,8 @@ impl Config {
             Some(v) => {
                 parse_bool(&v).ok_or_else(|| err("POLLSTR_SEED_DEMO", "use true or false"))?
             }
-            None => true,
+            // The demo user test / test1234 only on a development machine.
+            None => addr.ip().is_loopback(),
         };
         Ok(Config {
             database_url,
@@ -263,6 +268,7 @@ impl Config {
             session_secure,
             session_ttl,
             verify_backend,
+            verify_backend_chosen,
             vonage: VonageConfig {
                 api_key: api_key.unwrap_or_default(),
                 api_secret: api_secret.unwrap_or_default(),
@@ -277,6 +283,28 @@ impl Config {
             http,
             seed_demo,
         })
+    }
+}
+
+impl Config {
+    /// What `pollstr serve` refuses to start with. On an address other people can reach, the
+    /// console provider (codes printed to the log, so anyone can pass the second factor of an
+    /// account whose password they know, if they can read the log, and nobody gets an SMS)
+    /// must be chosen explicitly: missing keys must not quietly fall back to it.
+    pub fn check_for_serving(&self) -> Result<(), ConfigError> {
+        if !self.addr.ip().is_loopback()
+            && self.verify_backend == VerifyBackend::Console
+            && !self.verify_backend_chosen
+        {
+            return Err(err(
+                "VERIFY_BACKEND",
+                format!(
+                    "serving on {}, which other machines can reach, with no Vonage keys: set NEXMO_API_KEY and NEXMO_API_SECRET, or VERIFY_BACKEND=console to print codes to the log (development only)",
+                    self.addr
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -334,6 +362,38 @@ mod tests {
         let c = with(&[("VONAGE_API_KEY", "k"), ("VONAGE_API_SECRET", "s3cr3t")]).unwrap();
         assert_eq!(c.verify_backend, VerifyBackend::Vonage);
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn a_public_address_needs_keys_or_an_explicit_console_and_has_no_demo_user() {
+        let local = with(&[]).unwrap();
+        assert!(local.check_for_serving().is_ok());
+        assert!(local.seed_demo);
+        let public = with(&[("POLLSTR_ADDR", "0.0.0.0:8000")]).unwrap();
+        assert_eq!(
+            public.check_for_serving().unwrap_err().name,
+            "VERIFY_BACKEND"
+        );
+        assert!(!public.seed_demo);
+        let console = with(&[
+            ("POLLSTR_ADDR", "0.0.0.0:8000"),
+            ("VERIFY_BACKEND", "console"),
+        ])
+        .unwrap();
+        assert!(console.check_for_serving().is_ok());
+        let keys = with(&[
+            ("POLLSTR_ADDR", "[::]:8000"),
+            ("NEXMO_API_KEY", "k"),
+            ("NEXMO_API_SECRET", "s"),
+        ])
+        .unwrap();
+        assert!(keys.check_for_serving().is_ok());
+        let seeded = with(&[
+            ("POLLSTR_ADDR", "0.0.0.0:8000"),
+            ("POLLSTR_SEED_DEMO", "true"),
+        ])
+        .unwrap();
+        assert!(seeded.seed_demo);
     }
 
     #[test]

@@ -79,6 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            config.check_for_serving()?;
             let seed = config.seed_demo;
             let addr = config.addr;
             let state = AppState::build(config).await?;

@@ -192,3 +192,55 @@ async fn sigterm_lets_requests_in_flight_finish() {
     let status = server.wait();
     assert!(status.success(), "clean exit: {status:?}");
 }
+
+/// A server other machines can reach: no quiet fall-back to printing codes in the log, and no
+/// demo user test / test1234 in its empty database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_server_has_safe_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("public.db").display());
+    let out = pollstr_command(
+        dir.path(),
+        &[("DATABASE_URL", &url), ("POLLSTR_ADDR", "0.0.0.0:0")],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("setting VERIFY_BACKEND") && err.contains("VERIFY_BACKEND=console"),
+        "{err}"
+    );
+
+    // Chosen explicitly, the console provider runs; the empty database stays empty.
+    let server = crate::scaling::Instance::start_at(
+        dir.path(),
+        &[
+            ("DATABASE_URL", &url),
+            ("VERIFY_BACKEND", "console"),
+            // Plain HTTP in the test: cookies without the Secure flag.
+            ("SESSION_SECURE", "false"),
+        ],
+        "0.0.0.0:0",
+    );
+    let base = server.base.replace("0.0.0.0", "127.0.0.1");
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let b = crate::helpers::Browser {
+        base,
+        client: reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        jar,
+    };
+    let page = b
+        .submit(
+            "/login/",
+            "/login/",
+            &[("username", "test"), ("password", "test1234")],
+        )
+        .await;
+    assert!(page.has("didn't match"), "{}", page.text());
+    assert!(b.get("/polls/").await.has("No polls are available."));
+}

@@ -30,8 +30,13 @@ impl Drop for Instance {
 
 impl Instance {
     pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Instance {
+        Instance::start_at(dir, env, "127.0.0.1:0")
+    }
+
+    /// Starts an instance listening on `addr`.
+    pub fn start_at(dir: &std::path::Path, env: &[(&str, &str)], addr: &str) -> Instance {
         let mut child = pollstr_command(dir, env)
-            .env("POLLSTR_ADDR", "127.0.0.1:0")
+            .env("POLLSTR_ADDR", addr)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
