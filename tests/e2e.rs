@@ -358,6 +358,9 @@ async fn every_page_fits_phone_and_desktop_screens() {
         b.pictures("results").await;
         b.follow("Vote again").await;
         b.pictures("poll-voted").await;
+        b.goto("/account/password/").await;
+        b.expect_text("Change your password").await;
+        b.pictures("password").await;
 
         b.goto("/polls/999/").await;
         assert_eq!(b.status().await, 404);
