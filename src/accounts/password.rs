@@ -224,7 +224,11 @@ pub fn verify_django_pbkdf2(password: &str, stored: &str) -> bool {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
     let permit = HASHING.clone().acquire_owned().await?;
     Ok(tokio::task::spawn_blocking(move || {
+        #[cfg(test)]
+        let running = tests::Running::start();
         let result = f();
+        #[cfg(test)]
+        drop(running);
         drop(permit);
         result
     })
@@ -260,6 +264,44 @@ mod tests {
     thread_local! {
         /// argon2 computations on this thread.
         pub(super) static ARGON2_RUNS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Hashes running now, and the most seen at once (in this test process).
+    static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    pub(super) struct Running;
+
+    impl Running {
+        pub(super) fn start() -> Running {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = RUNNING.fetch_add(1, SeqCst) + 1;
+            PEAK.fetch_max(now, SeqCst);
+            Running
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            RUNNING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// A burst of checks runs at most one hash per hashing slot at a time (cores − 1, at least
+    /// one), whatever else this test process hashes meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_hashes_are_bounded() {
+        let checks: Vec<_> = (0..12)
+            .map(|i| tokio::spawn(verify(format!("guess-{i}"), None)))
+            .collect();
+        for c in checks {
+            assert_eq!(c.await.unwrap().unwrap(), Verdict::Invalid);
+        }
+        let peak = PEAK.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            (1..=hashing_slots()).contains(&peak),
+            "{peak} hashes at once"
+        );
     }
 
     #[test]

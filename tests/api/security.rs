@@ -13,7 +13,68 @@ both_backends!(
     user_text_is_escaped,
     error_pages_share_the_design,
     healthz_answers,
+    session_cookies_carry_their_flags,
 );
+
+/// The session cookie: `HttpOnly` (no script reads it), `SameSite=Lax` (not sent on a cross-site
+/// POST), `Path=/`, and `Secure` when `SESSION_SECURE` is on (the default off loopback).
+async fn session_cookies_carry_their_flags(backend: Backend) {
+    for secure in [false, true] {
+        let app =
+            crate::helpers::spawn_app_with(backend, |c| c.session_secure = secure, None).await;
+        app.load(crate::helpers::SEED).await;
+        let b = app.browser();
+        let form = b.get("/login/").await;
+        let token = form.csrf().unwrap();
+        let csrf_cookie = form
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("pollstr_csrf="))
+            .unwrap()
+            .to_string();
+        // The jar will not send a Secure cookie over plain HTTP: send the anonymous token by hand.
+        let cookie_value = csrf_cookie.split(';').next().unwrap().to_string();
+        let page = b
+            .post_with_headers(
+                "/login/",
+                &[
+                    ("username", "test"),
+                    ("password", "test1234"),
+                    ("csrf_token", &token),
+                ],
+                &[("cookie", &cookie_value)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+        let session = page
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("pollstr_session="))
+            .unwrap()
+            .to_string();
+        let attributes: Vec<String> = session
+            .split(';')
+            .skip(1)
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect();
+        for wanted in ["httponly", "samesite=lax", "path=/"] {
+            assert!(
+                attributes.iter().any(|a| a == wanted),
+                "{wanted}: {session}"
+            );
+        }
+        assert_eq!(
+            attributes.iter().any(|a| a == "secure"),
+            secure,
+            "{session}"
+        );
+        assert_eq!(csrf_cookie.contains("; Secure"), secure, "{csrf_cookie}");
+    }
+}
 
 async fn posts_from_another_site_are_refused_even_with_a_token(backend: Backend) {
     let app = crate::helpers::spawn_app_with(
@@ -276,13 +337,21 @@ async fn error_pages_share_the_design(backend: Backend) {
     let page = app.browser().post_raw("/polls/", &[]).await;
     assert!(page.status == StatusCode::METHOD_NOT_ALLOWED || page.status == StatusCode::FORBIDDEN);
     let page = app.browser().get("/polls/").await;
-    for h in [
-        "content-security-policy",
-        "x-frame-options",
-        "x-content-type-options",
-        "x-request-id",
+    assert!(page.headers.contains_key("x-request-id"));
+    for (h, value) in [
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
     ] {
-        assert!(page.headers.contains_key(h), "{h}");
+        assert_eq!(page.headers[h], value, "{h}");
+    }
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+        "default-src 'self'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
     }
     let css = app.browser().get("/static/pollstr.css").await;
     assert_eq!(css.status, StatusCode::OK);

@@ -33,6 +33,7 @@ both_backends!(
     vonage_statuses_have_messages,
     vonage_transport_faults_have_messages,
     switching_numbers_cancels_the_running_request,
+    faults_while_checking_a_code_keep_the_user_signed_in,
 );
 
 async fn logged_in(app: &TestApp) -> Browser {
@@ -93,10 +94,22 @@ async fn verification_renews_the_session_id(backend: Backend) {
     let before = b.session_cookie().unwrap();
     send(&b, PHONE).await;
     let code = app.code_for(PHONE_E164).await;
+    let token_before = b.get("/2fa/verify/").await.csrf().unwrap();
     b.submit("/2fa/verify/", "/2fa/confirm/", &[("code", &code)])
         .await;
     let after = b.session_cookie().unwrap();
     assert_ne!(before, after);
+    // A new CSRF token too: one read before verification does not work after it.
+    let token_after = b.get("/polls/1/").await.csrf().unwrap();
+    assert_ne!(token_before, token_after);
+    let stale = b
+        .post_raw(
+            "/polls/1/vote/",
+            &[("choice", "1"), ("csrf_token", &token_before)],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 0);
     let old = b.with_cookie(&before);
     let res = old.get(b.url("/polls/1/")).send().await.unwrap();
     assert!(res.headers()["location"]
@@ -697,4 +710,49 @@ async fn switching_numbers_cancels_the_running_request(backend: Backend) {
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     server.verify().await;
+}
+
+/// The original logged the user out on any error; a fault of the Verify API while a code is
+/// checked is a message, and the user stays signed in with the code form and the same request.
+async fn faults_while_checking_a_code_keep_the_user_signed_in(backend: Backend) {
+    let faults = [
+        ResponseTemplate::new(500),
+        ResponseTemplate::new(200).set_body_string("<html>not json</html>"),
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(3)),
+        reply(serde_json::json!({"status": "5", "error_text": "Internal Error"})),
+    ];
+    for (i, fault) in faults.into_iter().enumerate() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/json"))
+            .respond_with(reply(
+                serde_json::json!({"status": "0", "request_id": "the-request"}),
+            ))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/check/json"))
+            .respond_with(fault)
+            .mount(&server)
+            .await;
+        let app = vonage_app(backend, &server, Duration::from_millis(500)).await;
+        let b = logged_in(&app).await;
+        assert_eq!(send(&b, PHONE).await.status, StatusCode::SEE_OTHER);
+        let page = b
+            .submit("/2fa/verify/", "/2fa/confirm/", &[("code", "123456")])
+            .await;
+        assert!(
+            page.status.is_server_error() || page.status == StatusCode::OK,
+            "fault {i}: {}",
+            page.status
+        );
+        assert!(page.has("Signed in as test"), "fault {i}: {}", page.text());
+        let form = b.get("/2fa/verify/").await;
+        assert_eq!(
+            form.status,
+            StatusCode::OK,
+            "fault {i}: still on the code form"
+        );
+        assert!(form.form("/2fa/confirm/").is_some(), "fault {i}");
+    }
 }
