@@ -137,7 +137,8 @@ async fn healthz(
     }
 }
 
-/// Deletes expired sessions and old limit events once a minute.
+/// Deletes expired sessions, old limit events and security events past their retention, once a
+/// minute.
 pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
     let db = state.db.clone();
     let sessions = state.sessions.clone();
@@ -154,6 +155,7 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
         .map(|l| l.window)
         .max()
         .unwrap_or(Duration::from_secs(86400));
+    let retention = state.config.event_retention;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -163,6 +165,9 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
             }
             if let Err(e) = limits::prune(&db, keep).await {
                 tracing::warn!(error = %e, "could not prune limit events");
+            }
+            if let Err(e) = crate::events::prune(&db, retention).await {
+                tracing::warn!(error = %e, "could not prune security events");
             }
             if let Err(e) = two_factor::requests::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune verify request owners");

@@ -65,6 +65,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Origins besides the request's own `Host` whose forms may post here (`https://host`).
     pub csrf_trusted_origins: Vec<String>,
+    /// How long security events are kept (`events`).
+    pub event_retention: Duration,
     /// Timeouts and the connection cap of the HTTP server.
     pub http: crate::server::HttpLimits,
     /// Load `fixtures/all.json` when the database has no polls and no users (`cargo run`).
@@ -231,6 +233,10 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
+        let event_retention = match get("EVENT_RETENTION") {
+            Some(v) => parse_duration(&v).ok_or_else(|| err("EVENT_RETENTION", "use e.g. 90d"))?,
+            None => Duration::from_secs(90 * 86400),
+        };
         let defaults = crate::server::HttpLimits::default();
         let http =
             crate::server::HttpLimits {
@@ -280,6 +286,7 @@ impl Config {
             limits,
             trusted_proxies,
             csrf_trusted_origins,
+            event_retention,
             http,
             seed_demo,
         })
@@ -417,6 +424,7 @@ mod tests {
             ("HTTP_HEADER_TIMEOUT", "0s"),
             ("HTTP_BODY_TIMEOUT", "soon"),
             ("HTTP_MAX_CONNECTIONS", "0"),
+            ("EVENT_RETENTION", "forever"),
             ("CSRF_TRUSTED_ORIGINS", "polls.example.com"),
             ("CSRF_TRUSTED_ORIGINS", "https://polls.example.com/vote/"),
         ] {

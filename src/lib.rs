@@ -5,13 +5,14 @@
 //! (what every page shares: CSRF, flash messages, safe `next`, templates), `db` (the
 //! SQLite/PostgreSQL choice), `fixtures` (Django dumpdata import/export), `app` (state,
 //! router), `server` (the HTTP server and its limits), `config` (settings), `error` (error
-//! pages), `logging` (log lines that name their request).
+//! pages), `events` (the audit trail), `logging` (log lines that name their request).
 
 pub mod accounts;
 pub mod app;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod fixtures;
 pub mod logging;
 pub mod polls;

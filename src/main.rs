@@ -1,4 +1,5 @@
-//! The `pollstr` command: serve (default), migrate, loaddata, dumpdata, createuser.
+//! The `pollstr` command: serve (default), migrate, loaddata, dumpdata, events, recount,
+//! createuser.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -44,6 +45,18 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Print security events (logins, codes, numbers, password changes, logouts), oldest first.
+    Events {
+        /// Only this user's events.
+        #[arg(long)]
+        user: Option<String>,
+        /// How far back: e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1d", value_parser = since_parser)]
+        since: std::time::Duration,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
     /// Recompute every choice's vote count from the vote rows; report and fix any difference.
     Recount,
     /// Create a user; the password is asked for, or read from standard input.
@@ -53,6 +66,10 @@ enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+}
+
+fn since_parser(v: &str) -> Result<std::time::Duration, String> {
+    pollstr::config::parse_duration(v).ok_or_else(|| format!("{v:?}: use e.g. 30m, 1h or 7d"))
 }
 
 #[tokio::main]
@@ -125,6 +142,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => std::fs::write(&path, json)
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
                 None => print!("{json}"),
+            }
+            Ok(())
+        }
+        Command::Events { user, since, limit } => {
+            let db = app::connect(&config).await?;
+            let user_id = match &user {
+                Some(name) => Some(
+                    users::find_by_username(&db, name)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no user is named {name:?}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            let from = pollstr::db::now() - since.as_secs() as i64;
+            let events = pollstr::events::list(&db, user_id, from, i64::from(limit)).await?;
+            let mut out = std::io::stdout().lock();
+            for e in &events {
+                use std::io::Write;
+                writeln!(out, "{}", pollstr::events::line(e))?;
+            }
+            if events.is_empty() {
+                eprintln!("no events");
             }
             Ok(())
         }

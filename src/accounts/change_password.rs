@@ -1,11 +1,9 @@
 //! `/account/password/`: change the password (the current one required), which ends every other
 //! session of the user, on every instance, at once.
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -17,9 +15,9 @@ use super::validation::{self, password_problems};
 use super::{current_user, users, SessionUser, USER_KEY};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
-use crate::two_factor::client_ip;
+use crate::events::{self, Kind};
 use crate::two_factor::limits::{self, human_wait, Scope};
-use crate::web::{self, csrf, flash, Form, Level, Page, PageContext};
+use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
@@ -60,8 +58,7 @@ const WRONG: &str = "Your old password was entered incorrectly. Please enter it 
 
 async fn change(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     page: Page,
     Form(form): Form<PasswordChangeForm>,
 ) -> AppResult<Response> {
@@ -89,7 +86,6 @@ async fn change(
     }
     // A wrong current password is a failed login: the same limits, reserved before the hash.
     let _place = state.hashes.enter()?;
-    let ip = client_ip(&headers, peer.ip(), &state.config.trusted_proxies).to_string();
     let name_key = validation::username_key(&me.username);
     let l = &state.config.limits;
     let checks = [
@@ -107,6 +103,14 @@ async fn change(
     let attempt = match limits::reserve(&state.db, &checks).await? {
         Ok(attempt) => attempt,
         Err(wait) => {
+            events::record(
+                &state.db,
+                Kind::LoginRefused,
+                Some(me.id),
+                &ip,
+                "failed-login limit (password change)",
+            )
+            .await?;
             let msg = format!(
                 "Too many wrong passwords. Please try again in {}.",
                 human_wait(wait)
@@ -123,12 +127,28 @@ async fn change(
         .filter(|u| u.is_active && u.session_epoch == me.epoch)
         .map(|u| u.password.clone());
     if password::verify(form.old_password.clone(), stored).await? == Verdict::Invalid {
+        events::record(
+            &state.db,
+            Kind::LoginFailed,
+            Some(me.id),
+            &ip,
+            "wrong current password (password change)",
+        )
+        .await?;
         return refuse(page, StatusCode::OK, vec![WRONG.to_string()]);
     }
     limits::release(&state.db, attempt).await?;
     let hash = password::hash(form.new_password1.clone()).await?;
     let epoch = users::end_sessions(&state.db, me.id, Some(&hash)).await?;
     state.sessions.forget_cached();
+    events::record(
+        &state.db,
+        Kind::PasswordChanged,
+        Some(me.id),
+        &ip,
+        "every other session ended",
+    )
+    .await?;
     // This session goes on under a new id (its row went with the others) and the new epoch.
     let session = &page.session;
     session.cycle_id().await?;

@@ -7,10 +7,9 @@ pub mod users;
 pub mod validation;
 
 use askama::Template;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -19,10 +18,10 @@ use tower_sessions::Session;
 
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
-use crate::two_factor::client_ip;
+use crate::events::{self, Kind};
 use crate::two_factor::limits::{self, human_wait, Scope};
 use crate::web::next::NextQuery;
-use crate::web::{self, csrf, flash, Form, Level, Page, PageContext, SafeNext};
+use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 use password::Verdict;
 use validation::{password_problems, Username};
 
@@ -92,8 +91,7 @@ const MISMATCH: &str = "Your username and password didn't match. Please try agai
 
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     page: Page,
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
@@ -124,7 +122,6 @@ pub async fn login(
     // Failed logins are limited per client address and per username (password guessing),
     // checked before any hashing work. The attempt counts as failed until the password proves
     // right, so that guesses sent together cannot all pass the limits.
-    let ip = client_ip(&headers, peer.ip(), &state.config.trusted_proxies).to_string();
     let name_key = validation::username_key(&form.username);
     let l = &state.config.limits;
     let checks = [
@@ -142,6 +139,15 @@ pub async fn login(
     let attempt = match limits::reserve(&state.db, &checks).await? {
         Ok(attempt) => attempt,
         Err(wait) => {
+            let known = users::find_by_username(&state.db, form.username.trim()).await?;
+            events::record(
+                &state.db,
+                Kind::LoginRefused,
+                known.map(|u| u.id),
+                &ip,
+                "failed-login limit",
+            )
+            .await?;
             let msg = format!(
                 "Too many failed logins. Please try again in {}.",
                 human_wait(wait)
@@ -158,10 +164,17 @@ pub async fn login(
         .filter(|u| u.is_active)
         .map(|u| u.password.clone());
     let verdict = password::verify(form.password.clone(), stored).await?;
+    if verdict == Verdict::Invalid || user.is_none() {
+        let (id, detail) = match &user {
+            None => (None, "unknown username"),
+            Some(u) if !u.is_active => (Some(u.id), "inactive account"),
+            Some(u) => (Some(u.id), "wrong password"),
+        };
+        events::record(&state.db, Kind::LoginFailed, id, &ip, detail).await?;
+        return refuse(page, StatusCode::OK, MISMATCH);
+    }
     let user = match (verdict, user) {
-        (Verdict::Invalid, _) | (_, None) => {
-            return refuse(page, StatusCode::OK, MISMATCH);
-        }
+        (Verdict::Invalid, _) | (_, None) => return refuse(page, StatusCode::OK, MISMATCH),
         (Verdict::ValidUpgrade(new_hash), Some(u)) => {
             users::set_password(&state.db, u.id, &new_hash).await?;
             u
@@ -170,6 +183,7 @@ pub async fn login(
     };
     limits::release(&state.db, attempt).await?;
     users::touch_last_login(&state.db, user.id).await?;
+    events::record(&state.db, Kind::LoginOk, Some(user.id), &ip, "").await?;
     start_session(
         &page.session,
         SessionUser {
@@ -182,7 +196,14 @@ pub async fn login(
     Ok(Redirect::to(next.as_str()).into_response())
 }
 
-pub async fn logout(session: Session) -> AppResult<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    session: Session,
+) -> AppResult<Response> {
+    if let Some(user) = current_user(&session).await? {
+        events::record(&state.db, Kind::Logout, Some(user.id), &ip, "").await?;
+    }
     // Deletes the record server-side: the old cookie is worthless from now on.
     session.flush().await?;
     flash::push(&session, Level::Info, "You have been logged out.").await?;
@@ -221,6 +242,7 @@ pub async fn register_form(page: Page, Query(q): Query<NextQuery>) -> AppResult<
 
 pub async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     page: Page,
     Form(form): Form<RegisterForm>,
 ) -> AppResult<Response> {
@@ -251,6 +273,9 @@ pub async fn register(
             Err(users::CreateUserError::Db(e)) => return Err(AppError::from(e)),
             Err(refused) => errors.push(refused.to_string()),
         }
+    }
+    if let Some((id, _)) = &created {
+        events::record(&state.db, Kind::SignedUp, Some(*id), &ip, "").await?;
     }
     let Some((id, username)) = created else {
         return web::render(&RegisterPage {

@@ -10,11 +10,9 @@ pub mod requests;
 pub mod verifier;
 pub mod vonage;
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::extract::{ConnectInfo, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -25,7 +23,8 @@ use tower_sessions::Session;
 use crate::accounts::{self, password, SessionUser};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
-use crate::web::{self, csrf, flash, Form, Level, Page, PageContext, SafeNext};
+use crate::events::{self, Kind};
+use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 use limits::{human_wait, Scope};
 use numbers::Bind;
 use phone::PhoneNumber;
@@ -160,41 +159,19 @@ pub struct CreateForm {
     next: Option<String>,
 }
 
-/// The client's address: the peer, or with a trusted proxy in front, the last address in
-/// `X-Forwarded-For` that is not one of the trusted proxies.
-pub fn client_ip(
-    headers: &HeaderMap,
-    peer: std::net::IpAddr,
-    trusted: &[ipnet::IpNet],
-) -> std::net::IpAddr {
-    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let forwarded: Vec<std::net::IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
-}
-
 pub async fn create(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientIp(ip): ClientIp,
     page: Page,
     Form(form): Form<CreateForm>,
 ) -> AppResult<Response> {
     let next = SafeNext::or_default(form.next.as_deref());
     let Some(user) = page.ctx.user.clone() else {
         return Ok(login_redirect("/2fa/", &next));
+    };
+    let refused = |detail: String| {
+        let (db, ip) = (state.db.clone(), ip.clone());
+        async move { events::record(&db, Kind::CodeRefused, Some(user.id), &ip, &detail).await }
     };
     let bound = numbers::of_user(&state.db, user.id).await?;
     let pending: Option<Pending> = page.session.get(PENDING_KEY).await?;
@@ -254,6 +231,11 @@ pub async fn create(
             && form.password.len() <= accounts::validation::MAX_PASSWORD
             && password::verify(form.password.clone(), stored).await? != password::Verdict::Invalid;
         if !ok {
+            refused(format!(
+                "replacing the proven number by {}: wrong password",
+                number.masked()
+            ))
+            .await?;
             return refuse_new(
                 &page,
                 &next,
@@ -269,6 +251,7 @@ pub async fn create(
         .await?
         .is_some_and(|owner| owner != user.id)
     {
+        refused(format!("{} belongs to another account", number.masked())).await?;
         return refuse_new(
             &page,
             &next,
@@ -282,7 +265,6 @@ pub async fn create(
 
     // Limits: a refused send never reaches the provider. The send is counted before it is
     // made, so that sends asked for together cannot all pass the limits.
-    let ip = client_ip(&headers, peer.ip(), &state.config.trusted_proxies).to_string();
     let uid = user.id.to_string();
     let l = &state.config.limits;
     let checks = [
@@ -295,6 +277,7 @@ pub async fn create(
         (Scope::SmsPerIp, ip.as_str(), l.sms_per_ip.as_slice()),
     ];
     if let Err(wait) = limits::reserve(&state.db, &checks).await? {
+        refused(format!("send limit, to {}", number.masked())).await?;
         let msg = format!(
             "Too many codes were sent. To protect you and keep costs down, please try again in {}.",
             human_wait(wait)
@@ -340,6 +323,11 @@ pub async fn create(
         Ok(StartOutcome::InProgress { request_id })
             if requests::owner(&state.db, &request_id).await? != Some(user.id) =>
         {
+            refused(format!(
+                "{} has a code running for another account",
+                number.masked()
+            ))
+            .await?;
             return refuse_new(
                 &page,
                 &next,
@@ -348,7 +336,7 @@ pub async fn create(
                 StatusCode::CONFLICT,
                 "A code was sent to this number from another account a moment ago. Please try again in a few minutes.",
             )
-            .await
+            .await;
         }
         Ok(StartOutcome::InProgress { request_id }) => (
             request_id,
@@ -358,6 +346,7 @@ pub async fn create(
             ),
         ),
         Ok(StartOutcome::Rejected) => {
+            refused(format!("the provider rejected {}", number.masked())).await?;
             return refuse_new(
                 &page,
                 &next,
@@ -366,10 +355,21 @@ pub async fn create(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "This number cannot be verified. Please use a different number.",
             )
-            .await
+            .await;
         }
-        Err(e) => return provider_failure(&page, &next, bound.as_ref(), typed, e).await,
+        Err(e) => {
+            refused(format!("provider error: {e}")).await?;
+            return provider_failure(&page, &next, bound.as_ref(), typed, e).await;
+        }
     };
+    events::record(
+        &state.db,
+        Kind::CodeSent,
+        Some(user.id),
+        &ip,
+        &format!("to {}", number.masked()),
+    )
+    .await?;
     page.session
         .insert(
             PENDING_KEY,
@@ -484,6 +484,7 @@ pub struct ConfirmForm {
 
 pub async fn confirm(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     page: Page,
     Form(form): Form<ConfirmForm>,
 ) -> AppResult<Response> {
@@ -501,6 +502,10 @@ pub async fn confirm(
         return Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response());
     };
     let masked = PhoneNumber::from_stored(pending.number.clone()).masked();
+    let note = |kind: Kind, detail: String| {
+        let (db, ip) = (state.db.clone(), ip.clone());
+        async move { events::record(&db, kind, Some(user.id), &ip, &detail).await }
+    };
     let again = |status: StatusCode, msg: String| -> AppResult<Response> {
         let body = web::render(&VerifyPage {
             ctx: page.ctx.clone(),
@@ -532,6 +537,7 @@ pub async fn confirm(
     let attempt = match limits::reserve(&state.db, &checks).await? {
         Ok(attempt) => attempt,
         Err(wait) => {
+            note(Kind::CodeRefused, "wrong-code limit".into()).await?;
             let mut res = again(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
@@ -578,12 +584,18 @@ pub async fn confirm(
         }
         CheckOutcome::Verified => {
             let number = PhoneNumber::from_stored(pending.number);
+            let bound_before = numbers::of_user(&state.db, user.id).await?;
             let refused = match numbers::bind(&state.db, user.id, &number, pending.replaces.as_deref()).await? {
                 Bind::Bound => None,
                 Bind::Taken => Some("This number is already verified by another account. Use a different number."),
                 Bind::Changed => Some("Your phone number was changed in another session meanwhile. To replace it, send a code again and confirm with your password."),
             };
             if let Some(message) = refused {
+                note(
+                    Kind::CodeRefused,
+                    format!("right code, but {masked} was not bound: {message}"),
+                )
+                .await?;
                 page.session.remove::<Pending>(PENDING_KEY).await?;
                 return refuse_new(
                     &page,
@@ -594,6 +606,15 @@ pub async fn confirm(
                     message,
                 )
                 .await;
+            }
+            note(Kind::CodeOk, format!("for {masked}")).await?;
+            match bound_before {
+                Some(old) if old == number => {}
+                Some(old) => {
+                    let detail = format!("{} replaced by {masked}", old.masked());
+                    note(Kind::NumberReplaced, detail).await?
+                }
+                None => note(Kind::NumberBound, masked.clone()).await?,
             }
             // A privilege change: new session id, new CSRF token.
             page.session.cycle_id().await?;
@@ -616,11 +637,20 @@ pub async fn confirm(
             .await?;
             Ok(Redirect::to(next.as_str()).into_response())
         }
-        CheckOutcome::WrongCode => again(
-            StatusCode::BAD_REQUEST,
-            "That code is not right. Please try again.".into(),
-        ),
+        CheckOutcome::WrongCode => {
+            note(Kind::CodeWrong, format!("for {masked}")).await?;
+            again(
+                StatusCode::BAD_REQUEST,
+                "That code is not right. Please try again.".into(),
+            )
+        }
         CheckOutcome::TooManyWrong | CheckOutcome::Expired => {
+            let detail = if outcome == CheckOutcome::TooManyWrong {
+                format!("for {masked}: too many wrong codes, the request ended")
+            } else {
+                format!("for {masked}: expired or already used")
+            };
+            note(Kind::CodeWrong, detail).await?;
             page.session.remove::<Pending>(PENDING_KEY).await?;
             let msg = if outcome == CheckOutcome::TooManyWrong {
                 "That code was wrong too many times, so it no longer works. Send a new code."
@@ -630,36 +660,5 @@ pub async fn confirm(
             flash::push(&page.session, Level::Warning, msg).await?;
             Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::client_ip;
-    use axum::http::HeaderMap;
-
-    fn xff(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", v.parse().unwrap());
-        h
-    }
-
-    #[test]
-    fn forwarded_for_only_from_trusted_proxies() {
-        let proxy = "10.0.0.5".parse().unwrap();
-        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
-        // No trusted proxies: the header is ignored, whoever sends it.
-        assert_eq!(client_ip(&xff("203.0.113.9"), proxy, &[]), proxy);
-        // A client that is not a trusted proxy cannot spoof its address.
-        let client = "198.51.100.7".parse().unwrap();
-        assert_eq!(client_ip(&xff("203.0.113.9"), client, &trusted), client);
-        // Behind the proxy: the last address the proxies did not add.
-        assert_eq!(
-            client_ip(&xff("1.2.3.4, 203.0.113.9, 10.0.0.7"), proxy, &trusted).to_string(),
-            "203.0.113.9"
-        );
-        // Garbage or a missing header falls back to the peer.
-        assert_eq!(client_ip(&xff("not an ip"), proxy, &trusted), proxy);
-        assert_eq!(client_ip(&HeaderMap::new(), proxy, &trusted), proxy);
     }
 }

@@ -2,6 +2,7 @@
 //! rendering, the form extractor, and the safe `next` rule.
 
 pub mod assets;
+pub mod client;
 pub mod csrf;
 pub mod envelope;
 pub mod flash;
@@ -16,6 +17,7 @@ use tower_sessions::Session;
 
 use crate::accounts::SessionUser;
 use crate::error::{AppError, AppResult};
+pub use client::ClientIp;
 pub use flash::{Flash, Level};
 pub use next::SafeNext;
 

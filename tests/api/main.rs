@@ -4,6 +4,7 @@ mod accounts;
 mod bursts;
 mod cli;
 mod counts;
+mod events;
 mod fixtures;
 mod helpers;
 mod password_change;

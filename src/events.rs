@@ -1,0 +1,133 @@
+//! The audit trail: security events in the database (logins, codes, numbers, password changes,
+//! logouts), each with the user when known, the time and the client address; phone numbers
+//! appear masked. `pollstr events` prints them; the server's housekeeping deletes those older
+//! than `EVENT_RETENTION`.
+//!
+//! An event is written where it happens, before the page answers; a failure to write it is the
+//! request's failure (an audit trail with holes in it is not one).
+
+use std::time::Duration;
+
+use crate::db::{self, Db};
+use crate::with_db;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    LoginOk,
+    /// A wrong password, or an unknown or inactive user.
+    LoginFailed,
+    /// Turned away by a failed-login limit before the password was checked.
+    LoginRefused,
+    SignedUp,
+    Logout,
+    /// A code went out (or a running request was continued).
+    CodeSent,
+    /// A send refused: a limit, a number of another account, the provider.
+    CodeRefused,
+    CodeOk,
+    CodeWrong,
+    NumberBound,
+    NumberReplaced,
+    PasswordChanged,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::LoginOk => "login_ok",
+            Kind::LoginFailed => "login_failed",
+            Kind::LoginRefused => "login_refused",
+            Kind::SignedUp => "signed_up",
+            Kind::Logout => "logout",
+            Kind::CodeSent => "code_sent",
+            Kind::CodeRefused => "code_refused",
+            Kind::CodeOk => "code_ok",
+            Kind::CodeWrong => "code_wrong",
+            Kind::NumberBound => "number_bound",
+            Kind::NumberReplaced => "number_replaced",
+            Kind::PasswordChanged => "password_changed",
+        }
+    }
+}
+
+/// Records one event. `detail` must not hold secrets or whole phone numbers (use
+/// `PhoneNumber::masked`).
+pub async fn record(
+    db: &Db,
+    kind: Kind,
+    user: Option<i64>,
+    ip: &str,
+    detail: &str,
+) -> sqlx::Result<()> {
+    with_db!(db, p => sqlx::query(
+        "INSERT INTO security_events (at, kind, user_id, ip, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(db::now())
+    .bind(kind.as_str())
+    .bind(user)
+    .bind(ip)
+    .bind(detail)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+/// An event as listed, with the user's current name.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Event {
+    pub at: i64,
+    pub kind: String,
+    pub user_id: Option<i64>,
+    pub username: Option<String>,
+    pub ip: String,
+    pub detail: String,
+}
+
+/// Events since `since` (Unix seconds), oldest first, of one user if `user` is given (compared
+/// as usernames are), at most `limit`: the newest ones when there are more.
+pub async fn list(db: &Db, user: Option<i64>, since: i64, limit: i64) -> sqlx::Result<Vec<Event>> {
+    let mut events = with_db!(db, p => sqlx::query_as::<_, Event>(
+        "SELECT e.at, e.kind, e.user_id, u.username, e.ip, e.detail FROM security_events e \
+         LEFT JOIN users u ON u.id = e.user_id \
+         WHERE e.at >= $1 AND ($2 IS NULL OR e.user_id = $2) \
+         ORDER BY e.at DESC, e.id DESC LIMIT $3",
+    )
+    .bind(since)
+    .bind(user)
+    .bind(limit)
+    .fetch_all(p)
+    .await)?;
+    events.reverse();
+    Ok(events)
+}
+
+/// One event as a line of text: time (UTC), kind, user, address, detail.
+pub fn line(e: &Event) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp(e.at)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| e.at.to_string());
+    let who = match (&e.username, e.user_id) {
+        (Some(name), _) => name.clone(),
+        (None, Some(id)) => format!("user #{id}"),
+        (None, None) => "-".to_string(),
+    };
+    format!("{at}  {:<16} {:<20} {:<15} {}", e.kind, who, e.ip, e.detail)
+        .trim_end()
+        .to_string()
+}
+
+/// Deletes events older than `keep`; returns how many.
+pub async fn prune(db: &Db, keep: Duration) -> sqlx::Result<u64> {
+    with_db!(db, p => sqlx::query("DELETE FROM security_events WHERE at < $1")
+        .bind(db::now() - keep.as_secs() as i64)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+}
