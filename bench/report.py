@@ -50,7 +50,9 @@ def read(res, name):
 
 def errors(r):
     sockets = sum(int(r[k]) for k in ("connect", "read", "write", "timeout"))
-    statuses = max(int(r["non2xx3xx"]), int(r["unexpected_status"]))
+    # A login the hash queue turned away (429, "try again in a moment") is an answer, not an error.
+    away = int(r.get("turned_away", 0))
+    statuses = max(int(r["non2xx3xx"]) - away, int(r["unexpected_status"]))
     return sockets + statuses, sockets, statuses
 
 
@@ -131,7 +133,8 @@ def table(res, meta):
     hello_rps = float(hello["rps"]) if hello else None
     settings = parse_kv(meta.get("settings", ""))
     storm = settings.get("storm_conns", "50")
-    backends = [b for b in ("sqlite", "postgres") if read(res, f"{b}.list")]
+    backends = [b for b in ("sqlite", "postgres")
+                if read(res, f"{b}.list") or read(res, f"{b}.storm_logins")]
 
     lines = []
     w = lines.append
@@ -187,6 +190,10 @@ def table(res, meta):
                 targets.append("0 lost or doubled")
                 ok = ok and passed
             note = ""
+            if int(r.get("turned_away", 0)):
+                admitted = int(r["requests"]) - int(r["turned_away"])
+                note = (f" ({admitted / float(r['seconds']):,.0f}/s admitted; "
+                        f"{int(r['turned_away']):,} turned away at once with 429)")
             if r.get("pairs_exhausted") == "1":
                 note = " (ran out of login sessions: raise BENCH_LOGIN_PAIRS)"
             target = "; ".join(targets) if targets else "— (reported)"
@@ -195,6 +202,15 @@ def table(res, meta):
             w(f"| {what.format(storm=storm)}{note} | {backend} | {conns} | {rps:,.0f} | {p50:.2f} | "
               f"{p99:.2f} | {e} | {f'{ratio:.0%}' if ratio is not None else '—'} | {target} | {met} "
               f"| {per_req} | {cores} |")
+        probe = parse_kv(read(res, f"{backend}.storm_probe") or "")
+        if probe:
+            w(f"| 6. ... another user's logins, one at a time ({probe['admitted']} admitted, "
+              f"{probe['turned_away']} turned away) | {backend} | 1 | — | {float(probe['p50_ms']):.2f} | "
+              f"{float(probe['p99_ms']):.2f} | {probe['other']} | — | wait of an admitted login "
+              f"(max {float(probe['max_ms']):,.0f} ms) ≤ 2,000 ms | "
+              f"{verdict(float(probe['max_ms']) <= 2000 and probe['other'] == '0')} | — | — |")
+        if not read(res, f"{backend}.list"):
+            continue  # a partial run (BENCH_ONLY=storm)
         lst = parse_kv(read(res, f"{backend}.list"))
         django = float(lst["rps"]) / DJANGO_RPS
         rss_mb, setup_mb, end_mb = (

@@ -20,7 +20,8 @@
 #   BENCH_USERS           verified users (default 4 x BENCH_CONNS; at least 2 x BENCH_CONNS)
 #   BENCH_LOGIN_PAIRS     fresh sessions fetched per login scenario (default 300 x duration)
 #   BENCH_POPULAR_VOTES=1000000  votes loaded on poll 2 for the "popular poll" scenarios (0: none)
-#   BENCH_ONLY=popular    run only the popular-poll scenarios (e.g. a 10,000,000-vote run)
+#   BENCH_ONLY=popular    run only the popular-poll scenarios (e.g. a 10,000,000-vote run);
+#                         BENCH_ONLY=storm only the login storm
 #   BENCH_OUT=BENCHMARKS.md
 #   TEST_DATABASE_URL     a PostgreSQL server (postgres://user@host:port/db) to also run on;
 #                         --postgres alone uses postgres://postgres@127.0.0.1:5432/postgres
@@ -284,6 +285,12 @@ run_pollstr() {
 
   # Peak memory after the setup (its registrations hash passwords), and at the end of the run.
   hwm "$pid" >"$RES/$backend.rss_setup_kb"
+  if [[ $ONLY == storm ]]; then
+    storm "$backend" "$dir"
+    hwm "$pid" >"$RES/$backend.rss_kb"
+    stop "$pid"
+    return
+  fi
 
   bench "$backend.list" "$BASE/polls/" get.lua "$CONNS" "$THREADS"
   bench "$backend.detail" "$BASE/polls/1/" session_get.lua "$CONNS" "$THREADS" \
@@ -299,15 +306,7 @@ run_pollstr() {
   bench "$backend.logins" "$BASE/login/" login.lua "$LOGIN_CONNS" "$THREADS" \
     BENCH_PAIRS="$dir/pairs1.tsv" BENCH_EXPECT=303
 
-  # Page views while $STORM_CONNS logins run at once: two generators side by side, one thread each.
-  log "$backend: storm: $STORM_CONNS concurrent logins and GET /polls/ at once"
-  bench "$backend.storm_logins" "$BASE/login/" login.lua "$STORM_CONNS" 1 \
-    BENCH_PAIRS="$dir/pairs2.tsv" BENCH_EXPECT=303 &
-  local storm=$!
-  sleep 0.5 # the storm is on before the page views start, and outlasts them
-  DURATION=$((DURATION > 1 ? DURATION - 1 : DURATION)) \
-    bench "$backend.storm_list" "$BASE/polls/" get.lua "$CONNS" 1
-  wait "$storm"
+  storm "$backend" "$dir"
 
   if ((POPULAR > 0)); then
     popular "$backend" "$database_url"
@@ -316,6 +315,25 @@ run_pollstr() {
   hwm "$pid" >"$RES/$backend.rss_kb"
   awk '/^VmRSS/ {print $2}' "/proc/$pid/status" >"$RES/$backend.rss_end_kb"
   stop "$pid"
+}
+
+# Page views while $STORM_CONNS logins run at once: two generators side by side, one thread
+# each; logins past the hash queue are answered 429 at once (counted as turned away). Meanwhile
+# another user logs in one login at a time (bench/setup.py probe-logins): how long an admitted
+# login waits behind the storm.
+storm() {
+  local backend=$1 dir=$2
+  log "$backend: storm: $STORM_CONNS concurrent logins, GET /polls/ and another user's logins at once"
+  bench "$backend.storm_logins" "$BASE/login/" login.lua "$STORM_CONNS" 1 \
+    BENCH_PAIRS="$dir/pairs2.tsv" BENCH_EXPECT=303 BENCH_TURN_AWAY=1 &
+  local storm=$!
+  sleep 0.5 # the storm is on before the page views start, and outlasts them
+  local short=$((DURATION > 1 ? DURATION - 1 : DURATION))
+  python3 bench/setup.py probe-logins "$BASE" "$dir/sessions.tsv" "$short" "$RES/$backend.storm_probe" &
+  local probe=$!
+  DURATION=$short bench "$backend.storm_list" "$BASE/polls/" get.lua "$CONNS" 1
+  wait "$probe"
+  wait "$storm"
 }
 
 run_pollstr sqlite "sqlite://$WORK/sqlite/pollstr.db"

@@ -11,6 +11,11 @@
         opens COUNT fresh anonymous visits (GET /login/) and writes, per line, a ready login
         body for one bench user (correct password) and that visitor's Cookie header (its CSRF
         cookie; tab-separated). Each pair is used for one login.
+
+    setup.py probe-logins BASE_URL USERS_FILE SECONDS OUT_FILE
+        for SECONDS, logs in as the last bench user again and again, one login at a time (another
+        user during the storm), and writes how long each admitted login (303) took and how many
+        were turned away (429) as one key=value line.
 """
 
 import concurrent.futures
@@ -169,11 +174,47 @@ def login_pairs(base, users_file, count, out):
             f.write(f"{body}\t{cookie}\n")
 
 
+def probe_logins(base, users_file, seconds, out):
+    with open(users_file) as f:
+        name = [line.split("\t", 1)[0] for line in f if line.strip()][-1]
+    admitted, turned_away, other = [], 0, 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        body, cookie = login_pair(base, name)
+        c = Client(base)
+        start = time.monotonic()
+        c.conn.request("POST", "/login/", body=body, headers={
+            "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+        res = c.conn.getresponse()
+        res.read()
+        took = (time.monotonic() - start) * 1000
+        if res.status == 303:
+            admitted.append(took)
+        elif res.status == 429:
+            turned_away += 1
+            time.sleep(0.05)
+        else:
+            other += 1
+    admitted.sort()
+
+    def pct(p):
+        return admitted[min(len(admitted) - 1, int(p / 100 * len(admitted)))] if admitted else 0.0
+
+    line = (f"admitted={len(admitted)} turned_away={turned_away} other={other} "
+            f"p50_ms={pct(50):.1f} p99_ms={pct(99):.1f} "
+            f"max_ms={(admitted[-1] if admitted else 0.0):.1f}")
+    with open(out, "w") as f:
+        f.write(line + "\n")
+    print(line, file=sys.stderr)
+
+
 def main(argv):
     if len(argv) == 6 and argv[1] == "users":
         users(argv[2], argv[3], int(argv[4]), argv[5])
     elif len(argv) == 6 and argv[1] == "login-pairs":
         login_pairs(argv[2], argv[3], int(argv[4]), argv[5])
+    elif len(argv) == 6 and argv[1] == "probe-logins":
+        probe_logins(argv[2], argv[3], float(argv[4]), argv[5])
     else:
         raise SystemExit(__doc__)
 
