@@ -16,7 +16,7 @@ use super::{current_user, users, SessionUser, USER_KEY};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
-use crate::two_factor::limits::{self, human_wait, Scope};
+use crate::two_factor::limits::{self, human_wait};
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext};
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -86,21 +86,7 @@ async fn change(
     }
     // A wrong current password is a failed login: the same limits, reserved before the hash.
     let _place = state.hashes.enter()?;
-    let name_key = validation::username_key(&me.username);
-    let l = &state.config.limits;
-    let checks = [
-        (
-            Scope::FailedLoginPerIp,
-            ip.as_str(),
-            l.login_per_ip.as_slice(),
-        ),
-        (
-            Scope::FailedLoginPerUsername,
-            name_key.as_str(),
-            l.login_per_username.as_slice(),
-        ),
-    ];
-    let attempt = match limits::reserve(&state.db, &checks).await? {
+    let attempt = match super::reserve_password_check(&state, &ip, &me.username).await? {
         Ok(attempt) => attempt,
         Err(wait) => {
             events::record(

@@ -119,24 +119,7 @@ pub async fn login(
     }
     // A place among the password checks first: past a burst's worth, turned away at once.
     let _place = state.hashes.enter()?;
-    // Failed logins are limited per client address and per username (password guessing),
-    // checked before any hashing work. The attempt counts as failed until the password proves
-    // right, so that guesses sent together cannot all pass the limits.
-    let name_key = validation::username_key(&form.username);
-    let l = &state.config.limits;
-    let checks = [
-        (
-            Scope::FailedLoginPerIp,
-            ip.as_str(),
-            l.login_per_ip.as_slice(),
-        ),
-        (
-            Scope::FailedLoginPerUsername,
-            name_key.as_str(),
-            l.login_per_username.as_slice(),
-        ),
-    ];
-    let attempt = match limits::reserve(&state.db, &checks).await? {
+    let attempt = match reserve_password_check(&state, &ip, &form.username).await? {
         Ok(attempt) => attempt,
         Err(wait) => {
             let known = users::find_by_username(&state.db, form.username.trim()).await?;
@@ -194,6 +177,28 @@ pub async fn login(
     )
     .await?;
     Ok(Redirect::to(next.as_str()).into_response())
+}
+
+/// Reserves a password check against the failed-login limits, per client address and per
+/// username (password guessing), before any hashing work. The attempt counts as failed until
+/// the password proves right (`limits::release`), so that guesses sent together cannot all pass
+/// the limits. `Err(seconds)`: refused, try again then.
+pub(crate) async fn reserve_password_check(
+    state: &AppState,
+    ip: &str,
+    username: &str,
+) -> AppResult<Result<limits::Reservation, u64>> {
+    let name_key = validation::username_key(username);
+    let l = &state.config.limits;
+    let checks = [
+        (Scope::FailedLoginPerIp, ip, l.login_per_ip.as_slice()),
+        (
+            Scope::FailedLoginPerUsername,
+            name_key.as_str(),
+            l.login_per_username.as_slice(),
+        ),
+    ];
+    Ok(limits::reserve(&state.db, &checks).await?)
 }
 
 pub async fn logout(
