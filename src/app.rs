@@ -13,11 +13,12 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::accounts::password::HashQueue;
 use crate::config::{Config, VerifyBackend};
 use crate::db::{AppSessionStore, Db, PoolSettings};
+use crate::limits;
 use crate::polls::cache::PollCache;
 use crate::polls::vote_queue::VoteQueue;
-use crate::two_factor::console::ConsoleVerifier;
-use crate::two_factor::vonage::VonageVerifier;
-use crate::two_factor::{limits, Verifier};
+use crate::two_factor::sms::console::ConsoleVerifier;
+use crate::two_factor::sms::vonage::VonageVerifier;
+use crate::two_factor::sms::Verifier;
 use crate::{accounts, polls, two_factor, web};
 
 /// What handlers and layers reach. Axum clones the state for every request and layer, so it
@@ -169,7 +170,7 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
             if let Err(e) = crate::events::prune(&db, retention).await {
                 tracing::warn!(error = %e, "could not prune security events");
             }
-            if let Err(e) = two_factor::requests::prune(&db).await {
+            if let Err(e) = two_factor::sms::requests::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune verify request owners");
             }
         }

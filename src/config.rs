@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::two_factor::limits::Limit;
+pub use crate::duration::parse_duration;
+use crate::limits::Limit;
 
 /// Which Verify provider sends and checks codes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -222,7 +223,7 @@ impl Config {
                     let bare = s.split_once("://").is_some_and(|(_, rest)| {
                         !rest.trim_end_matches('/').contains(['/', '?', '#'])
                     });
-                    match crate::web::csrf::origin_of(s) {
+                    match origin_of(s) {
                         Some((scheme, authority)) if bare => Ok(format!("{scheme}://{authority}")),
                         _ => Err(err(
                             "CSRF_TRUSTED_ORIGINS",
@@ -323,22 +324,33 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-/// `90`, `90s`, `15m`, `12h`, `1d` → a duration (a bare number is seconds).
-pub fn parse_duration(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    let (num, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => (&v[..i], &v[i..]),
-        None => (v, "s"),
+/// `HTTPS://Host:443/path` → `("https", "host")`: the scheme and authority of a URL, lower-case,
+/// without the scheme's default port. `None` for anything else (`null`, user info, no host).
+pub fn origin_of(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    if authority.is_empty()
+        || authority.contains('@')
+        || !matches!(scheme.as_str(), "http" | "https")
+    {
+        return None;
+    }
+    let authority = without_default_port(&authority, &scheme);
+    Some((scheme, authority))
+}
+
+/// `host:443` on https and `host:80` on http are `host`, as browsers write them.
+pub fn without_default_port(authority: &str, scheme: &str) -> String {
+    let default = if scheme.eq_ignore_ascii_case("https") {
+        ":443"
+    } else {
+        ":80"
     };
-    let n: u64 = num.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86400)?,
-        _ => return None,
-    };
-    (secs > 0).then(|| Duration::from_secs(secs))
+    authority
+        .strip_suffix(default)
+        .unwrap_or(authority)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -435,14 +447,5 @@ mod tests {
             with(&[("VERIFY_BACKEND", "vonage")]).unwrap_err().name,
             "NEXMO_API_KEY"
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86400)));
-        assert_eq!(parse_duration("0s"), None);
-        assert_eq!(parse_duration("m"), None);
     }
 }

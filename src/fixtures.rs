@@ -13,7 +13,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 use crate::accounts::validation::{username_key, username_skeleton};
 use crate::db::{self, Db};
 use crate::polls::queries::choice_votes;
-use crate::two_factor::phone::PhoneNumber;
+use crate::two_factor::sms::phone::PhoneNumber;
 use crate::with_db;
 
 /// The most votes a fixture may give one choice (Django's `Choice.votes`): far above any real

@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use pollstr::config::VonageConfig;
-use pollstr::two_factor::phone::PhoneNumber;
-use pollstr::two_factor::vonage::VonageVerifier;
-use pollstr::two_factor::{CheckOutcome, StartOutcome, Verifier};
+use pollstr::two_factor::sms::phone::PhoneNumber;
+use pollstr::two_factor::sms::vonage::VonageVerifier;
+use pollstr::two_factor::sms::{CheckOutcome, StartOutcome, Verifier};
 
 /// The `request_id` of the spec's success examples.
 const SPEC_REQUEST_ID: &str = "abcdef0123456789abcdef0123456789";

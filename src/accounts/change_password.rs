@@ -12,11 +12,11 @@ use serde::Deserialize;
 
 use super::password::{self, Verdict};
 use super::validation::{self, password_problems};
-use super::{current_user, users, SessionUser, USER_KEY};
+use super::{current_user, users, SessionUser};
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
-use crate::two_factor::limits::{self, human_wait};
+use crate::limits::{self, human_wait};
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext};
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -25,7 +25,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         // Only with both factors: a password alone must not be enough to take an account over.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::two_factor::require_verified,
+            crate::two_factor::gate::require_verified,
         ))
 }
 
@@ -138,8 +138,8 @@ async fn change(
     // This session goes on under a new id (its row went with the others) and the new epoch.
     let session = &page.session;
     session.cycle_id().await?;
-    session
-        .insert(USER_KEY, SessionUser { epoch, ..me })
+    crate::session::USER
+        .insert(session, SessionUser { epoch, ..me })
         .await?;
     csrf::rotate(session).await?;
     flash::push(

@@ -13,40 +13,26 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
-use crate::two_factor::limits::{self, human_wait, Scope};
+use crate::limits::{self, human_wait, Scope};
 use crate::web::next::NextQuery;
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 use password::Verdict;
 use validation::{password_problems, Username};
 
-pub(crate) use crate::db::session_store::USER_KEY;
-
-/// The logged-in user, as kept in the session (the session store reads `id` and `epoch`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SessionUser {
-    pub id: i64,
-    pub username: String,
-    /// The user's session epoch when the session began (`users::end_sessions`).
-    #[serde(default)]
-    pub epoch: i64,
-}
-
-pub async fn current_user(session: &Session) -> AppResult<Option<SessionUser>> {
-    Ok(session.get(USER_KEY).await?)
-}
+pub use crate::session::{current_user, SessionUser};
 
 /// Starts an authenticated session: a new session id (the old one is deleted, so a planted or
 /// stolen pre-login id is useless), a new CSRF token, and no second factor yet.
 async fn start_session(session: &Session, user: SessionUser) -> AppResult<()> {
     session.cycle_id().await?;
-    crate::two_factor::forget(session).await?;
-    session.insert(USER_KEY, user).await?;
+    crate::two_factor::gate::forget(session).await?;
+    crate::session::USER.insert(session, user).await?;
     csrf::rotate(session).await?;
     Ok(())
 }

@@ -18,14 +18,11 @@ use crate::with_db;
 /// Sessions kept in memory on SQLite (the least recently used beyond this are read again).
 const CACHED_SESSIONS: u64 = 10_000;
 
-/// The session key under which a signed-in session keeps its user (`accounts::SessionUser`):
-/// the store reads its `id` and `epoch` to write the row's `user_id` and to refuse a session
-/// whose user's sessions were ended since (see [`insert`]).
-pub const USER_KEY: &str = "user";
-
-/// The user a session record belongs to, and the session epoch it was started under.
+/// The user a session record belongs to ([`crate::session::USER`]), and the session epoch it
+/// was started under: the store writes the row's `user_id` from it and refuses a session whose
+/// user's sessions were ended since (see [`insert`]).
 fn owner(record: &Record) -> Option<(i64, i64)> {
-    let user = record.data.get(USER_KEY)?;
+    let user = record.data.get(crate::session::USER.name())?;
     let id = user.get("id")?.as_i64()?;
     let epoch = user.get("epoch").and_then(|e| e.as_i64()).unwrap_or(0);
     Some((id, epoch))

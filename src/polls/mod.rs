@@ -32,7 +32,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/polls/{id}/results/", get(results))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::two_factor::require_verified,
+            crate::two_factor::gate::require_verified,
         ));
     Router::new()
         .route("/", get(|| async { Redirect::to("/polls/") }))

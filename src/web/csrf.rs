@@ -21,9 +21,10 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
+use crate::config::{origin_of, without_default_port};
 use crate::error::{AppError, AppResult};
+use crate::session;
 
-const KEY: &str = "csrf";
 pub const FIELD: &str = "csrf_token";
 /// The anonymous visitor's token.
 pub const COOKIE: &str = "pollstr_csrf";
@@ -33,7 +34,7 @@ const TOKEN_LEN: usize = 43;
 pub const FORM_LIMIT: usize = 16 * 1024;
 
 pub async fn token(session: &Session) -> AppResult<Option<String>> {
-    Ok(session.get(KEY).await?)
+    Ok(session::CSRF.get(session).await?)
 }
 
 /// The session's token, made on first use.
@@ -42,13 +43,13 @@ pub async fn ensure_token(session: &Session) -> AppResult<String> {
         return Ok(t);
     }
     let t = new_token();
-    session.insert(KEY, &t).await?;
+    session::CSRF.insert(session, t.clone()).await?;
     Ok(t)
 }
 
 /// Replaces the token (at login and at verification, with the session id).
 pub async fn rotate(session: &Session) -> AppResult<()> {
-    session.insert(KEY, new_token()).await?;
+    session::CSRF.insert(session, new_token()).await?;
     Ok(())
 }
 
@@ -176,35 +177,6 @@ fn foreign_source(headers: &HeaderMap, trusted_origins: &[String]) -> Option<Str
             || trusted_origins.contains(&format!("{scheme}://{authority}"))
     });
     (!ours).then_some(source)
-}
-
-/// `HTTPS://Host:443/path` → `("https", "host")`: the scheme and authority of a URL, lower-case,
-/// without the scheme's default port. `None` for anything else (`null`, user info, no host).
-pub fn origin_of(url: &str) -> Option<(String, String)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
-    if authority.is_empty()
-        || authority.contains('@')
-        || !matches!(scheme.as_str(), "http" | "https")
-    {
-        return None;
-    }
-    let authority = without_default_port(&authority, &scheme);
-    Some((scheme, authority))
-}
-
-/// `host:443` on https and `host:80` on http are `host`, as browsers write them.
-fn without_default_port(authority: &str, scheme: &str) -> String {
-    let default = if scheme.eq_ignore_ascii_case("https") {
-        ":443"
-    } else {
-        ":80"
-    };
-    authority
-        .strip_suffix(default)
-        .unwrap_or(authority)
-        .to_string()
 }
 
 fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {

@@ -15,8 +15,8 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use tower_sessions::Session;
 
-use crate::accounts::SessionUser;
 use crate::error::{AppError, AppResult};
+use crate::session::SessionUser;
 pub use client::ClientIp;
 pub use flash::{Flash, Level};
 pub use next::SafeNext;
@@ -78,7 +78,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|(_, m)| AppError::Internal(anyhow::anyhow!(m)))?;
-        let user = crate::accounts::current_user(&session).await?;
+        let user = crate::session::current_user(&session).await?;
         let csrf = if user.is_some() {
             csrf::ensure_token(&session).await?
         } else {
@@ -172,9 +172,6 @@ pub async fn guard(
     res
 }
 
-/// Session key: when the session was last saved for being in use (Unix seconds).
-const SEEN: &str = "seen";
-
 /// Keeps a session in use alive: `SESSION_TTL` counts from the last visit, not the last change.
 ///
 /// The session layer saves a session (which moves its expiry and renews the cookie's max-age)
@@ -186,7 +183,7 @@ pub async fn keep_alive(session: &Session, ttl: std::time::Duration) {
     if session.id().is_none() {
         return;
     }
-    let Ok(seen) = session.get::<i64>(SEEN).await else {
+    let Ok(seen) = crate::session::SEEN.get(session).await else {
         return;
     };
     if session.id().is_none() || session.is_empty().await {
@@ -196,7 +193,7 @@ pub async fn keep_alive(session: &Session, ttl: std::time::Duration) {
     let interval = keep_alive_interval(ttl).as_secs() as i64;
     // A changed session is saved anyway: note the visit at no cost.
     if session.is_modified() || seen.is_none_or(|t| now - t >= interval) {
-        let _ = session.insert(SEEN, now).await;
+        let _ = crate::session::SEEN.insert(session, now).await;
     }
 }
 
@@ -223,7 +220,7 @@ async fn error_context(session: &Session, mut res: Response) -> Response {
     if details.status.is_server_error() {
         return res;
     }
-    let Ok(Some(user)) = crate::accounts::current_user(session).await else {
+    let Ok(Some(user)) = crate::session::current_user(session).await else {
         return res;
     };
     let csrf = csrf::token(session)

@@ -290,7 +290,7 @@ async fn sessions_survive_a_restart(backend: Backend) {
 }
 
 async fn failed_logins_are_limited(backend: Backend) {
-    use pollstr::two_factor::limits::Limit;
+    use pollstr::limits::Limit;
     let app = crate::helpers::spawn_app_with(
         backend,
         |c| {

@@ -1,7 +1,7 @@
 //! Limits under bursts: requests sent together must not all pass a limit before any of them is
 //! counted (each attempt is reserved, atomically, before the work it guards).
 
-use pollstr::two_factor::limits::Limit;
+use pollstr::limits::Limit;
 use reqwest::StatusCode;
 
 use crate::both_backends;
@@ -156,9 +156,9 @@ async fn a_burst_of_wrong_codes_is_held_to_the_limit(backend: Backend) {
 /// requests arrive together (straight to the provider: the limits' locks would space out those
 /// that come through the pages).
 async fn a_burst_of_sends_to_one_number_starts_one_request(backend: Backend) {
-    use pollstr::two_factor::console::ConsoleVerifier;
-    use pollstr::two_factor::phone::PhoneNumber;
-    use pollstr::two_factor::{StartOutcome, Verifier};
+    use pollstr::two_factor::sms::console::ConsoleVerifier;
+    use pollstr::two_factor::sms::phone::PhoneNumber;
+    use pollstr::two_factor::sms::{StartOutcome, Verifier};
     let app = app_with(backend, |_| {}).await;
     let verifier = std::sync::Arc::new(ConsoleVerifier::new(app.db.clone()));
     let number = PhoneNumber::parse(PHONE, None).unwrap();

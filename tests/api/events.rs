@@ -25,8 +25,7 @@ async fn each_security_event_is_recorded_with_user_time_and_address(backend: Bac
     let app = spawn_app_with(
         backend,
         |c| {
-            c.limits.login_per_ip =
-                pollstr::two_factor::limits::Limit::parse_list("2/15m").unwrap();
+            c.limits.login_per_ip = pollstr::limits::Limit::parse_list("2/15m").unwrap();
         },
         None,
     )
@@ -161,8 +160,7 @@ async fn a_burst_of_failed_logins_loses_no_event(backend: Backend) {
     let app = spawn_app_with(
         backend,
         |c| {
-            c.limits.login_per_ip =
-                pollstr::two_factor::limits::Limit::parse_list("4/15m").unwrap();
+            c.limits.login_per_ip = pollstr::limits::Limit::parse_list("4/15m").unwrap();
         },
         None,
     )

@@ -9,8 +9,8 @@ use pollstr::app::{self, AppState};
 use pollstr::config::Config;
 use pollstr::db::Db;
 use pollstr::polls::cache::PollCache;
-use pollstr::two_factor::console::ConsoleVerifier;
-use pollstr::two_factor::Verifier;
+use pollstr::two_factor::sms::console::ConsoleVerifier;
+use pollstr::two_factor::sms::Verifier;
 use reqwest::{redirect, Response, StatusCode};
 use scraper::{Html, Selector};
 use tokio::sync::{mpsc, Mutex};
@@ -556,7 +556,7 @@ impl Browser {
             "send failed: {}",
             sent.text()
         );
-        let e164 = pollstr::two_factor::phone::PhoneNumber::parse(number, None).unwrap();
+        let e164 = pollstr::two_factor::sms::phone::PhoneNumber::parse(number, None).unwrap();
         let code = app.code_for(e164.e164()).await;
         let done = self
             .submit(

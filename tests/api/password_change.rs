@@ -175,8 +175,7 @@ async fn wrong_current_passwords_count_as_failed_logins(backend: Backend) {
     let app = crate::helpers::spawn_app_with(
         backend,
         |c| {
-            c.limits.login_per_username =
-                pollstr::two_factor::limits::Limit::parse_list("2/1h").unwrap();
+            c.limits.login_per_username = pollstr::limits::Limit::parse_list("2/1h").unwrap();
         },
         None,
     )

@@ -269,8 +269,7 @@ async fn concurrent_votes_count_exactly(backend: Backend) {
     let app = crate::helpers::spawn_app_with(
         backend,
         |c| {
-            c.limits.sms_per_ip =
-                pollstr::two_factor::limits::Limit::parse_list("1000/1h").unwrap();
+            c.limits.sms_per_ip = pollstr::limits::Limit::parse_list("1000/1h").unwrap();
         },
         None,
     )

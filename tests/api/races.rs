@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use pollstr::two_factor::phone::PhoneNumber;
-use pollstr::two_factor::{CheckOutcome, StartOutcome, Verifier, VerifyError};
+use pollstr::two_factor::sms::phone::PhoneNumber;
+use pollstr::two_factor::sms::{CheckOutcome, StartOutcome, Verifier, VerifyError};
 use reqwest::StatusCode;
 use tokio::sync::Semaphore;
 

@@ -7,7 +7,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pollstr::two_factor::limits::Limit;
+use pollstr::limits::Limit;
 use reqwest::StatusCode;
 
 use crate::helpers::{
@@ -241,7 +241,7 @@ async fn two_instances_share_sessions_limits_and_votes() {
             .submit("/2fa/", "/2fa/create/", &[("number", &number)])
             .await;
         assert_eq!(sent.status, StatusCode::SEE_OTHER);
-        let masked = pollstr::two_factor::phone::PhoneNumber::parse(&number, None)
+        let masked = pollstr::two_factor::sms::phone::PhoneNumber::parse(&number, None)
             .unwrap()
             .masked();
         let code = second.code_for(&masked).await.expect("code printed");

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pollstr::config::VonageConfig;
-use pollstr::two_factor::limits::Limit;
-use pollstr::two_factor::vonage::VonageVerifier;
+use pollstr::limits::Limit;
+use pollstr::two_factor::sms::vonage::VonageVerifier;
 use reqwest::StatusCode;
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -186,8 +186,7 @@ async fn the_failed_login_limit_counts_variants_as_one_name(backend: Backend) {
     let app = crate::helpers::spawn_app_with(
         backend,
         |c| {
-            c.limits.login_per_username =
-                pollstr::two_factor::limits::Limit::parse_list("2/1h").unwrap();
+            c.limits.login_per_username = pollstr::limits::Limit::parse_list("2/1h").unwrap();
         },
         None,
     )

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use pollstr::config::VonageConfig;
-use pollstr::two_factor::phone::PhoneNumber;
-use pollstr::two_factor::vonage::VonageVerifier;
-use pollstr::two_factor::{CheckOutcome, StartOutcome, Verifier, VerifyError};
+use pollstr::two_factor::sms::phone::PhoneNumber;
+use pollstr::two_factor::sms::vonage::VonageVerifier;
+use pollstr::two_factor::sms::{CheckOutcome, StartOutcome, Verifier, VerifyError};
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};

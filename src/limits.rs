@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::config::parse_duration;
 use crate::db::{self, Db};
+use crate::duration::parse_duration;
 use crate::with_db;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

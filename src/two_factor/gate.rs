@@ -1,0 +1,64 @@
+//! The gate: what a session has proven ([`session::VERIFIED`]), and the layer in front of the
+//! pages that need both factors ([`require_verified`]). Factors mark a session verified with
+//! [`passed`]; logging in or out forgets it ([`forget`]).
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_sessions::Session;
+
+use crate::error::{AppError, AppResult};
+use crate::session::{self, SessionUser, Verified};
+use crate::web::SafeNext;
+
+/// Drops any second-factor state (at login and logout).
+pub async fn forget(session: &Session) -> AppResult<()> {
+    session::SMS_PENDING.remove(session).await?;
+    session::VERIFIED.remove(session).await?;
+    Ok(())
+}
+
+pub async fn is_verified(session: &Session, user: &SessionUser) -> AppResult<bool> {
+    let v = session::VERIFIED.get(session).await?;
+    Ok(v.is_some_and(|v| v.user_id == user.id))
+}
+
+/// Records that `user` passed a second factor in this session. The caller renews the session
+/// id and CSRF token (a privilege change).
+pub async fn passed(session: &Session, user: &SessionUser) -> AppResult<()> {
+    session::VERIFIED
+        .insert(
+            session,
+            Verified {
+                user_id: user.id,
+                at: crate::db::now(),
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// The verified layer: a logged-in user whose second factor was checked in this session passes;
+/// otherwise login (anonymous) or `/2fa/` (not verified), with `next` pointing back here.
+pub async fn require_verified(
+    session: Session,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let back = if req.method() == axum::http::Method::GET {
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/polls/")
+            .to_string()
+    } else {
+        // A POST cannot be replayed by a redirect; come back to the page it was sent from.
+        req.uri().path().trim_end_matches("vote/").to_string()
+    };
+    let back = SafeNext::or_default(Some(&back));
+    match session::current_user(&session).await? {
+        None => Ok(Redirect::to(&format!("/login/?next={}", back.query_value())).into_response()),
+        Some(user) if is_verified(&session, &user).await? => Ok(next.run(req).await),
+        Some(_) => Ok(Redirect::to(&format!("/2fa/?next={}", back.query_value())).into_response()),
+    }
+}

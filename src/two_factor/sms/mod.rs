@@ -1,0 +1,596 @@
+//! The SMS factor, the original's: the flow `/2fa/` (new) → `/2fa/create/` (send a code) →
+//! `/2fa/verify/` (the code form) → `/2fa/confirm/` (check it). Providers implement
+//! [`Verifier`] ([`vonage`], [`console`]); a proven number is one account's ([`numbers`]).
+
+pub mod console;
+pub mod numbers;
+pub mod phone;
+pub mod requests;
+pub mod verifier;
+pub mod vonage;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use crate::accounts::{self, password};
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::events::{self, Kind};
+use crate::limits::{self, human_wait, Scope};
+use crate::session::{self, SmsPending as Pending};
+use crate::two_factor::gate;
+use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
+use numbers::Bind;
+use phone::PhoneNumber;
+pub use verifier::{CheckOutcome, StartOutcome, Verifier, VerifyError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/2fa/", get(new))
+        .route("/2fa/create/", post(create))
+        .route("/2fa/verify/", get(verify))
+        .route("/2fa/confirm/", post(confirm))
+}
+
+fn login_redirect(here: &str, next: &SafeNext) -> Response {
+    let target = format!("{here}?next={}", next.query_value());
+    Redirect::to(&format!("/login/?next={}", web::next::url_encode(&target))).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "two_factor/new.html")]
+pub struct NewPage {
+    pub ctx: PageContext,
+    pub next: String,
+    /// The user's proven number, masked.
+    pub bound: Option<String>,
+    /// Show the number field (no proven number yet, or the user asked to change it).
+    pub changing: bool,
+    pub number: String,
+    pub error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NewQuery {
+    next: Option<String>,
+    change: Option<String>,
+}
+
+pub async fn new(
+    State(state): State<AppState>,
+    page: Page,
+    Query(q): Query<NewQuery>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(q.next.as_deref());
+    let Some(user) = page.ctx.user.clone() else {
+        return Ok(login_redirect("/2fa/", &next));
+    };
+    let bound = numbers::of_user(&state.db, user.id).await?;
+    let changing = bound.is_none() || q.change.is_some();
+    let pending: Option<Pending> = session::SMS_PENDING.get(&page.session).await?;
+    let number = pending
+        .filter(|_| changing)
+        .map(|p| p.number)
+        .filter(|n| bound.as_ref().is_none_or(|b| b.e164() != n))
+        .unwrap_or_default();
+    web::render(&NewPage {
+        ctx: page.ctx,
+        next: next.as_str().to_string(),
+        bound: bound.map(|b| b.masked()),
+        changing,
+        number,
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    number: String,
+    #[serde(default)]
+    password: String,
+    /// "Send a new code" to the number being verified.
+    resend: Option<String>,
+    next: Option<String>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    page: Page,
+    Form(form): Form<CreateForm>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(form.next.as_deref());
+    let Some(user) = page.ctx.user.clone() else {
+        return Ok(login_redirect("/2fa/", &next));
+    };
+    let refused = |detail: String| {
+        let (db, ip) = (state.db.clone(), ip.clone());
+        async move { events::record(&db, Kind::CodeRefused, Some(user.id), &ip, &detail).await }
+    };
+    let bound = numbers::of_user(&state.db, user.id).await?;
+    let pending: Option<Pending> = session::SMS_PENDING.get(&page.session).await?;
+    let typed = form.number.trim();
+
+    // Which number: the one being verified (resend), the one typed, or the proven one.
+    let number = if form.resend.is_some() && typed.is_empty() {
+        match &pending {
+            Some(p) => PhoneNumber::from_stored(p.number.clone()),
+            None => {
+                return Ok(
+                    Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response()
+                )
+            }
+        }
+    } else if typed.is_empty() {
+        match &bound {
+            Some(b) => b.clone(),
+            None => {
+                return refuse_new(
+                    &page,
+                    &next,
+                    None,
+                    typed,
+                    StatusCode::BAD_REQUEST,
+                    "Enter your phone number.",
+                )
+                .await
+            }
+        }
+    } else {
+        match PhoneNumber::parse(typed, state.config.default_region) {
+            Ok(n) => n,
+            Err(msg) => {
+                return refuse_new(
+                    &page,
+                    &next,
+                    bound.as_ref(),
+                    typed,
+                    StatusCode::BAD_REQUEST,
+                    &msg,
+                )
+                .await
+            }
+        }
+    };
+
+    // Replacing a proven number is binding a new factor: it takes the password again.
+    let is_change = bound.as_ref().is_some_and(|b| b != &number);
+    let resending_pending = pending.as_ref().is_some_and(|p| p.number == number.e164());
+    if is_change && !resending_pending {
+        let stored = accounts::users::find(&state.db, user.id)
+            .await?
+            .map(|u| u.password);
+        let _place = state.hashes.enter()?;
+        let ok = !form.password.is_empty()
+            && form.password.len() <= accounts::validation::MAX_PASSWORD
+            && password::verify(form.password.clone(), stored).await? != password::Verdict::Invalid;
+        if !ok {
+            refused(format!(
+                "replacing the proven number by {}: wrong password",
+                number.masked()
+            ))
+            .await?;
+            return refuse_new(
+                &page,
+                &next,
+                bound.as_ref(),
+                typed,
+                StatusCode::FORBIDDEN,
+                "To change your phone number, enter your current password.",
+            )
+            .await;
+        }
+    }
+    if numbers::owner(&state.db, &number)
+        .await?
+        .is_some_and(|owner| owner != user.id)
+    {
+        refused(format!("{} belongs to another account", number.masked())).await?;
+        return refuse_new(
+            &page,
+            &next,
+            bound.as_ref(),
+            typed,
+            StatusCode::CONFLICT,
+            "This number is already verified by another account. Use a different number.",
+        )
+        .await;
+    }
+
+    // Limits: a refused send never reaches the provider. The send is counted before it is
+    // made, so that sends asked for together cannot all pass the limits.
+    let uid = user.id.to_string();
+    let l = &state.config.limits;
+    let checks = [
+        (Scope::SmsPerUser, uid.as_str(), l.sms_per_user.as_slice()),
+        (
+            Scope::SmsPerNumber,
+            number.e164(),
+            l.sms_per_number.as_slice(),
+        ),
+        (Scope::SmsPerIp, ip.as_str(), l.sms_per_ip.as_slice()),
+    ];
+    if let Err(wait) = limits::reserve(&state.db, &checks).await? {
+        refused(format!("send limit, to {}", number.masked())).await?;
+        let msg = format!(
+            "Too many codes were sent. To protect you and keep costs down, please try again in {}.",
+            human_wait(wait)
+        );
+        let mut res = refuse_new(
+            &page,
+            &next,
+            bound.as_ref(),
+            typed,
+            StatusCode::TOO_MANY_REQUESTS,
+            &msg,
+        )
+        .await?;
+        res.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            wait.to_string().parse().expect("digits"),
+        );
+        return Ok(res);
+    }
+
+    // Switching numbers: stop the code still running for the old one, where the API allows.
+    if let Some(p) = pending.as_ref().filter(|p| p.number != number.e164()) {
+        if let Err(e) = state.verifier.cancel(&p.request_id).await {
+            tracing::info!(error = %e, "could not cancel the previous verify request");
+        }
+    }
+
+    // What this code may replace: the number proven now, or for a new code to the same number,
+    // what the first one was allowed to replace (a resend asks no password).
+    let replaces = match pending.as_ref() {
+        Some(p) if resending_pending => p.replaces.clone(),
+        _ => bound.as_ref().map(|b| b.e164().to_string()),
+    };
+    let (request_id, message) = match state.verifier.start(&number).await {
+        Ok(StartOutcome::Started { request_id }) => {
+            requests::record(&state.db, &request_id, user.id).await?;
+            (
+                request_id,
+                format!("We have sent a code to {}.", number.masked()),
+            )
+        }
+        // Another account's running request is not joined: its wrong codes would end it.
+        Ok(StartOutcome::InProgress { request_id })
+            if requests::owner(&state.db, &request_id).await? != Some(user.id) =>
+        {
+            refused(format!(
+                "{} has a code running for another account",
+                number.masked()
+            ))
+            .await?;
+            return refuse_new(
+                &page,
+                &next,
+                bound.as_ref(),
+                typed,
+                StatusCode::CONFLICT,
+                "A code was sent to this number from another account a moment ago. Please try again in a few minutes.",
+            )
+            .await;
+        }
+        Ok(StartOutcome::InProgress { request_id }) => (
+            request_id,
+            format!(
+                "A code was already sent to {} a moment ago and is still valid. Enter it below.",
+                number.masked()
+            ),
+        ),
+        Ok(StartOutcome::Rejected) => {
+            refused(format!("the provider rejected {}", number.masked())).await?;
+            return refuse_new(
+                &page,
+                &next,
+                bound.as_ref(),
+                typed,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "This number cannot be verified. Please use a different number.",
+            )
+            .await;
+        }
+        Err(e) => {
+            refused(format!("provider error: {e}")).await?;
+            return provider_failure(&page, &next, bound.as_ref(), typed, e).await;
+        }
+    };
+    events::record(
+        &state.db,
+        Kind::CodeSent,
+        Some(user.id),
+        &ip,
+        &format!("to {}", number.masked()),
+    )
+    .await?;
+    session::SMS_PENDING
+        .insert(
+            &page.session,
+            Pending {
+                request_id,
+                number: number.e164().to_string(),
+                replaces,
+            },
+        )
+        .await?;
+    flash::push(&page.session, Level::Info, message).await?;
+    Ok(Redirect::to(&format!("/2fa/verify/?next={}", next.query_value())).into_response())
+}
+
+/// Whether the request's session is still in the store (a logout or the end of the session
+/// removes it while a slow call runs).
+async fn session_alive(state: &AppState, session: &tower_sessions::Session) -> AppResult<bool> {
+    use tower_sessions::SessionStore;
+    let Some(id) = session.id() else {
+        return Ok(false);
+    };
+    let found = state
+        .sessions
+        .load(&id)
+        .await
+        .map_err(|e| AppError::Unavailable(anyhow::anyhow!("session store: {e}")))?;
+    Ok(found.is_some())
+}
+
+async fn provider_failure(
+    page: &Page,
+    next: &SafeNext,
+    bound: Option<&PhoneNumber>,
+    typed: &str,
+    e: VerifyError,
+) -> AppResult<Response> {
+    let msg = match &e {
+        VerifyError::Busy { .. } => {
+            tracing::warn!(error = %e, "verify provider busy");
+            "The SMS service is busy right now. Please try again in a minute."
+        }
+        VerifyError::Misconfigured { .. } => {
+            tracing::error!(error = %e, "verify provider refused our request: check NEXMO_API_KEY, NEXMO_API_SECRET and the account");
+            "We cannot send verification codes right now. Please try again later; we have been notified."
+        }
+        VerifyError::Transport(_) => {
+            tracing::error!(error = %e, "verify provider unreachable");
+            "We could not reach the SMS service. Please try again in a minute."
+        }
+    };
+    refuse_new(
+        page,
+        next,
+        bound,
+        typed,
+        StatusCode::SERVICE_UNAVAILABLE,
+        msg,
+    )
+    .await
+}
+
+async fn refuse_new(
+    page: &Page,
+    next: &SafeNext,
+    bound: Option<&PhoneNumber>,
+    typed: &str,
+    status: StatusCode,
+    msg: &str,
+) -> AppResult<Response> {
+    let body = web::render(&NewPage {
+        ctx: page.ctx.clone(),
+        next: next.as_str().to_string(),
+        bound: bound.map(|b| b.masked()),
+        changing: bound.is_none() || !typed.is_empty() || status == StatusCode::FORBIDDEN,
+        number: typed.chars().take(32).collect(),
+        error: Some(msg.to_string()),
+    })?;
+    Ok((status, body).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "two_factor/verify.html")]
+pub struct VerifyPage {
+    pub ctx: PageContext,
+    pub next: String,
+    pub masked: String,
+    pub error: Option<String>,
+}
+
+pub async fn verify(page: Page, Query(q): Query<web::next::NextQuery>) -> AppResult<Response> {
+    let next = SafeNext::or_default(q.next.as_deref());
+    if page.ctx.user.is_none() {
+        return Ok(login_redirect("/2fa/verify/", &next));
+    }
+    let Some(p) = session::SMS_PENDING.get(&page.session).await? else {
+        return Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response());
+    };
+    web::render(&VerifyPage {
+        ctx: page.ctx,
+        next: next.as_str().to_string(),
+        masked: PhoneNumber::from_stored(p.number).masked(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    code: String,
+    next: Option<String>,
+}
+
+pub async fn confirm(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    page: Page,
+    Form(form): Form<ConfirmForm>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(form.next.as_deref());
+    let Some(user) = page.ctx.user.clone() else {
+        return Ok(login_redirect("/2fa/verify/", &next));
+    };
+    let Some(pending) = session::SMS_PENDING.get(&page.session).await? else {
+        flash::push(
+            &page.session,
+            Level::Warning,
+            "Your code request has ended. Send a new code.",
+        )
+        .await?;
+        return Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response());
+    };
+    let masked = PhoneNumber::from_stored(pending.number.clone()).masked();
+    let note = |kind: Kind, detail: String| {
+        let (db, ip) = (state.db.clone(), ip.clone());
+        async move { events::record(&db, kind, Some(user.id), &ip, &detail).await }
+    };
+    let again = |status: StatusCode, msg: String| -> AppResult<Response> {
+        let body = web::render(&VerifyPage {
+            ctx: page.ctx.clone(),
+            next: next.as_str().to_string(),
+            masked: masked.clone(),
+            error: Some(msg),
+        })?;
+        Ok((status, body).into_response())
+    };
+    let code: String = form
+        .code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return again(
+            StatusCode::BAD_REQUEST,
+            "Enter the 6-digit code from the text message.".into(),
+        );
+    }
+    // The attempt counts as a wrong code until the provider says it was right, so that codes
+    // sent together (from several sessions of the account) cannot all pass the limit.
+    let uid = user.id.to_string();
+    let checks = [(
+        Scope::WrongCodePerUser,
+        uid.as_str(),
+        state.config.limits.code_per_user.as_slice(),
+    )];
+    let attempt = match limits::reserve(&state.db, &checks).await? {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            note(Kind::CodeRefused, "wrong-code limit".into()).await?;
+            let mut res = again(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many wrong codes. Please wait {} before trying again.",
+                    human_wait(wait)
+                ),
+            )?;
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                wait.to_string().parse().expect("digits"),
+            );
+            return Ok(res);
+        }
+    };
+    let outcome = match state.verifier.check(&pending.request_id, &code).await {
+        Ok(o) => o,
+        Err(e) => {
+            // Not a wrong code: the provider did not answer.
+            limits::release(&state.db, attempt).await?;
+            let msg = match &e {
+                VerifyError::Busy { .. } => {
+                    "The SMS service is busy right now. Please try again in a minute."
+                }
+                VerifyError::Misconfigured { .. } => {
+                    tracing::error!(error = %e, "verify provider refused our check");
+                    "We cannot check codes right now. Please try again later; we have been notified."
+                }
+                VerifyError::Transport(_) => {
+                    tracing::error!(error = %e, "verify provider unreachable");
+                    "We could not reach the SMS service. Please try again in a minute."
+                }
+            };
+            return again(StatusCode::SERVICE_UNAVAILABLE, msg.into());
+        }
+    };
+    if matches!(outcome, CheckOutcome::Verified | CheckOutcome::Expired) {
+        limits::release(&state.db, attempt).await?;
+    }
+    match outcome {
+        CheckOutcome::Verified if !session_alive(&state, &page.session).await? => {
+            // Logged out (in another tab) while the provider answered: nothing is done in the
+            // name of a session that has ended, and no new one is started from it.
+            Ok(login_redirect("/2fa/verify/", &next))
+        }
+        CheckOutcome::Verified => {
+            let number = PhoneNumber::from_stored(pending.number);
+            let bound_before = numbers::of_user(&state.db, user.id).await?;
+            let refused = match numbers::bind(&state.db, user.id, &number, pending.replaces.as_deref()).await? {
+                Bind::Bound => None,
+                Bind::Taken => Some("This number is already verified by another account. Use a different number."),
+                Bind::Changed => Some("Your phone number was changed in another session meanwhile. To replace it, send a code again and confirm with your password."),
+            };
+            if let Some(message) = refused {
+                note(
+                    Kind::CodeRefused,
+                    format!("right code, but {masked} was not bound: {message}"),
+                )
+                .await?;
+                session::SMS_PENDING.remove(&page.session).await?;
+                return refuse_new(
+                    &page,
+                    &next,
+                    numbers::of_user(&state.db, user.id).await?.as_ref(),
+                    "",
+                    StatusCode::CONFLICT,
+                    message,
+                )
+                .await;
+            }
+            note(Kind::CodeOk, format!("for {masked}")).await?;
+            match bound_before {
+                Some(old) if old == number => {}
+                Some(old) => {
+                    let detail = format!("{} replaced by {masked}", old.masked());
+                    note(Kind::NumberReplaced, detail).await?
+                }
+                None => note(Kind::NumberBound, masked.clone()).await?,
+            }
+            // A privilege change: new session id, new CSRF token.
+            page.session.cycle_id().await?;
+            session::SMS_PENDING.remove(&page.session).await?;
+            gate::passed(&page.session, &user).await?;
+            csrf::rotate(&page.session).await?;
+            flash::push(
+                &page.session,
+                Level::Success,
+                "Your phone number is verified.",
+            )
+            .await?;
+            Ok(Redirect::to(next.as_str()).into_response())
+        }
+        CheckOutcome::WrongCode => {
+            note(Kind::CodeWrong, format!("for {masked}")).await?;
+            again(
+                StatusCode::BAD_REQUEST,
+                "That code is not right. Please try again.".into(),
+            )
+        }
+        CheckOutcome::TooManyWrong | CheckOutcome::Expired => {
+            let detail = if outcome == CheckOutcome::TooManyWrong {
+                format!("for {masked}: too many wrong codes, the request ended")
+            } else {
+                format!("for {masked}: expired or already used")
+            };
+            note(Kind::CodeWrong, detail).await?;
+            session::SMS_PENDING.remove(&page.session).await?;
+            let msg = if outcome == CheckOutcome::TooManyWrong {
+                "That code was wrong too many times, so it no longer works. Send a new code."
+            } else {
+                "That code has expired or was already used. Send a new code."
+            };
+            flash::push(&page.session, Level::Warning, msg).await?;
+            Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response())
+        }
+    }
+}
