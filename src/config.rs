@@ -66,6 +66,9 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Origins besides the request's own `Host` whose forms may post here (`https://host`).
     pub csrf_trusted_origins: Vec<String>,
+    /// The key that seals secrets at rest (`POLLSTR_SECRET_KEY`). `serve` on a loopback
+    /// address makes and keeps a development key when it is unset (`main.rs`).
+    pub secret_key: Option<crate::crypto::SecretKey>,
     /// How long security events are kept (`events`).
     pub event_retention: Duration,
     /// Timeouts and the connection cap of the HTTP server.
@@ -234,6 +237,15 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             None => Vec::new(),
         };
+        let secret_key = match get("POLLSTR_SECRET_KEY") {
+            Some(v) => Some(crate::crypto::SecretKey::parse(&v).ok_or_else(|| {
+                err(
+                    "POLLSTR_SECRET_KEY",
+                    "32 bytes in URL-safe base64 (43 characters) or hex (64): make one with `pollstr secret-key`",
+                )
+            })?),
+            None => None,
+        };
         let event_retention = match get("EVENT_RETENTION") {
             Some(v) => parse_duration(&v).ok_or_else(|| err("EVENT_RETENTION", "use e.g. 90d"))?,
             None => Duration::from_secs(90 * 86400),
@@ -287,6 +299,7 @@ impl Config {
             limits,
             trusted_proxies,
             csrf_trusted_origins,
+            secret_key,
             event_retention,
             http,
             seed_demo,
@@ -308,6 +321,15 @@ impl Config {
                 "VERIFY_BACKEND",
                 format!(
                     "serving on {}, which other machines can reach, with no Vonage keys: set NEXMO_API_KEY and NEXMO_API_SECRET, or VERIFY_BACKEND=console to print codes to the log (development only)",
+                    self.addr
+                ),
+            ));
+        }
+        if !self.addr.ip().is_loopback() && self.secret_key.is_none() {
+            return Err(err(
+                "POLLSTR_SECRET_KEY",
+                format!(
+                    "serving on {}, which other machines can reach, without the key that seals authenticator secrets: make one with `pollstr secret-key` and keep it safe",
                     self.addr
                 ),
             ));
@@ -394,9 +416,11 @@ mod tests {
             "VERIFY_BACKEND"
         );
         assert!(!public.seed_demo);
+        let key = crate::crypto::SecretKey::generate().encode();
         let console = with(&[
             ("POLLSTR_ADDR", "0.0.0.0:8000"),
             ("VERIFY_BACKEND", "console"),
+            ("POLLSTR_SECRET_KEY", &key),
         ])
         .unwrap();
         assert!(console.check_for_serving().is_ok());
@@ -404,9 +428,21 @@ mod tests {
             ("POLLSTR_ADDR", "[::]:8000"),
             ("NEXMO_API_KEY", "k"),
             ("NEXMO_API_SECRET", "s"),
+            ("POLLSTR_SECRET_KEY", &key),
         ])
         .unwrap();
         assert!(keys.check_for_serving().is_ok());
+        // Without the secret key, a public server does not start either.
+        let keyless = with(&[
+            ("POLLSTR_ADDR", "[::]:8000"),
+            ("NEXMO_API_KEY", "k"),
+            ("NEXMO_API_SECRET", "s"),
+        ])
+        .unwrap();
+        assert_eq!(
+            keyless.check_for_serving().unwrap_err().name,
+            "POLLSTR_SECRET_KEY"
+        );
         let seeded = with(&[
             ("POLLSTR_ADDR", "0.0.0.0:8000"),
             ("POLLSTR_SEED_DEMO", "true"),
@@ -437,6 +473,7 @@ mod tests {
             ("HTTP_BODY_TIMEOUT", "soon"),
             ("HTTP_MAX_CONNECTIONS", "0"),
             ("EVENT_RETENTION", "forever"),
+            ("POLLSTR_SECRET_KEY", "not-a-key"),
             ("CSRF_TRUSTED_ORIGINS", "polls.example.com"),
             ("CSRF_TRUSTED_ORIGINS", "https://polls.example.com/vote/"),
         ] {

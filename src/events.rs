@@ -30,6 +30,9 @@ pub enum Kind {
     NumberBound,
     NumberReplaced,
     PasswordChanged,
+    /// A second factor set up (the detail says which).
+    FactorAdded,
+    FactorRemoved,
 }
 
 impl Kind {
@@ -47,6 +50,8 @@ impl Kind {
             Kind::NumberBound => "number_bound",
             Kind::NumberReplaced => "number_replaced",
             Kind::PasswordChanged => "password_changed",
+            Kind::FactorAdded => "factor_added",
+            Kind::FactorRemoved => "factor_removed",
         }
     }
 }

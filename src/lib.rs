@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod app;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod duration;
 pub mod error;

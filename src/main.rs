@@ -57,6 +57,8 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
+    /// Print a new random key for POLLSTR_SECRET_KEY.
+    SecretKey,
     /// Recompute every choice's vote count from the vote rows; report and fix any difference.
     Recount,
     /// Create a user; the password is asked for, or read from standard input.
@@ -66,6 +68,30 @@ enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+}
+
+/// Where `serve` on a loopback address keeps the key it made when POLLSTR_SECRET_KEY is unset
+/// (in the working directory, beside the SQLite file; git ignores it).
+const DEVELOPMENT_KEY_FILE: &str = ".pollstr-secret-key";
+
+/// The development key: read from [`DEVELOPMENT_KEY_FILE`], or made and written there, so that
+/// `cargo run` works with nothing set and authenticators enrolled yesterday still open today.
+fn development_key() -> anyhow::Result<pollstr::crypto::SecretKey> {
+    use pollstr::crypto::SecretKey;
+    if let Ok(text) = std::fs::read_to_string(DEVELOPMENT_KEY_FILE) {
+        return SecretKey::parse(&text).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{DEVELOPMENT_KEY_FILE} does not hold a key: delete it, or set POLLSTR_SECRET_KEY"
+            )
+        });
+    }
+    let key = SecretKey::generate();
+    std::fs::write(DEVELOPMENT_KEY_FILE, key.encode() + "\n")
+        .map_err(|e| anyhow::anyhow!("cannot write {DEVELOPMENT_KEY_FILE}: {e}"))?;
+    tracing::warn!(
+        "POLLSTR_SECRET_KEY is not set: made a development key and kept it in {DEVELOPMENT_KEY_FILE}"
+    );
+    Ok(key)
 }
 
 fn since_parser(v: &str) -> Result<std::time::Duration, String> {
@@ -93,10 +119,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             config.check_for_serving()?;
+            if config.secret_key.is_none() {
+                config.secret_key = Some(development_key()?);
+            }
             let seed = config.seed_demo;
             let addr = config.addr;
             let state = AppState::build(config).await?;
@@ -166,6 +195,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if events.is_empty() {
                 eprintln!("no events");
             }
+            Ok(())
+        }
+        Command::SecretKey => {
+            println!("{}", pollstr::crypto::SecretKey::generate().encode());
             Ok(())
         }
         Command::Recount => {

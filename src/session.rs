@@ -46,6 +46,8 @@ pub const USER: Key<SessionUser> = Key::new("user");
 pub const VERIFIED: Key<Verified> = Key::new("2fa_verified");
 /// The SMS code this session is waiting on (`two_factor::sms`).
 pub const SMS_PENDING: Key<SmsPending> = Key::new("2fa_pending");
+/// The authenticator secret being set up, sealed (`two_factor::totp`).
+pub const TOTP_SETUP: Key<String> = Key::new("totp_setup");
 /// The CSRF token of a signed-in session (`web::csrf`).
 pub const CSRF: Key<String> = Key::new("csrf");
 /// Messages for the next page (`web::flash`).

@@ -218,6 +218,10 @@ async fn a_public_server_has_safe_defaults() {
         &[
             ("DATABASE_URL", &url),
             ("VERIFY_BACKEND", "console"),
+            (
+                "POLLSTR_SECRET_KEY",
+                &pollstr::crypto::SecretKey::generate().encode(),
+            ),
             // Plain HTTP in the test: cookies without the Secure flag.
             ("SESSION_SECURE", "false"),
         ],

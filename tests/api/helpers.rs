@@ -111,12 +111,15 @@ fn uuid_like() -> String {
 
 pub fn test_config(database_url: &str) -> Config {
     let url = database_url.to_string();
-    Config::from_lookup(move |k| match k {
+    let mut config = Config::from_lookup(move |k| match k {
         "DATABASE_URL" => Some(url.clone()),
         "POLLSTR_SEED_DEMO" => Some("false".into()),
         _ => None,
     })
-    .expect("test config")
+    .expect("test config");
+    // One key for every instance of a test, as a deployment shares one.
+    config.secret_key = pollstr::crypto::SecretKey::parse(&"5e".repeat(32));
+    config
 }
 
 pub struct TestApp {

@@ -13,6 +13,7 @@ mod races;
 mod scaling;
 mod security;
 mod slow_clients;
+mod totp;
 mod two_factor;
 mod usernames;
 mod vonage;

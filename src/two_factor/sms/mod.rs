@@ -59,6 +59,8 @@ pub struct NewPage {
 pub struct NewQuery {
     next: Option<String>,
     change: Option<String>,
+    /// `sms`: this page even for a user with an authenticator app.
+    method: Option<String>,
 }
 
 pub async fn new(
@@ -70,6 +72,12 @@ pub async fn new(
     let Some(user) = page.ctx.user.clone() else {
         return Ok(login_redirect("/2fa/", &next));
     };
+    // An authenticator app is offered first; this page stays one link away.
+    if q.method.as_deref() != Some("sms") && super::totp::has_factor(&state, user.id).await? {
+        return Ok(
+            Redirect::to(&format!("/2fa/totp/?next={}", next.query_value())).into_response(),
+        );
+    }
     let bound = numbers::of_user(&state.db, user.id).await?;
     let changing = bound.is_none() || q.change.is_some();
     let pending: Option<Pending> = session::SMS_PENDING.get(&page.session).await?;

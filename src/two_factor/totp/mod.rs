@@ -1,0 +1,435 @@
+//! The authenticator-app factor (TOTP, RFC 6238: 30-second steps, 6 digits, SHA-1, a window of
+//! one step either side, each code accepted once). `/account/totp/` sets one up (a QR code drawn
+//! in the page, the secret as text, a code to confirm) or removes it (with the password); at
+//! login, `/2fa/` sends a user who has one to `/2fa/totp/`, with the SMS flow one link away.
+//! The secret is sealed at rest ([`crate::crypto`]).
+
+pub mod store;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use totp_rs::{Builder, Secret, Totp};
+
+use crate::accounts::password::{self, Verdict};
+use crate::accounts::{self, users};
+use crate::app::AppState;
+use crate::crypto::SecretKey;
+use crate::error::{AppError, AppResult};
+use crate::events::{self, Kind};
+use crate::limits::{self, human_wait, Scope};
+use crate::session::{self, SessionUser};
+use crate::two_factor::gate;
+use crate::web::next::NextQuery;
+use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
+
+pub fn router() -> Router<AppState> {
+    let account = Router::new()
+        .route("/account/totp/", get(setup_page).post(setup))
+        .route("/account/totp/remove/", post(remove))
+        // Adding or removing a factor takes a session that passed the second factor.
+        .route_layer(middleware::from_fn(gate::require_verified));
+    Router::new()
+        .route("/2fa/totp/", get(login_page).post(login))
+        .merge(account)
+}
+
+/// The name apps show beside the account.
+const ISSUER: &str = "Pollstr";
+
+fn totp(secret: Vec<u8>, account: &str) -> Result<Totp, AppError> {
+    Builder::new()
+        .with_secret(Secret::from(secret))
+        .with_issuer(Some(ISSUER))
+        .with_account_name(account)
+        .build()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("totp: {e:?}")))
+}
+
+fn key(state: &AppState) -> Result<&SecretKey, AppError> {
+    state
+        .config
+        .secret_key
+        .as_ref()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("POLLSTR_SECRET_KEY is not set")))
+}
+
+/// The 6 digits of a typed code (spaces and dashes allowed), or `None`.
+fn digits(code: &str) -> Option<String> {
+    let code: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
+}
+
+fn now() -> u64 {
+    crate::db::now().max(0) as u64
+}
+
+// --- Setting one up and removing it ------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "two_factor/totp_setup.html")]
+pub struct SetupPage {
+    pub ctx: PageContext,
+    /// Set up since (a date), when the user has one.
+    pub active_since: Option<String>,
+    /// While setting one up: the QR code (SVG markup made here) and the secret as text.
+    pub qr_svg: String,
+    pub secret_text: String,
+    pub error: Option<String>,
+}
+
+/// The secret being set up in this session, sealed ([`session::TOTP_SETUP`]); a new one if none.
+async fn pending_secret(state: &AppState, page: &Page, user: &SessionUser) -> AppResult<Vec<u8>> {
+    let key = key(state)?;
+    let owner = format!("totp-setup:{}", user.id);
+    if let Some(sealed) = session::TOTP_SETUP.get(&page.session).await? {
+        if let Some(secret) = key.open(&sealed, &owner) {
+            return Ok(secret);
+        }
+    }
+    let mut secret = vec![0u8; 20];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
+    session::TOTP_SETUP
+        .insert(&page.session, key.seal(&secret, &owner))
+        .await?;
+    Ok(secret)
+}
+
+async fn render_setup(
+    state: &AppState,
+    page: Page,
+    user: &SessionUser,
+    status: StatusCode,
+    error: Option<String>,
+) -> AppResult<Response> {
+    let page = page.with_form().await?;
+    let active = store::of_user(&state.db, user.id).await?;
+    let (qr_svg, secret_text) = match &active {
+        Some(_) => (String::new(), String::new()),
+        None => {
+            let secret = pending_secret(state, &page, user).await?;
+            let base32 = Secret::from(secret.clone()).to_base32();
+            let t = totp(secret, &user.username)?;
+            let url = t
+                .to_url()
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("totp url: {e:?}")))?;
+            let qr = qrcode::QrCode::new(url.as_bytes())
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("qr: {e}")))?
+                .render::<qrcode::render::svg::Color>()
+                .min_dimensions(200, 200)
+                .build();
+            let grouped = base32
+                .as_bytes()
+                .chunks(4)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            (qr, grouped)
+        }
+    };
+    let body = web::render(&SetupPage {
+        ctx: page.ctx,
+        active_since: active.map(|f| date(f.created_at)),
+        qr_svg,
+        secret_text,
+        error,
+    })?;
+    Ok((status, body).into_response())
+}
+
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!("[year]-[month]-[day]"))
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+async fn setup_page(State(state): State<AppState>, page: Page) -> AppResult<Response> {
+    let Some(user) = page.ctx.user.clone() else {
+        return Err(AppError::Forbidden("Log in first.".into()));
+    };
+    render_setup(&state, page, &user, StatusCode::OK, None).await
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    code: String,
+    next: Option<String>,
+}
+
+async fn setup(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    page: Page,
+    Form(form): Form<CodeForm>,
+) -> AppResult<Response> {
+    let Some(user) = page.ctx.user.clone() else {
+        return Err(AppError::Forbidden("Log in first.".into()));
+    };
+    if store::of_user(&state.db, user.id).await?.is_some() {
+        return Ok(Redirect::to("/account/totp/").into_response());
+    }
+    let secret = pending_secret(&state, &page, &user).await?;
+    let step = digits(&form.code)
+        .and_then(|c| totp(secret.clone(), &user.username).ok()?.check(&c, now()));
+    let Some(step) = step else {
+        let msg = "That code is not right. Type the 6 digits your app shows now (check that your phone's clock is right).";
+        return render_setup(
+            &state,
+            page,
+            &user,
+            StatusCode::BAD_REQUEST,
+            Some(msg.into()),
+        )
+        .await;
+    };
+    let sealed = key(&state)?.seal(&secret, &store::owner(user.id));
+    store::add(&state.db, user.id, &sealed, step as i64).await?;
+    session::TOTP_SETUP.remove(&page.session).await?;
+    events::record(
+        &state.db,
+        Kind::FactorAdded,
+        Some(user.id),
+        &ip,
+        "authenticator app",
+    )
+    .await?;
+    flash::push(
+        &page.session,
+        Level::Success,
+        "Your authenticator app is set up. When you log in, Pollstr asks for its code.",
+    )
+    .await?;
+    Ok(Redirect::to("/account/totp/").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    #[serde(default)]
+    password: String,
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    page: Page,
+    Form(form): Form<RemoveForm>,
+) -> AppResult<Response> {
+    let Some(user) = page.ctx.user.clone() else {
+        return Err(AppError::Forbidden("Log in first.".into()));
+    };
+    let _place = state.hashes.enter()?;
+    let attempt = match accounts::reserve_password_check(&state, &ip, &user.username).await? {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let msg = format!(
+                "Too many wrong passwords. Please try again in {}.",
+                human_wait(wait)
+            );
+            let mut res = render_setup(
+                &state,
+                page,
+                &user,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(msg),
+            )
+            .await?;
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return Ok(res);
+        }
+    };
+    let stored = users::find(&state.db, user.id).await?.map(|u| u.password);
+    let right = form.password.len() <= accounts::validation::MAX_PASSWORD
+        && password::verify(form.password.clone(), stored).await? != Verdict::Invalid;
+    if !right {
+        events::record(
+            &state.db,
+            Kind::LoginFailed,
+            Some(user.id),
+            &ip,
+            "wrong password (removing the authenticator app)",
+        )
+        .await?;
+        let msg = "To remove your authenticator app, enter your current password.";
+        return render_setup(&state, page, &user, StatusCode::FORBIDDEN, Some(msg.into())).await;
+    }
+    limits::release(&state.db, attempt).await?;
+    if store::remove(&state.db, user.id).await? {
+        events::record(
+            &state.db,
+            Kind::FactorRemoved,
+            Some(user.id),
+            &ip,
+            "authenticator app",
+        )
+        .await?;
+    }
+    flash::push(
+        &page.session,
+        Level::Info,
+        "Your authenticator app was removed. Logins ask for a code by text message again.",
+    )
+    .await?;
+    Ok(Redirect::to("/account/totp/").into_response())
+}
+
+// --- At login ----------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "two_factor/totp_login.html")]
+pub struct LoginPage {
+    pub ctx: PageContext,
+    pub next: String,
+    pub error: Option<String>,
+}
+
+/// Whether the user has an authenticator (the SMS page sends them here first).
+pub async fn has_factor(state: &AppState, user: i64) -> AppResult<bool> {
+    Ok(store::of_user(&state.db, user).await?.is_some())
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    page: Page,
+    Query(q): Query<NextQuery>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(q.next.as_deref());
+    let Some(user) = page.ctx.user.clone() else {
+        return Ok(Redirect::to(&format!("/login/?next={}", next.query_value())).into_response());
+    };
+    if !has_factor(&state, user.id).await? {
+        return Ok(
+            Redirect::to(&format!("/2fa/?method=sms&next={}", next.query_value())).into_response(),
+        );
+    }
+    let page = page.with_form().await?;
+    web::render(&LoginPage {
+        ctx: page.ctx,
+        next: next.as_str().to_string(),
+        error: None,
+    })
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    page: Page,
+    Form(form): Form<CodeForm>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(form.next.as_deref());
+    let Some(user) = page.ctx.user.clone() else {
+        return Ok(Redirect::to(&format!("/login/?next={}", next.query_value())).into_response());
+    };
+    let Some(factor) = store::of_user(&state.db, user.id).await? else {
+        return Ok(
+            Redirect::to(&format!("/2fa/?method=sms&next={}", next.query_value())).into_response(),
+        );
+    };
+    let page = page.with_form().await?;
+    let again = |page: Page, status: StatusCode, msg: String| -> AppResult<Response> {
+        let body = web::render(&LoginPage {
+            ctx: page.ctx,
+            next: next.as_str().to_string(),
+            error: Some(msg),
+        })?;
+        Ok((status, body).into_response())
+    };
+    let Some(code) = digits(&form.code) else {
+        return again(
+            page,
+            StatusCode::BAD_REQUEST,
+            "Enter the 6-digit code from your authenticator app.".into(),
+        );
+    };
+    // Every factor shares the wrong-code limit; the attempt counts until the code proves right.
+    let uid = user.id.to_string();
+    let checks = [(
+        Scope::WrongCodePerUser,
+        uid.as_str(),
+        state.config.limits.code_per_user.as_slice(),
+    )];
+    let attempt = match limits::reserve(&state.db, &checks).await? {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            events::record(
+                &state.db,
+                Kind::CodeRefused,
+                Some(user.id),
+                &ip,
+                "wrong-code limit (authenticator app)",
+            )
+            .await?;
+            let mut res = again(
+                page,
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many wrong codes. Please wait {} before trying again.",
+                    human_wait(wait)
+                ),
+            )?;
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return Ok(res);
+        }
+    };
+    let Some(secret) = key(&state)?.open(&factor.secret, &store::owner(user.id)) else {
+        tracing::error!(
+            user = user.id,
+            "an authenticator secret does not open with POLLSTR_SECRET_KEY (was the key changed?)"
+        );
+        limits::release(&state.db, attempt).await?;
+        return again(
+            page,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Your authenticator app cannot be checked right now. Use a code by text message instead.".into(),
+        );
+    };
+    let step = totp(secret, &user.username)?.check(&code, now());
+    let accepted = match step {
+        Some(step) => store::accept_step(&state.db, user.id, step as i64).await?,
+        None => false,
+    };
+    if !accepted {
+        let (detail, msg) = if step.is_some() {
+            (
+                "authenticator app: a code already used",
+                "That code was already used. Wait for the next one and type it in.",
+            )
+        } else {
+            (
+                "authenticator app",
+                "That code is not right. Please try again.",
+            )
+        };
+        events::record(&state.db, Kind::CodeWrong, Some(user.id), &ip, detail).await?;
+        return again(page, StatusCode::BAD_REQUEST, msg.into());
+    }
+    limits::release(&state.db, attempt).await?;
+    events::record(
+        &state.db,
+        Kind::CodeOk,
+        Some(user.id),
+        &ip,
+        "authenticator app",
+    )
+    .await?;
+    // A privilege change: new session id, new CSRF token.
+    page.session.cycle_id().await?;
+    session::SMS_PENDING.remove(&page.session).await?;
+    gate::passed(&page.session, &user).await?;
+    csrf::rotate(&page.session).await?;
+    Ok(Redirect::to(next.as_str()).into_response())
+}
