@@ -1,6 +1,8 @@
 //! Secrets at rest (an authenticator's TOTP secret): sealed with XChaCha20-Poly1305 under the
 //! server's key (`POLLSTR_SECRET_KEY`, 32 bytes), with a random 24-byte nonce per secret and
 //! the owner as associated data, so a sealed value copied to another user's row does not open.
+//! Values kept only to be compared (recovery codes) are keyed hashes under the same key
+//! ([`SecretKey::digest`]): a copy of the database alone cannot be searched for them.
 
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -43,6 +45,17 @@ impl SecretKey {
 
     pub fn encode(&self) -> String {
         B64.encode(self.0)
+    }
+
+    /// HMAC-SHA-256 of `value` for `purpose`, in base64: equal values give equal digests.
+    pub fn digest(&self, purpose: &str, value: &[u8]) -> String {
+        use hmac::{KeyInit, Mac};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0)
+            .expect("HMAC takes a key of any length");
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(value);
+        B64.encode(mac.finalize().into_bytes())
     }
 
     /// `plaintext` sealed for `owner`: base64 of nonce and ciphertext.
@@ -108,6 +121,16 @@ mod tests {
             .is_none());
         // Two seals of one secret differ (a fresh nonce each).
         assert_ne!(key.seal(b"x", "o"), key.seal(b"x", "o"));
+    }
+
+    #[test]
+    fn digests_depend_on_key_purpose_and_value() {
+        let key = SecretKey::generate();
+        let d = key.digest("recovery", b"abcde-fghij");
+        assert_eq!(d, key.digest("recovery", b"abcde-fghij"));
+        assert_ne!(d, key.digest("recovery", b"abcde-fghik"));
+        assert_ne!(d, key.digest("other", b"abcde-fghij"));
+        assert_ne!(d, SecretKey::generate().digest("recovery", b"abcde-fghij"));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The second factor. [`gate`] decides what a session has proven and guards the pages that need
 //! it; each factor is a folder beside it with its own pages and state: [`sms`] (a code by text
-//! message through a Verify provider), [`totp`] (an authenticator app). A new factor is a folder
+//! message through a Verify provider), [`totp`] (an authenticator app), [`recovery`] (single-use
+//! codes for a lost phone). A new factor is a folder
 //! here and a line in [`router`].
 
 pub mod gate;
+pub mod recovery;
 pub mod sms;
 pub mod totp;
 
@@ -13,5 +15,8 @@ use crate::app::AppState;
 
 /// The pages of every factor.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(sms::router()).merge(totp::router())
+    Router::new()
+        .merge(sms::router())
+        .merge(totp::router())
+        .merge(recovery::router())
 }

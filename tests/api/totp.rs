@@ -15,6 +15,8 @@ both_backends!(
     the_sms_flow_stays_one_link_away,
     wrong_app_codes_share_the_wrong_code_limit,
     removing_the_app_needs_the_password,
+    a_recovery_code_lets_in_once_and_says_how_many_are_left,
+    new_recovery_codes_need_the_password_and_end_the_old_ones,
 );
 
 const SETUP: &str = "/account/totp/";
@@ -50,6 +52,11 @@ fn code(app: &Totp, at: u64) -> String {
 
 /// Sets up the authenticator for a verified browser; returns the app.
 async fn set_up(b: &Browser) -> Totp {
+    set_up_with_codes(b).await.0
+}
+
+/// Sets up the authenticator; returns the app and the recovery codes shown once.
+async fn set_up_with_codes(b: &Browser) -> (Totp, Vec<String>) {
     let page = b.get(SETUP).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text());
     assert!(page.body.contains("<svg"), "a QR code drawn in the page");
@@ -57,8 +64,15 @@ async fn set_up(b: &Browser) -> Totp {
     let done = b
         .submit(SETUP, SETUP, &[("code", &code(&app, now()))])
         .await;
-    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
-    app
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    assert!(done.has("Save your recovery codes"));
+    (app, recovery_codes(&done))
+}
+
+fn recovery_codes(page: &crate::helpers::Page) -> Vec<String> {
+    let doc = scraper::Html::parse_document(&page.body);
+    let sel = scraper::Selector::parse("#recovery-codes code").unwrap();
+    doc.select(&sel).map(|c| c.text().collect()).collect()
 }
 
 async fn log_in(app: &TestApp) -> Browser {
@@ -89,7 +103,8 @@ async fn setting_up_needs_both_factors_and_a_right_code(backend: Backend) {
     let done = b
         .submit(SETUP, SETUP, &[("code", &code(&phone_app, now()))])
         .await;
-    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(done.status, StatusCode::OK);
+    assert_eq!(recovery_codes(&done).len(), 10);
     let page = b.get(SETUP).await;
     assert!(
         page.has("Your authenticator app is set up"),
@@ -272,4 +287,120 @@ async fn removing_the_app_needs_the_password(backend: Backend) {
     let page = again.get("/2fa/").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.form("/2fa/create/").is_some());
+}
+
+async fn a_recovery_code_lets_in_once_and_says_how_many_are_left(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let (_, codes) = set_up_with_codes(&app.verified_browser().await).await;
+    assert_eq!(codes.len(), 10);
+    assert!(
+        codes
+            .iter()
+            .all(|c| c.len() == 11 && c.as_bytes()[5] == b'-'),
+        "{codes:?}"
+    );
+    let distinct: std::collections::HashSet<_> = codes.iter().collect();
+    assert_eq!(distinct.len(), 10);
+    // Kept as keyed hashes: no code is in the database.
+    for c in &codes {
+        let n = app
+            .scalar(&format!(
+                "SELECT COUNT(*) FROM recovery_codes WHERE code_hash LIKE '%{}%'",
+                c.replace('-', "")
+            ))
+            .await;
+        assert_eq!(n, 0);
+    }
+    let b = log_in(&app).await;
+    let form = b.get("/2fa/totp/?next=/polls/1/").await;
+    assert!(form.has("Use a recovery code"));
+    let wrong = b
+        .submit(
+            "/2fa/recovery/?next=/polls/1/",
+            "/2fa/recovery/",
+            &[("code", "aaaaa-bbbbb")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    // Typed loosely: upper case, spaces.
+    let typed = codes[0].to_uppercase().replace('-', " ");
+    let done = b
+        .submit(
+            "/2fa/recovery/?next=/polls/1/",
+            "/2fa/recovery/",
+            &[("code", &typed)],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+    assert_eq!(done.location.as_deref(), Some("/polls/1/"));
+    let page = b.get("/polls/1/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.has("You used a recovery code. 9 are left."),
+        "{}",
+        page.text()
+    );
+    // Used once: not again, in another session.
+    let other = log_in(&app).await;
+    let again = other
+        .submit("/2fa/recovery/", "/2fa/recovery/", &[("code", &codes[0])])
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(again.has("not right, or was already used"));
+    // Two sessions with the same fresh code at once: one gets in.
+    let pages = other
+        .burst("/2fa/recovery/", "/2fa/recovery/", 4, |_| {
+            vec![("code", codes[1].clone())]
+        })
+        .await;
+    assert_eq!(
+        pages
+            .iter()
+            .filter(|p| p.status == StatusCode::SEE_OTHER)
+            .count(),
+        1
+    );
+}
+
+async fn new_recovery_codes_need_the_password_and_end_the_old_ones(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.verified_browser().await;
+    let (_, old) = set_up_with_codes(&b).await;
+    let page = b.get("/account/recovery/").await;
+    assert!(
+        page.has("You have 10 unused recovery codes."),
+        "{}",
+        page.text()
+    );
+    let refused = b
+        .submit(
+            "/account/recovery/",
+            "/account/recovery/",
+            &[("password", "nope-nope")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let page = b
+        .submit(
+            "/account/recovery/",
+            "/account/recovery/",
+            &[("password", "test1234")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let new = recovery_codes(&page);
+    assert_eq!(new.len(), 10);
+    let other = log_in(&app).await;
+    let stale = other
+        .submit("/2fa/recovery/", "/2fa/recovery/", &[("code", &old[0])])
+        .await;
+    assert_eq!(stale.status, StatusCode::BAD_REQUEST);
+    let fresh = other
+        .submit("/2fa/recovery/", "/2fa/recovery/", &[("code", &new[0])])
+        .await;
+    assert_eq!(fresh.status, StatusCode::SEE_OTHER);
+    // Removing the app removes its codes.
+    b.submit(SETUP, "/account/totp/remove/", &[("password", "test1234")])
+        .await;
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM recovery_codes").await, 0);
 }

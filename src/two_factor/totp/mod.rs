@@ -212,7 +212,9 @@ async fn setup(
         "Your authenticator app is set up. When you log in, Pollstr asks for its code.",
     )
     .await?;
-    Ok(Redirect::to("/account/totp/").into_response())
+    // Codes for the day the phone is lost, shown once, on this answer.
+    let codes = super::recovery::issue(&state, user.id).await?;
+    super::recovery::show_new_codes(page, codes).await
 }
 
 #[derive(Deserialize)]
@@ -267,6 +269,7 @@ async fn remove(
         return render_setup(&state, page, &user, StatusCode::FORBIDDEN, Some(msg.into())).await;
     }
     limits::release(&state.db, attempt).await?;
+    super::recovery::store::remove_all(&state.db, user.id).await?;
     if store::remove(&state.db, user.id).await? {
         events::record(
             &state.db,
@@ -294,6 +297,8 @@ pub struct LoginPage {
     pub ctx: PageContext,
     pub next: String,
     pub error: Option<String>,
+    /// Unused recovery codes (the link to use one is shown when there are some).
+    pub recovery_left: i64,
 }
 
 /// Whether the user has an authenticator (the SMS page sends them here first).
@@ -320,6 +325,7 @@ async fn login_page(
         ctx: page.ctx,
         next: next.as_str().to_string(),
         error: None,
+        recovery_left: super::recovery::store::left(&state.db, user.id).await?,
     })
 }
 
@@ -339,11 +345,13 @@ async fn login(
         );
     };
     let page = page.with_form().await?;
+    let recovery_left = super::recovery::store::left(&state.db, user.id).await?;
     let again = |page: Page, status: StatusCode, msg: String| -> AppResult<Response> {
         let body = web::render(&LoginPage {
             ctx: page.ctx,
             next: next.as_str().to_string(),
             error: Some(msg),
+            recovery_left,
         })?;
         Ok((status, body).into_response())
     };

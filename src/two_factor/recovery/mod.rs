@@ -1,0 +1,321 @@
+//! Recovery codes: ten single-use codes, made when an authenticator app is set up and again on
+//! request, shown once, kept as keyed hashes. At login, `/2fa/recovery/` takes one in place of
+//! the second factor and says how many are left.
+
+pub mod store;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use rand::Rng;
+use serde::Deserialize;
+
+use crate::accounts::password::{self, Verdict};
+use crate::accounts::{self, users};
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::events::{self, Kind};
+use crate::limits::{self, human_wait, Scope};
+use crate::session::SessionUser;
+use crate::two_factor::gate;
+use crate::web::next::NextQuery;
+use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
+
+pub fn router() -> Router<AppState> {
+    let account = Router::new()
+        .route("/account/recovery/", get(manage_page).post(regenerate))
+        .route_layer(middleware::from_fn(gate::require_verified));
+    Router::new()
+        .route("/2fa/recovery/", get(login_page).post(login))
+        .merge(account)
+}
+
+const COUNT: usize = 10;
+/// Letters and digits that cannot be mistaken for one another (no 0/o, 1/l/i).
+const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+
+/// A code as typed, compared without case, spaces or dashes.
+fn normalize(code: &str) -> String {
+    code.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn digest(state: &AppState, user: i64, code: &str) -> AppResult<String> {
+    let key = state
+        .config
+        .secret_key
+        .as_ref()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("POLLSTR_SECRET_KEY is not set")))?;
+    Ok(key.digest(&format!("recovery:{user}"), normalize(code).as_bytes()))
+}
+
+/// Makes the user a new set of codes (the old ones stop working) and returns them, to be shown
+/// once.
+pub async fn issue(state: &AppState, user: i64) -> AppResult<Vec<String>> {
+    let codes: Vec<String> = {
+        let mut rng = rand::rng();
+        (0..COUNT)
+            .map(|_| {
+                let c: String = (0..10)
+                    .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+                    .collect();
+                format!("{}-{}", &c[..5], &c[5..])
+            })
+            .collect()
+    };
+    let hashes = codes
+        .iter()
+        .map(|c| digest(state, user, c))
+        .collect::<AppResult<Vec<_>>>()?;
+    store::replace(&state.db, user, &hashes).await?;
+    Ok(codes)
+}
+
+#[derive(Template)]
+#[template(path = "two_factor/recovery_codes.html")]
+pub struct CodesPage {
+    pub ctx: PageContext,
+    pub codes: Vec<String>,
+}
+
+/// The page that shows new codes, once.
+pub async fn show_new_codes(page: Page, codes: Vec<String>) -> AppResult<Response> {
+    let page = page.with_form().await?;
+    web::render(&CodesPage {
+        ctx: page.ctx,
+        codes,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "two_factor/recovery_manage.html")]
+pub struct ManagePage {
+    pub ctx: PageContext,
+    pub left: i64,
+    pub error: Option<String>,
+}
+
+async fn manage(
+    state: &AppState,
+    page: Page,
+    user: &SessionUser,
+    status: StatusCode,
+    error: Option<String>,
+) -> AppResult<Response> {
+    let page = page.with_form().await?;
+    let body = web::render(&ManagePage {
+        ctx: page.ctx,
+        left: store::left(&state.db, user.id).await?,
+        error,
+    })?;
+    Ok((status, body).into_response())
+}
+
+async fn manage_page(State(state): State<AppState>, page: Page) -> AppResult<Response> {
+    let Some(user) = page.ctx.user.clone() else {
+        return Err(AppError::Forbidden("Log in first.".into()));
+    };
+    manage(&state, page, &user, StatusCode::OK, None).await
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    password: String,
+}
+
+async fn regenerate(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    page: Page,
+    Form(form): Form<PasswordForm>,
+) -> AppResult<Response> {
+    let Some(user) = page.ctx.user.clone() else {
+        return Err(AppError::Forbidden("Log in first.".into()));
+    };
+    let _place = state.hashes.enter()?;
+    let attempt = match accounts::reserve_password_check(&state, &ip, &user.username).await? {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let msg = format!(
+                "Too many wrong passwords. Please try again in {}.",
+                human_wait(wait)
+            );
+            let mut res = manage(
+                &state,
+                page,
+                &user,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(msg),
+            )
+            .await?;
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return Ok(res);
+        }
+    };
+    let stored = users::find(&state.db, user.id).await?.map(|u| u.password);
+    let right = form.password.len() <= accounts::validation::MAX_PASSWORD
+        && password::verify(form.password.clone(), stored).await? != Verdict::Invalid;
+    if !right {
+        events::record(
+            &state.db,
+            Kind::LoginFailed,
+            Some(user.id),
+            &ip,
+            "wrong password (new recovery codes)",
+        )
+        .await?;
+        let msg = "To make new recovery codes, enter your current password.";
+        return manage(&state, page, &user, StatusCode::FORBIDDEN, Some(msg.into())).await;
+    }
+    limits::release(&state.db, attempt).await?;
+    let codes = issue(&state, user.id).await?;
+    events::record(
+        &state.db,
+        Kind::FactorAdded,
+        Some(user.id),
+        &ip,
+        "new recovery codes",
+    )
+    .await?;
+    show_new_codes(page, codes).await
+}
+
+// --- At login ----------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "two_factor/recovery_login.html")]
+pub struct LoginPage {
+    pub ctx: PageContext,
+    pub next: String,
+    pub error: Option<String>,
+}
+
+async fn login_page(page: Page, Query(q): Query<NextQuery>) -> AppResult<Response> {
+    let next = SafeNext::or_default(q.next.as_deref());
+    if page.ctx.user.is_none() {
+        return Ok(Redirect::to(&format!("/login/?next={}", next.query_value())).into_response());
+    }
+    let page = page.with_form().await?;
+    web::render(&LoginPage {
+        ctx: page.ctx,
+        next: next.as_str().to_string(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    code: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    page: Page,
+    Form(form): Form<CodeForm>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(form.next.as_deref());
+    let Some(user) = page.ctx.user.clone() else {
+        return Ok(Redirect::to(&format!("/login/?next={}", next.query_value())).into_response());
+    };
+    let page = page.with_form().await?;
+    let again = |page: Page, status: StatusCode, msg: String| -> AppResult<Response> {
+        let body = web::render(&LoginPage {
+            ctx: page.ctx,
+            next: next.as_str().to_string(),
+            error: Some(msg),
+        })?;
+        Ok((status, body).into_response())
+    };
+    let code = normalize(&form.code);
+    if code.len() != 10 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return again(
+            page,
+            StatusCode::BAD_REQUEST,
+            "Enter one of your recovery codes (ten letters and digits, like abcde-fgh23).".into(),
+        );
+    }
+    // Every factor shares the wrong-code limit.
+    let uid = user.id.to_string();
+    let checks = [(
+        Scope::WrongCodePerUser,
+        uid.as_str(),
+        state.config.limits.code_per_user.as_slice(),
+    )];
+    let attempt = match limits::reserve(&state.db, &checks).await? {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            events::record(
+                &state.db,
+                Kind::CodeRefused,
+                Some(user.id),
+                &ip,
+                "wrong-code limit (recovery code)",
+            )
+            .await?;
+            let mut res = again(
+                page,
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many wrong codes. Please wait {} before trying again.",
+                    human_wait(wait)
+                ),
+            )?;
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return Ok(res);
+        }
+    };
+    if !store::use_code(&state.db, user.id, &digest(&state, user.id, &code)?).await? {
+        events::record(
+            &state.db,
+            Kind::CodeWrong,
+            Some(user.id),
+            &ip,
+            "recovery code",
+        )
+        .await?;
+        return again(
+            page,
+            StatusCode::BAD_REQUEST,
+            "That recovery code is not right, or was already used.".into(),
+        );
+    }
+    limits::release(&state.db, attempt).await?;
+    let left = store::left(&state.db, user.id).await?;
+    events::record(
+        &state.db,
+        Kind::CodeOk,
+        Some(user.id),
+        &ip,
+        &format!("recovery code ({left} left)"),
+    )
+    .await?;
+    page.session.cycle_id().await?;
+    crate::session::SMS_PENDING.remove(&page.session).await?;
+    gate::passed(&page.session, &user).await?;
+    csrf::rotate(&page.session).await?;
+    let msg = match left {
+        0 => "You used your last recovery code. Make new ones now from your account page."
+            .to_string(),
+        1 => "You used a recovery code. 1 is left.".to_string(),
+        n => format!("You used a recovery code. {n} are left."),
+    };
+    let level = if left < 3 {
+        Level::Warning
+    } else {
+        Level::Info
+    };
+    flash::push(&page.session, level, msg).await?;
+    Ok(Redirect::to(next.as_str()).into_response())
+}
