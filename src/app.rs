@@ -170,6 +170,9 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
             if let Err(e) = crate::events::prune(&db, retention).await {
                 tracing::warn!(error = %e, "could not prune security events");
             }
+            if let Err(e) = two_factor::trusted::prune(&db).await {
+                tracing::warn!(error = %e, "could not prune trusted browsers");
+            }
             if let Err(e) = two_factor::sms::requests::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune verify request owners");
             }

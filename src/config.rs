@@ -69,6 +69,8 @@ pub struct Config {
     /// The key that seals secrets at rest (`POLLSTR_SECRET_KEY`). `serve` on a loopback
     /// address makes and keeps a development key when it is unset (`main.rs`).
     pub secret_key: Option<crate::crypto::SecretKey>,
+    /// How long "Trust this browser" lasts, in days (0: the box is not offered).
+    pub trusted_browser_days: u32,
     /// How long security events are kept (`events`).
     pub event_retention: Duration,
     /// Timeouts and the connection cap of the HTTP server.
@@ -246,6 +248,20 @@ impl Config {
             })?),
             None => None,
         };
+        let trusted_browser_days = match get("TRUSTED_BROWSER_DAYS") {
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|d| *d <= 365)
+                .ok_or_else(|| {
+                    err(
+                        "TRUSTED_BROWSER_DAYS",
+                        "a whole number of days from 0 to 365",
+                    )
+                })?,
+            None => 30,
+        };
         let event_retention = match get("EVENT_RETENTION") {
             Some(v) => parse_duration(&v).ok_or_else(|| err("EVENT_RETENTION", "use e.g. 90d"))?,
             None => Duration::from_secs(90 * 86400),
@@ -300,6 +316,7 @@ impl Config {
             trusted_proxies,
             csrf_trusted_origins,
             secret_key,
+            trusted_browser_days,
             event_retention,
             http,
             seed_demo,
@@ -474,6 +491,7 @@ mod tests {
             ("HTTP_MAX_CONNECTIONS", "0"),
             ("EVENT_RETENTION", "forever"),
             ("POLLSTR_SECRET_KEY", "not-a-key"),
+            ("TRUSTED_BROWSER_DAYS", "forever"),
             ("CSRF_TRUSTED_ORIGINS", "polls.example.com"),
             ("CSRF_TRUSTED_ORIGINS", "https://polls.example.com/vote/"),
         ] {

@@ -33,6 +33,8 @@ pub enum Kind {
     /// A second factor set up (the detail says which).
     FactorAdded,
     FactorRemoved,
+    OtherSessionsEnded,
+    TrustedBrowsersForgotten,
 }
 
 impl Kind {
@@ -52,6 +54,8 @@ impl Kind {
             Kind::PasswordChanged => "password_changed",
             Kind::FactorAdded => "factor_added",
             Kind::FactorRemoved => "factor_removed",
+            Kind::OtherSessionsEnded => "other_sessions_ended",
+            Kind::TrustedBrowsersForgotten => "trusted_browsers_forgotten",
         }
     }
 }

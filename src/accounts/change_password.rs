@@ -127,12 +127,13 @@ async fn change(
     let hash = password::hash(form.new_password1.clone()).await?;
     let epoch = users::end_sessions(&state.db, me.id, Some(&hash)).await?;
     state.sessions.forget_cached();
+    crate::two_factor::trusted::forget_all(&state.db, me.id).await?;
     events::record(
         &state.db,
         Kind::PasswordChanged,
         Some(me.id),
         &ip,
-        "every other session ended",
+        "every other session ended, every trusted browser forgotten",
     )
     .await?;
     // This session goes on under a new id (its row went with the others) and the new epoch.

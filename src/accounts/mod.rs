@@ -2,6 +2,7 @@
 //! password hashing.
 
 mod change_password;
+mod overview;
 pub mod password;
 pub mod users;
 pub mod validation;
@@ -43,6 +44,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/logout/", post(logout))
         .route("/register/", get(register_form).post(register))
         .merge(change_password::router(state))
+        .merge(overview::router())
 }
 
 #[derive(Template)]
@@ -78,6 +80,7 @@ const MISMATCH: &str = "Your username and password didn't match. Please try agai
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     page: Page,
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
@@ -153,15 +156,17 @@ pub async fn login(
     limits::release(&state.db, attempt).await?;
     users::touch_last_login(&state.db, user.id).await?;
     events::record(&state.db, Kind::LoginOk, Some(user.id), &ip, "").await?;
-    start_session(
-        &page.session,
-        SessionUser {
-            id: user.id,
-            username: user.username,
-            epoch: user.session_epoch,
-        },
-    )
-    .await?;
+    let me = SessionUser {
+        id: user.id,
+        username: user.username,
+        epoch: user.session_epoch,
+    };
+    start_session(&page.session, me.clone()).await?;
+    // A browser the user trusts skips the second factor.
+    if crate::two_factor::trusted::is_trusted(&state, me.id, &headers).await? {
+        crate::two_factor::gate::passed(&page.session, &me).await?;
+        events::record(&state.db, Kind::CodeOk, Some(me.id), &ip, "trusted browser").await?;
+    }
     Ok(Redirect::to(next.as_str()).into_response())
 }
 

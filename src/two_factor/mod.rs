@@ -8,6 +8,7 @@ pub mod gate;
 pub mod recovery;
 pub mod sms;
 pub mod totp;
+pub mod trusted;
 
 use axum::Router;
 

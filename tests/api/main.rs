@@ -1,5 +1,6 @@
 //! One integration test binary: the real app over HTTP, a file per feature.
 
+mod account;
 mod accounts;
 mod bursts;
 mod cli;

@@ -6,7 +6,7 @@ pub mod store;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -196,9 +196,15 @@ pub struct LoginPage {
     pub ctx: PageContext,
     pub next: String,
     pub error: Option<String>,
+    /// Days a trusted browser skips the second factor (0: the box is not shown).
+    pub trust_days: u32,
 }
 
-async fn login_page(page: Page, Query(q): Query<NextQuery>) -> AppResult<Response> {
+async fn login_page(
+    State(state): State<AppState>,
+    page: Page,
+    Query(q): Query<NextQuery>,
+) -> AppResult<Response> {
     let next = SafeNext::or_default(q.next.as_deref());
     if page.ctx.user.is_none() {
         return Ok(Redirect::to(&format!("/login/?next={}", next.query_value())).into_response());
@@ -208,6 +214,7 @@ async fn login_page(page: Page, Query(q): Query<NextQuery>) -> AppResult<Respons
         ctx: page.ctx,
         next: next.as_str().to_string(),
         error: None,
+        trust_days: state.config.trusted_browser_days,
     })
 }
 
@@ -216,11 +223,14 @@ pub struct CodeForm {
     #[serde(default)]
     code: String,
     next: Option<String>,
+    /// "Trust this browser" was ticked.
+    remember: Option<String>,
 }
 
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     page: Page,
     Form(form): Form<CodeForm>,
 ) -> AppResult<Response> {
@@ -234,6 +244,7 @@ async fn login(
             ctx: page.ctx,
             next: next.as_str().to_string(),
             error: Some(msg),
+            trust_days: state.config.trusted_browser_days,
         })?;
         Ok((status, body).into_response())
     };
@@ -317,5 +328,9 @@ async fn login(
         Level::Info
     };
     flash::push(&page.session, level, msg).await?;
-    Ok(Redirect::to(next.as_str()).into_response())
+    let mut res = Redirect::to(next.as_str()).into_response();
+    if form.remember.is_some() {
+        super::trusted::remember(&state, user.id, &headers, &mut res).await?;
+    }
+    Ok(res)
 }

@@ -405,9 +405,15 @@ pub struct VerifyPage {
     pub next: String,
     pub masked: String,
     pub error: Option<String>,
+    /// Days a trusted browser skips the second factor (0: the box is not shown).
+    pub trust_days: u32,
 }
 
-pub async fn verify(page: Page, Query(q): Query<web::next::NextQuery>) -> AppResult<Response> {
+pub async fn verify(
+    State(state): State<AppState>,
+    page: Page,
+    Query(q): Query<web::next::NextQuery>,
+) -> AppResult<Response> {
     let next = SafeNext::or_default(q.next.as_deref());
     if page.ctx.user.is_none() {
         return Ok(login_redirect("/2fa/verify/", &next));
@@ -420,6 +426,7 @@ pub async fn verify(page: Page, Query(q): Query<web::next::NextQuery>) -> AppRes
         next: next.as_str().to_string(),
         masked: PhoneNumber::from_stored(p.number).masked(),
         error: None,
+        trust_days: state.config.trusted_browser_days,
     })
 }
 
@@ -428,11 +435,14 @@ pub struct ConfirmForm {
     #[serde(default)]
     code: String,
     next: Option<String>,
+    /// "Trust this browser" was ticked.
+    remember: Option<String>,
 }
 
 pub async fn confirm(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     page: Page,
     Form(form): Form<ConfirmForm>,
 ) -> AppResult<Response> {
@@ -460,6 +470,7 @@ pub async fn confirm(
             next: next.as_str().to_string(),
             masked: masked.clone(),
             error: Some(msg),
+            trust_days: state.config.trusted_browser_days,
         })?;
         Ok((status, body).into_response())
     };
@@ -575,7 +586,11 @@ pub async fn confirm(
                 "Your phone number is verified.",
             )
             .await?;
-            Ok(Redirect::to(next.as_str()).into_response())
+            let mut res = Redirect::to(next.as_str()).into_response();
+            if form.remember.is_some() {
+                super::trusted::remember(&state, user.id, &headers, &mut res).await?;
+            }
+            Ok(res)
         }
         CheckOutcome::WrongCode => {
             note(Kind::CodeWrong, format!("for {masked}")).await?;

@@ -8,7 +8,7 @@ pub mod store;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -167,6 +167,8 @@ pub struct CodeForm {
     #[serde(default)]
     code: String,
     next: Option<String>,
+    /// "Trust this browser" was ticked.
+    remember: Option<String>,
 }
 
 async fn setup(
@@ -270,6 +272,7 @@ async fn remove(
     }
     limits::release(&state.db, attempt).await?;
     super::recovery::store::remove_all(&state.db, user.id).await?;
+    super::trusted::forget_all(&state.db, user.id).await?;
     if store::remove(&state.db, user.id).await? {
         events::record(
             &state.db,
@@ -299,6 +302,8 @@ pub struct LoginPage {
     pub error: Option<String>,
     /// Unused recovery codes (the link to use one is shown when there are some).
     pub recovery_left: i64,
+    /// Days a trusted browser skips the second factor (0: the box is not shown).
+    pub trust_days: u32,
 }
 
 /// Whether the user has an authenticator (the SMS page sends them here first).
@@ -326,12 +331,14 @@ async fn login_page(
         next: next.as_str().to_string(),
         error: None,
         recovery_left: super::recovery::store::left(&state.db, user.id).await?,
+        trust_days: state.config.trusted_browser_days,
     })
 }
 
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     page: Page,
     Form(form): Form<CodeForm>,
 ) -> AppResult<Response> {
@@ -352,6 +359,7 @@ async fn login(
             next: next.as_str().to_string(),
             error: Some(msg),
             recovery_left,
+            trust_days: state.config.trusted_browser_days,
         })?;
         Ok((status, body).into_response())
     };
@@ -439,5 +447,9 @@ async fn login(
     session::SMS_PENDING.remove(&page.session).await?;
     gate::passed(&page.session, &user).await?;
     csrf::rotate(&page.session).await?;
-    Ok(Redirect::to(next.as_str()).into_response())
+    let mut res = Redirect::to(next.as_str()).into_response();
+    if form.remember.is_some() {
+        super::trusted::remember(&state, user.id, &headers, &mut res).await?;
+    }
+    Ok(res)
 }

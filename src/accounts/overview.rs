@@ -1,0 +1,164 @@
+//! `/account/`: the signed-in user's page: their second factors, their password, the browsers
+//! they trust and their sessions (with "log out everywhere else"), and their recent security
+//! events.
+
+use askama::Template;
+use axum::extract::State;
+use axum::middleware;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::{current_user, users, SessionUser};
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::events::{self, Kind};
+use crate::two_factor::{gate, recovery, sms, totp, trusted};
+use crate::web::{self, csrf, flash, ClientIp, Level, Page, PageContext};
+use crate::with_db;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/account/", get(overview))
+        .route("/account/sessions/end-others/", post(end_other_sessions))
+        .route("/account/trusted/forget/", post(forget_trusted))
+        .route_layer(middleware::from_fn(gate::require_verified))
+}
+
+/// A line of the account page's lists.
+pub struct Line {
+    pub what: String,
+    pub when: String,
+}
+
+#[derive(Template)]
+#[template(path = "registration/account.html")]
+pub struct AccountPage {
+    pub ctx: PageContext,
+    pub phone: Option<String>,
+    pub authenticator_since: Option<String>,
+    pub recovery_left: i64,
+    pub trusted: Vec<Line>,
+    pub sessions: i64,
+    pub events: Vec<Line>,
+}
+
+fn when(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+async fn overview(State(state): State<AppState>, page: Page) -> AppResult<Response> {
+    let page = page.with_form().await?;
+    let Some(user) = page.ctx.user.clone() else {
+        return Err(AppError::Forbidden("Log in first.".into()));
+    };
+    let db = &state.db;
+    let sessions = with_db!(db, p => sqlx::query_scalar::<_, i64>(&format!(
+        "SELECT COUNT(*) FROM {} WHERE user_id = $1",
+        crate::db::session_store::table(db)
+    ))
+    .bind(user.id)
+    .fetch_one(p)
+    .await)?;
+    let since = crate::db::now() - 30 * 86400;
+    let events = events::list(db, Some(user.id), since, 20)
+        .await?
+        .into_iter()
+        .rev()
+        .map(|e| Line {
+            what: if e.detail.is_empty() {
+                e.kind.replace('_', " ")
+            } else {
+                format!("{}: {}", e.kind.replace('_', " "), e.detail)
+            } + &format!(" (from {})", e.ip),
+            when: when(e.at),
+        })
+        .collect();
+    web::render(&AccountPage {
+        phone: sms::numbers::of_user(db, user.id)
+            .await?
+            .map(|n| n.masked()),
+        authenticator_since: totp::store::of_user(db, user.id)
+            .await?
+            .map(|f| when(f.created_at)),
+        recovery_left: recovery::store::left(db, user.id).await?,
+        trusted: trusted::of_user(db, user.id)
+            .await?
+            .into_iter()
+            .map(|t| Line {
+                what: t.label,
+                when: format!("since {}, until {}", when(t.created_at), when(t.expires_at)),
+            })
+            .collect(),
+        sessions,
+        events,
+        ctx: page.ctx,
+    })
+}
+
+async fn end_other_sessions(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    page: Page,
+) -> AppResult<Response> {
+    let Some(me) = current_user(&page.session).await? else {
+        return Err(AppError::Forbidden("Log in first.".into()));
+    };
+    let epoch = users::end_sessions(&state.db, me.id, None).await?;
+    state.sessions.forget_cached();
+    // This session goes on under a new id (its row went with the others) and the new epoch.
+    let session = &page.session;
+    session.cycle_id().await?;
+    crate::session::USER
+        .insert(
+            session,
+            SessionUser {
+                epoch,
+                ..me.clone()
+            },
+        )
+        .await?;
+    csrf::rotate(session).await?;
+    events::record(&state.db, Kind::OtherSessionsEnded, Some(me.id), &ip, "").await?;
+    flash::push(
+        session,
+        Level::Success,
+        "Every other session of your account has been logged out.",
+    )
+    .await?;
+    Ok(Redirect::to("/account/").into_response())
+}
+
+async fn forget_trusted(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    page: Page,
+) -> AppResult<Response> {
+    let Some(me) = current_user(&page.session).await? else {
+        return Err(AppError::Forbidden("Log in first.".into()));
+    };
+    let n = trusted::forget_all(&state.db, me.id).await?;
+    events::record(
+        &state.db,
+        Kind::TrustedBrowsersForgotten,
+        Some(me.id),
+        &ip,
+        &format!("{n} browser(s)"),
+    )
+    .await?;
+    flash::push(
+        &page.session,
+        Level::Success,
+        "No browser is trusted any more: each asks for the second factor at the next login.",
+    )
+    .await?;
+    Ok(Redirect::to("/account/").into_response())
+}
