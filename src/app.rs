@@ -114,7 +114,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(polls::router(&state))
         .merge(accounts::router(&state))
-        .merge(two_factor::router())
+        .merge(two_factor::router(&state))
         .route("/healthz", axum::routing::get(healthz))
         .fallback(web::not_found)
         .method_not_allowed_fallback(|| async { crate::error::AppError::MethodNotAllowed })

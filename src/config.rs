@@ -69,6 +69,8 @@ pub struct Config {
     /// The key that seals secrets at rest (`POLLSTR_SECRET_KEY`). `serve` on a loopback
     /// address makes and keeps a development key when it is unset (`main.rs`).
     pub secret_key: Option<crate::crypto::SecretKey>,
+    /// How long a password given in a session counts for setting up a factor (sudo mode).
+    pub sudo_window: Duration,
     /// How long "Trust this browser" lasts, in days (0: the box is not offered).
     pub trusted_browser_days: u32,
     /// How long security events are kept (`events`).
@@ -248,6 +250,10 @@ impl Config {
             })?),
             None => None,
         };
+        let sudo_window = match get("SUDO_WINDOW") {
+            Some(v) => parse_duration(&v).ok_or_else(|| err("SUDO_WINDOW", "use e.g. 10m"))?,
+            None => Duration::from_secs(600),
+        };
         let trusted_browser_days = match get("TRUSTED_BROWSER_DAYS") {
             Some(v) => v
                 .trim()
@@ -316,6 +322,7 @@ impl Config {
             trusted_proxies,
             csrf_trusted_origins,
             secret_key,
+            sudo_window,
             trusted_browser_days,
             event_retention,
             http,

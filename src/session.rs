@@ -48,6 +48,9 @@ pub const VERIFIED: Key<Verified> = Key::new("2fa_verified");
 pub const SMS_PENDING: Key<SmsPending> = Key::new("2fa_pending");
 /// The authenticator secret being set up, sealed (`two_factor::totp`).
 pub const TOTP_SETUP: Key<String> = Key::new("totp_setup");
+/// When the password was last given in this session, Unix seconds (`two_factor::gate`'s
+/// sudo mode).
+pub const PASSWORD_AT: Key<i64> = Key::new("password_at");
 /// The CSRF token of a signed-in session (`web::csrf`).
 pub const CSRF: Key<String> = Key::new("csrf");
 /// Messages for the next page (`web::flash`).

@@ -2,6 +2,7 @@
 //! password hashing.
 
 mod change_password;
+mod confirm_password;
 mod overview;
 pub mod password;
 pub mod users;
@@ -45,6 +46,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/register/", get(register_form).post(register))
         .merge(change_password::router(state))
         .merge(overview::router())
+        .merge(confirm_password::router())
 }
 
 #[derive(Template)]
@@ -162,6 +164,7 @@ pub async fn login(
         epoch: user.session_epoch,
     };
     start_session(&page.session, me.clone()).await?;
+    crate::two_factor::gate::password_given(&page.session).await?;
     // A browser the user trusts skips the second factor.
     if crate::two_factor::trusted::is_trusted(&state, me.id, &headers).await? {
         crate::two_factor::gate::passed(&page.session, &me).await?;

@@ -38,6 +38,41 @@ pub async fn passed(session: &Session, user: &SessionUser) -> AppResult<()> {
     Ok(())
 }
 
+/// Records that the password was given in this session just now (at login, and at
+/// `/account/confirm/`).
+pub async fn password_given(session: &Session) -> AppResult<()> {
+    session::PASSWORD_AT
+        .insert(session, crate::db::now())
+        .await?;
+    Ok(())
+}
+
+/// Sudo mode, for setting up a factor: the password must have been given in this session
+/// within `SUDO_WINDOW` (ten minutes), else `/account/confirm/?next=` asks for it and comes
+/// back. Put it inside [`require_verified`].
+pub async fn require_recent_password(
+    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    session: Session,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let at = session::PASSWORD_AT.get(&session).await?.unwrap_or(0);
+    if crate::db::now() - at <= state.config.sudo_window.as_secs() as i64 {
+        return Ok(next.run(req).await);
+    }
+    // A POST cannot be replayed by a redirect: come back to its page.
+    let back = if req.method() == axum::http::Method::GET {
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/account/")
+    } else {
+        req.uri().path()
+    };
+    let back = SafeNext::or_default(Some(back));
+    Ok(Redirect::to(&format!("/account/confirm/?next={}", back.query_value())).into_response())
+}
+
 /// The verified layer: a logged-in user whose second factor was checked in this session passes;
 /// otherwise login (anonymous) or `/2fa/` (not verified), with `next` pointing back here.
 pub async fn require_verified(

@@ -15,9 +15,9 @@ use axum::Router;
 use crate::app::AppState;
 
 /// The pages of every factor.
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .merge(sms::router())
-        .merge(totp::router())
+        .merge(totp::router(state))
         .merge(recovery::router())
 }

@@ -17,6 +17,7 @@ both_backends!(
     removing_the_app_needs_the_password,
     a_recovery_code_lets_in_once_and_says_how_many_are_left,
     new_recovery_codes_need_the_password_and_end_the_old_ones,
+    setting_up_asks_the_password_again_after_the_sudo_window,
 );
 
 const SETUP: &str = "/account/totp/";
@@ -403,4 +404,53 @@ async fn new_recovery_codes_need_the_password_and_end_the_old_ones(backend: Back
     b.submit(SETUP, "/account/totp/remove/", &[("password", "test1234")])
         .await;
     assert_eq!(app.scalar("SELECT COUNT(*) FROM recovery_codes").await, 0);
+}
+
+/// Sudo mode: setting up a factor takes the password given in the last `SUDO_WINDOW`; after it,
+/// `/account/confirm/` asks for it and comes back.
+async fn setting_up_asks_the_password_again_after_the_sudo_window(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        |c| c.sudo_window = std::time::Duration::from_secs(1),
+        None,
+    )
+    .await;
+    app.load(SEED).await;
+    let b = app.verified_browser_with_seed_user().await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let page = b.get(SETUP).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/account/confirm/?next=/account/totp/")
+    );
+    // A POST too: nothing is set up without the password.
+    let page = b.post_raw(SETUP, &[("code", "123456")]).await;
+    assert_ne!(page.status, StatusCode::OK);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM totp_factors").await, 0);
+    let wrong = b
+        .submit(
+            "/account/confirm/?next=/account/totp/",
+            "/account/confirm/",
+            &[("password", "not-it-at-all")],
+        )
+        .await;
+    assert!(wrong.has("That is not your password."));
+    let right = b
+        .submit(
+            "/account/confirm/?next=/account/totp/",
+            "/account/confirm/",
+            &[("password", "test1234")],
+        )
+        .await;
+    assert_eq!(right.location.as_deref(), Some("/account/totp/"));
+    assert_eq!(b.get(SETUP).await.status, StatusCode::OK);
+    // The confirm page does not lead off the site.
+    let off = b
+        .submit(
+            "/account/confirm/?next=https://evil.example/",
+            "/account/confirm/",
+            &[("password", "test1234")],
+        )
+        .await;
+    assert_eq!(off.location.as_deref(), Some("/polls/"));
 }

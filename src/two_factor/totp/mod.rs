@@ -28,10 +28,18 @@ use crate::two_factor::gate;
 use crate::web::next::NextQuery;
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 
-pub fn router() -> Router<AppState> {
-    let account = Router::new()
+pub fn router(state: &AppState) -> Router<AppState> {
+    // Adding a factor takes the password given in the last ten minutes (removing one asks
+    // for it on its form).
+    let setup_routes = Router::new()
         .route("/account/totp/", get(setup_page).post(setup))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            gate::require_recent_password,
+        ));
+    let account = Router::new()
         .route("/account/totp/remove/", post(remove))
+        .merge(setup_routes)
         // Adding or removing a factor takes a session that passed the second factor.
         .route_layer(middleware::from_fn(gate::require_verified));
     Router::new()

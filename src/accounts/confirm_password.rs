@@ -1,0 +1,107 @@
+//! `/account/confirm/?next=…`: the password again, for sensitive changes (sudo mode: it then
+//! counts for ten minutes in this session, `two_factor::gate::require_recent_password`).
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+use super::password::{self, Verdict};
+use super::{users, validation};
+use crate::app::AppState;
+use crate::error::{AppError, AppResult};
+use crate::events::{self, Kind};
+use crate::limits::{self, human_wait};
+use crate::two_factor::gate;
+use crate::web::next::NextQuery;
+use crate::web::{self, ClientIp, Form, Page, PageContext, SafeNext};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/account/confirm/", get(form).post(confirm))
+        .route_layer(middleware::from_fn(gate::require_verified))
+}
+
+#[derive(Template)]
+#[template(path = "registration/confirm_password.html")]
+pub struct ConfirmPage {
+    pub ctx: PageContext,
+    pub next: String,
+    pub error: Option<String>,
+}
+
+async fn form(page: Page, Query(q): Query<NextQuery>) -> AppResult<Response> {
+    let page = page.with_form().await?;
+    web::render(&ConfirmPage {
+        ctx: page.ctx,
+        next: SafeNext::or_default(q.next.as_deref()).as_str().to_string(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    page: Page,
+    Form(form): Form<ConfirmForm>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(form.next.as_deref());
+    let page = page.with_form().await?;
+    let Some(me) = page.ctx.user.clone() else {
+        return Err(AppError::Forbidden("Log in first.".into()));
+    };
+    let again = |page: Page, status: StatusCode, msg: String| -> AppResult<Response> {
+        let body = web::render(&ConfirmPage {
+            ctx: page.ctx,
+            next: next.as_str().to_string(),
+            error: Some(msg),
+        })?;
+        Ok((status, body).into_response())
+    };
+    let _place = state.hashes.enter()?;
+    let attempt = match super::reserve_password_check(&state, &ip, &me.username).await? {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let msg = format!(
+                "Too many wrong passwords. Please try again in {}.",
+                human_wait(wait)
+            );
+            let mut res = again(page, StatusCode::TOO_MANY_REQUESTS, msg)?;
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return Ok(res);
+        }
+    };
+    let stored = users::find(&state.db, me.id).await?.map(|u| u.password);
+    let right = form.password.len() <= validation::MAX_PASSWORD
+        && password::verify(form.password.clone(), stored).await? != Verdict::Invalid;
+    if !right {
+        events::record(
+            &state.db,
+            Kind::LoginFailed,
+            Some(me.id),
+            &ip,
+            "wrong password (confirming it)",
+        )
+        .await?;
+        return again(
+            page,
+            StatusCode::OK,
+            "That is not your password. Please try again.".into(),
+        );
+    }
+    limits::release(&state.db, attempt).await?;
+    gate::password_given(&page.session).await?;
+    Ok(Redirect::to(next.as_str()).into_response())
+}
