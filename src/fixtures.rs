@@ -50,11 +50,13 @@ pub struct LoadReport {
     pub users: usize,
     pub numbers: usize,
     pub votes: usize,
+    /// Authenticator apps and recovery codes.
+    pub factors: usize,
 }
 
 impl LoadReport {
     pub fn total(&self) -> usize {
-        self.questions + self.choices + self.users + self.numbers + self.votes
+        self.questions + self.choices + self.users + self.numbers + self.votes + self.factors
     }
 }
 
@@ -93,6 +95,21 @@ struct Vote {
     question: i64,
     choice: i64,
 }
+/// An authenticator app: its secret as sealed in the database (under POLLSTR_SECRET_KEY).
+struct Totp {
+    at: (usize, usize),
+    user: i64,
+    sealed: String,
+    last_step: i64,
+    created_at: i64,
+}
+/// A recovery code as its keyed hash.
+struct RecoveryCode {
+    at: (usize, usize),
+    user: i64,
+    hash: String,
+    used_at: Option<i64>,
+}
 
 #[derive(Default)]
 struct Parsed {
@@ -101,6 +118,8 @@ struct Parsed {
     users: Vec<User>,
     numbers: Vec<Number>,
     votes: Vec<Vote>,
+    totps: Vec<Totp>,
+    recovery: Vec<RecoveryCode>,
     /// The entry number of each (model, pk), for error messages.
     origin: HashMap<(&'static str, i64), (usize, usize)>,
 }
@@ -328,6 +347,25 @@ fn parse(source: &str, text: &str) -> Result<Parsed, FixtureError> {
                 });
                 continue;
             }
+            "two_factor.totpdevice" => {
+                out.totps.push(Totp {
+                    at: (0, index),
+                    user: ctx.int(fields, "user")?,
+                    sealed: ctx.string(fields, "secret_sealed", 200)?,
+                    last_step: ctx.int(fields, "last_step")?,
+                    created_at: ctx.date(fields, "created_at")?,
+                });
+                continue;
+            }
+            "two_factor.recoverycode" => {
+                out.recovery.push(RecoveryCode {
+                    at: (0, index),
+                    user: ctx.int(fields, "user")?,
+                    hash: ctx.string(fields, "code_hash", 100)?,
+                    used_at: ctx.opt_date(fields, "used_at")?,
+                });
+                continue;
+            }
             "polls.vote" => {
                 out.votes.push(Vote {
                     at: (0, index),
@@ -339,7 +377,7 @@ fn parse(source: &str, text: &str) -> Result<Parsed, FixtureError> {
             }
             other => {
                 return Err(ctx.err(format!(
-                    "unknown model {other:?} (known: polls.question, polls.choice, auth.user, two_factor.twofactor, polls.vote)"
+                    "unknown model {other:?} (known: polls.question, polls.choice, auth.user, two_factor.twofactor, two_factor.totpdevice, two_factor.recoverycode, polls.vote)"
                 )))
             }
         };
@@ -371,6 +409,15 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
             at: (file, v.at.1),
             ..v
         }));
+        all.totps.extend(p.totps.into_iter().map(|t| Totp {
+            at: (file, t.at.1),
+            ..t
+        }));
+        all.recovery
+            .extend(p.recovery.into_iter().map(|r| RecoveryCode {
+                at: (file, r.at.1),
+                ..r
+            }));
         // A later file overrides an earlier one's entry with the same pk, as loading in order would.
         all.origin
             .extend(p.origin.into_iter().map(|(k, (_, i))| (k, (file, i))));
@@ -520,6 +567,44 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
                 Err(e) => return Err(e.into()),
             }
         }
+        for (at, user, what) in all
+            .totps
+            .iter()
+            .map(|t| (t.at, t.user, "two_factor.totpdevice"))
+            .chain(all.recovery.iter().map(|r| (r.at, r.user, "two_factor.recoverycode")))
+        {
+            let exists = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE id = $1")
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(at_err(at, what, format!("user {user} does not exist")));
+            }
+        }
+        for t in &all.totps {
+            sqlx::query(
+                "INSERT INTO totp_factors (user_id, secret, last_step, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, \
+                 last_step = excluded.last_step, created_at = excluded.created_at",
+            )
+            .bind(t.user)
+            .bind(&t.sealed)
+            .bind(t.last_step)
+            .bind(t.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for r in &all.recovery {
+            sqlx::query(
+                "INSERT INTO recovery_codes (user_id, code_hash, used_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (user_id, code_hash) DO UPDATE SET used_at = excluded.used_at",
+            )
+            .bind(r.user)
+            .bind(&r.hash)
+            .bind(r.used_at)
+            .execute(&mut *tx)
+            .await?;
+        }
         for v in &all.votes {
             let ok = sqlx::query_scalar::<_, i64>(
                 "SELECT c.id FROM choices c, users u WHERE c.id = $1 AND c.question_id = $2 AND u.id = $3",
@@ -572,6 +657,7 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
             users: all.users.len(),
             numbers: all.numbers.len(),
             votes: all.votes.len(),
+            factors: all.totps.len() + all.recovery.len(),
         }
     });
     if let Db::Postgres(p) = db {
@@ -602,7 +688,7 @@ pub async fn dump(db: &Db) -> Result<String, FixtureError> {
         i64,
         Option<i64>,
     );
-    let (users, questions, choices, numbers, votes) = with_db!(db, p => {
+    let (users, questions, choices, numbers, votes, totps, recovery) = with_db!(db, p => {
         let users = sqlx::query_as::<_, UserRow>(
             "SELECT id, username, password, email, first_name, last_name, is_superuser, is_staff, is_active, \
              date_joined, last_login FROM users ORDER BY id",
@@ -629,7 +715,17 @@ pub async fn dump(db: &Db) -> Result<String, FixtureError> {
         )
         .fetch_all(p)
         .await?;
-        (users, questions, choices, numbers, votes)
+        let totps = sqlx::query_as::<_, (i64, String, i64, i64)>(
+            "SELECT user_id, secret, last_step, created_at FROM totp_factors ORDER BY user_id",
+        )
+        .fetch_all(p)
+        .await?;
+        let recovery = sqlx::query_as::<_, (i64, String, Option<i64>)>(
+            "SELECT user_id, code_hash, used_at FROM recovery_codes ORDER BY user_id, code_hash",
+        )
+        .fetch_all(p)
+        .await?;
+        (users, questions, choices, numbers, votes, totps, recovery)
     });
     let mut out: Vec<Value> = Vec::new();
     for (id, username, password, email, first, last, su, staff, active, joined, last_login) in users
@@ -659,6 +755,20 @@ pub async fn dump(db: &Db) -> Result<String, FixtureError> {
     }
     for (pk, (user, number)) in numbers.into_iter().enumerate() {
         out.push(json!({"model": "two_factor.twofactor", "pk": pk + 1, "fields": {"number": number, "user": user}}));
+    }
+    // Secrets stay as the database keeps them: sealed, or keyed hashes (POLLSTR_SECRET_KEY).
+    for (user, sealed, last_step, created_at) in totps {
+        out.push(
+            json!({"model": "two_factor.totpdevice", "pk": user, "fields": {
+            "user": user, "secret_sealed": sealed, "last_step": last_step,
+            "created_at": format_date(created_at)}}),
+        );
+    }
+    for (pk, (user, hash, used_at)) in recovery.into_iter().enumerate() {
+        out.push(
+            json!({"model": "two_factor.recoverycode", "pk": pk + 1, "fields": {
+            "user": user, "code_hash": hash, "used_at": used_at.map(format_date)}}),
+        );
     }
     for (pk, (user, question, choice)) in votes.into_iter().enumerate() {
         out.push(json!({"model": "polls.vote", "pk": pk + 1, "fields": {

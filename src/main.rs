@@ -153,20 +153,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let report = fixtures::load(&db, &texts).await?;
             eprintln!(
-                "Installed {} object(s) from {} fixture(s): {} question(s), {} choice(s), {} user(s), {} phone number(s), {} vote(s)",
+                "Installed {} object(s) from {} fixture(s): {} question(s), {} choice(s), {} user(s), {} phone number(s), {} vote(s), {} authenticator app(s) and recovery code(s)",
                 report.total(),
                 files.len(),
                 report.questions,
                 report.choices,
                 report.users,
                 report.numbers,
-                report.votes
+                report.votes,
+                report.factors
             );
             Ok(())
         }
         Command::Dumpdata { output } => {
             let db = app::connect(&config).await?;
             let json = fixtures::dump(&db).await?;
+            if json.contains("\"two_factor.totpdevice\"")
+                || json.contains("\"two_factor.recoverycode\"")
+            {
+                eprintln!("note: the dump holds authenticator secrets (sealed) and recovery codes (keyed hashes) under POLLSTR_SECRET_KEY: where it is loaded, set the same key, or those users set up their authenticator again");
+            }
             match output {
                 Some(path) => std::fs::write(&path, json)
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,

@@ -18,6 +18,7 @@ both_backends!(
     a_recovery_code_lets_in_once_and_says_how_many_are_left,
     new_recovery_codes_need_the_password_and_end_the_old_ones,
     setting_up_asks_the_password_again_after_the_sudo_window,
+    dump_and_load_carry_the_authenticator_and_its_codes,
 );
 
 const SETUP: &str = "/account/totp/";
@@ -453,4 +454,48 @@ async fn setting_up_asks_the_password_again_after_the_sudo_window(backend: Backe
         )
         .await;
     assert_eq!(off.location.as_deref(), Some("/polls/"));
+}
+
+async fn dump_and_load_carry_the_authenticator_and_its_codes(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.verified_browser().await;
+    let shown = shown_secret(&b.get(SETUP).await);
+    let (phone_app, codes) = set_up_with_codes(&b).await;
+    let used = log_in(&app).await;
+    used.submit("/2fa/recovery/", "/2fa/recovery/", &[("code", &codes[0])])
+        .await;
+    let dump = pollstr::fixtures::dump(&app.db).await.unwrap();
+    assert!(dump.contains("\"two_factor.totpdevice\"") && dump.contains("\"secret_sealed\""));
+    assert!(!dump.contains(&shown), "the secret stays sealed");
+    assert!(!dump.contains(&codes[1]) && !dump.contains(&codes[1].replace('-', "")));
+
+    let copy = crate::helpers::spawn_app(backend).await;
+    copy.load(&dump).await;
+    assert_eq!(pollstr::fixtures::dump(&copy.db).await.unwrap(), dump);
+    let c = log_in(&copy).await;
+    assert_eq!(
+        c.get("/2fa/").await.location.as_deref(),
+        Some("/2fa/totp/?next=/polls/")
+    );
+    let done = c
+        .submit(
+            "/2fa/totp/",
+            "/2fa/totp/",
+            &[("code", &code(&phone_app, now() + 30))],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+    let again = log_in(&copy).await;
+    let spent = again
+        .submit("/2fa/recovery/", "/2fa/recovery/", &[("code", &codes[0])])
+        .await;
+    assert_eq!(
+        spent.status,
+        StatusCode::BAD_REQUEST,
+        "a used code stays used"
+    );
+    let fresh = again
+        .submit("/2fa/recovery/", "/2fa/recovery/", &[("code", &codes[1])])
+        .await;
+    assert_eq!(fresh.status, StatusCode::SEE_OTHER);
 }
