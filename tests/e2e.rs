@@ -96,6 +96,10 @@ fn main() -> std::process::ExitCode {
             "every_page_fits_phone_and_desktop_screens",
             every_page_fits_phone_and_desktop_screens,
         ),
+        trial(
+            "an_authenticator_app_a_recovery_code_and_a_trusted_browser",
+            an_authenticator_app_a_recovery_code_and_a_trusted_browser,
+        ),
     ];
     let trials = trials
         .into_iter()
@@ -230,6 +234,92 @@ async fn new_user_registers_gets_a_code_wrong_changes_number_and_votes() {
         b.expect_path("/polls/2/results/").await;
         b.expect_text("The Baha Men (your vote) 1 vote · 100%")
             .await;
+    })
+    .await;
+}
+
+/// The code an authenticator app shows for this secret (base32, as the page shows it), `ahead`
+/// steps of 30 s from now.
+fn app_code(secret: &str, ahead: u64) -> String {
+    let secret: String = secret.split_whitespace().collect();
+    let totp = totp_rs::Builder::new()
+        .with_secret(totp_rs::Secret::try_from_base32(secret).expect("a base32 secret"))
+        .build()
+        .expect("a TOTP");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    totp.generate(now + 30 * ahead).to_string()
+}
+
+/// The second factors beyond SMS: an authenticator app set up from the account page (its QR
+/// code and key), a login with it that trusts the browser, a login the trusted browser skips,
+/// then, trust forgotten, a login with a recovery code.
+async fn an_authenticator_app_a_recovery_code_and_a_trusted_browser() {
+    e2e(|b| async move {
+        b.goto("/polls/1/").await;
+        b.log_in("test", "test1234").await;
+        b.send_code_to(NUMBER, MASKED).await;
+        let code = b.server.code_for(MASKED).await;
+        b.enter_code(&code).await;
+        b.expect_path("/polls/1/").await;
+
+        b.follow("Account").await;
+        b.expect_path("/account/").await;
+        b.pictures("account").await;
+        b.follow("set one up").await;
+        b.expect_path("/account/totp/").await;
+        let qr = b
+            .js("return document.querySelectorAll('.qr svg').length", vec![])
+            .await;
+        assert_eq!(qr, json!(1), "a QR code drawn in the page");
+        b.pictures("totp-setup").await;
+        let secret = b.texts("#totp-secret").await.join("");
+        b.fill("#id_code", &app_code(&secret, 0)).await;
+        b.press("Turn it on").await;
+        b.expect_text("Save your recovery codes").await;
+        let codes = b.texts("#recovery-codes code").await;
+        assert_eq!(codes.len(), 10, "{codes:?}");
+        b.pictures("recovery-codes").await;
+        b.follow("I have saved them").await;
+        b.expect_text("Authenticator app: set up").await;
+
+        // Log in with the app, trusting this browser.
+        b.press("Log out").await;
+        b.goto("/polls/1/").await;
+        b.log_in("test", "test1234").await;
+        b.expect_path("/2fa/totp/?next=/polls/1/").await;
+        b.pictures("totp-login").await;
+        b.fill("#id_code", &app_code(&secret, 1)).await;
+        b.find("input[name=remember]")
+            .await
+            .click()
+            .await
+            .expect("tick Trust this browser");
+        b.press("Confirm").await;
+        b.expect_path("/polls/1/").await;
+
+        // The trusted browser skips the second factor.
+        b.press("Log out").await;
+        b.goto("/polls/1/").await;
+        b.log_in("test", "test1234").await;
+        b.expect_path("/polls/1/").await;
+
+        // Trust forgotten: the recovery code, in place of the app.
+        b.goto("/account/").await;
+        b.press("Forget all trusted browsers").await;
+        b.expect_text("No browser is trusted any more").await;
+        b.press("Log out").await;
+        b.goto("/polls/1/").await;
+        b.log_in("test", "test1234").await;
+        b.expect_path("/2fa/totp/?next=/polls/1/").await;
+        b.follow("Use a recovery code").await;
+        b.pictures("recovery-login").await;
+        b.fill("#id_code", &codes[0]).await;
+        b.press("Confirm").await;
+        b.expect_path("/polls/1/").await;
+        b.expect_text("You used a recovery code. 9 are left.").await;
     })
     .await;
 }
