@@ -1,4 +1,5 @@
-//! Application state, router assembly, and serving with graceful shutdown.
+//! The composition root: the state with every feature's part, the router of every feature,
+//! housekeeping, and serving with graceful shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,78 +11,48 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::accounts::password::HashQueue;
 use crate::config::{Config, VerifyBackend};
 use crate::db::{AppSessionStore, Db, PoolSettings};
 use crate::limits;
 use crate::polls::cache::PollCache;
 use crate::polls::vote_queue::VoteQueue;
+use crate::state::Parts;
 use crate::two_factor::sms::console::ConsoleVerifier;
 use crate::two_factor::sms::vonage::VonageVerifier;
 use crate::two_factor::sms::Verifier;
+use crate::users::password::HashQueue;
 use crate::{accounts, polls, two_factor, web};
 
-/// What handlers and layers reach. Axum clones the state for every request and layer, so it
-/// is one `Arc` (one reference count to bump, not one per field).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub use crate::state::AppState;
 
-pub struct Shared {
-    pub db: Db,
-    pub config: Arc<Config>,
-    pub verifier: Arc<dyn Verifier>,
-    /// The session store the session layer uses (cached on SQLite).
-    pub sessions: AppSessionStore,
-    /// What the poll pages read, kept in memory (see `polls::cache`).
-    pub polls: Arc<PollCache>,
-    /// On SQLite, the one writer of votes (see `polls::vote_queue`).
-    pub vote_queue: Option<VoteQueue>,
-    /// Password checks waiting or running (see `accounts::password::HashQueue`).
-    pub hashes: HashQueue,
+/// The state of a server: the shared pieces and each feature's part. Must run inside a Tokio
+/// runtime (it starts the SQLite vote writer).
+pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppState {
+    // On SQLite this process is the only server, so it sees every vote.
+    let polls = Arc::new(PollCache::new(!db.is_postgres()));
+    let mut parts = Parts::default()
+        .with(verifier)
+        .with(HashQueue::default())
+        .with(polls.clone());
+    if let Db::Sqlite(pool) = &db {
+        parts = parts.with(VoteQueue::start(pool.clone(), polls));
+    }
+    AppState::new(db.clone(), config, AppSessionStore::for_server(&db), parts)
 }
 
-impl AppState {
-    /// Must run inside a Tokio runtime (it starts the SQLite vote writer).
-    pub fn new(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppState {
-        // On SQLite this process is the only server, so it sees every vote.
-        let polls = Arc::new(PollCache::new(!db.is_postgres()));
-        let vote_queue = match &db {
-            Db::Sqlite(pool) => Some(VoteQueue::start(pool.clone(), polls.clone())),
-            Db::Postgres(_) => None,
-        };
-        AppState(Arc::new(Shared {
-            sessions: AppSessionStore::for_server(&db),
-            polls,
-            vote_queue,
-            db,
-            config: Arc::new(config),
-            verifier,
-            hashes: HashQueue::default(),
-        }))
-    }
-
-    /// Connects, migrates, and picks the Verify provider named by the configuration.
-    pub async fn build(config: Config) -> anyhow::Result<AppState> {
-        let db = connect(&config).await?;
-        let verifier: Arc<dyn Verifier> = match config.verify_backend {
-            VerifyBackend::Vonage => Arc::new(VonageVerifier::new(config.vonage.clone())?),
-            VerifyBackend::Console => {
-                tracing::warn!(
-                    "no Vonage keys set: using the console verify provider, which prints codes to this log (development only)"
-                );
-                Arc::new(ConsoleVerifier::new(db.clone()))
-            }
-        };
-        Ok(AppState::new(db, config, verifier))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
+/// Connects, migrates, and picks the Verify provider named by the configuration.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let db = connect(&config).await?;
+    let verifier: Arc<dyn Verifier> = match config.verify_backend {
+        VerifyBackend::Vonage => Arc::new(VonageVerifier::new(config.vonage.clone())?),
+        VerifyBackend::Console => {
+            tracing::warn!(
+                "no Vonage keys set: using the console verify provider, which prints codes to this log (development only)"
+            );
+            Arc::new(ConsoleVerifier::new(db.clone()))
+        }
+    };
+    Ok(new_state(db, config, verifier))
 }
 
 /// Opens and migrates the configured database.
@@ -92,7 +63,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Db> {
     };
     let db = Db::connect(&config.database_url, &settings).await?;
     db.migrate().await?;
-    accounts::users::fill_username_keys(&db).await?;
+    crate::users::fill_username_keys(&db).await?;
     Ok(db)
 }
 

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::web::PageContext;
+use crate::page::PageContext;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -32,7 +32,7 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
-/// What an error page said, kept on the response so that [`crate::web::guard`] can
+/// What an error page said, kept on the response so that `web::guard` can
 /// render it again with the signed-in user's navbar.
 #[derive(Clone, Debug)]
 pub struct ErrorDetails {

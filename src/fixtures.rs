@@ -10,10 +10,10 @@ use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::accounts::validation::{username_key, username_skeleton};
 use crate::db::{self, Db};
 use crate::polls::queries::choice_votes;
 use crate::two_factor::sms::phone::PhoneNumber;
+use crate::users::validation::{username_key, username_skeleton};
 use crate::with_db;
 
 /// The most votes a fixture may give one choice (Django's `Choice.votes`): far above any real
@@ -311,7 +311,7 @@ fn parse(source: &str, text: &str) -> Result<Parsed, FixtureError> {
             "auth.user" => {
                 let username = ctx.string(fields, "username", 150)?;
                 // Stored as a sign-up stores it (NFKC), under the same rules.
-                let username = crate::accounts::validation::Username::parse(&username)
+                let username = crate::users::validation::Username::parse(&username)
                     .map_err(|m| ctx.err(format!("field \"username\": {m}")))?
                     .as_str()
                     .to_string();

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pollstr::accounts::{password, users, validation};
-use pollstr::app::{self, AppState};
+use pollstr::app;
 use pollstr::config::Config;
 use pollstr::fixtures;
+use pollstr::users::{self, password, validation};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: less time in the allocator than glibc's malloc under many threads, and a smaller
@@ -128,7 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let seed = config.seed_demo;
             let addr = config.addr;
-            let state = AppState::build(config).await?;
+            let state = app::build_state(config).await?;
             if seed && fixtures::seed_demo_if_empty(&state.db).await? {
                 tracing::info!(
                     "empty database: loaded the demo polls and the user test / test1234"

@@ -63,7 +63,7 @@ pub const SEEN: Key<i64> = Key::new("seen");
 pub struct SessionUser {
     pub id: i64,
     pub username: String,
-    /// The user's session epoch when the session began (`accounts::users::end_sessions`).
+    /// The user's session epoch when the session began (`users::end_sessions`).
     #[serde(default)]
     pub epoch: i64,
 }

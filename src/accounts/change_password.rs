@@ -10,13 +10,15 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use super::password::{self, Verdict};
-use super::validation::{self, password_problems};
-use super::{current_user, users, SessionUser};
-use crate::app::AppState;
+use super::{current_user, SessionUser};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
-use crate::limits::{self, human_wait};
+use crate::limits::human_wait;
+use crate::state::AppState;
+use crate::users;
+use crate::users::current_password::{check_current_password, Check};
+use crate::users::password;
+use crate::users::validation::{self, password_problems};
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext};
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -85,18 +87,10 @@ async fn change(
         return refuse(page, StatusCode::OK, errors);
     }
     // A wrong current password is a failed login: the same limits, reserved before the hash.
-    let _place = state.hashes.enter()?;
-    let attempt = match super::reserve_password_check(&state, &ip, &me.username).await? {
-        Ok(attempt) => attempt,
-        Err(wait) => {
-            events::record(
-                &state.db,
-                Kind::LoginRefused,
-                Some(me.id),
-                &ip,
-                "failed-login limit (password change)",
-            )
-            .await?;
+    match check_current_password(&state, &me, &ip, &form.old_password, "password change").await? {
+        Check::Right => {}
+        Check::Wrong => return refuse(page, StatusCode::OK, vec![WRONG.to_string()]),
+        Check::Limited(wait) => {
             let msg = format!(
                 "Too many wrong passwords. Please try again in {}.",
                 human_wait(wait)
@@ -106,24 +100,7 @@ async fn change(
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait));
             return Ok(res);
         }
-    };
-    let user = users::find(&state.db, me.id).await?;
-    let stored = user
-        .as_ref()
-        .filter(|u| u.is_active && u.session_epoch == me.epoch)
-        .map(|u| u.password.clone());
-    if password::verify(form.old_password.clone(), stored).await? == Verdict::Invalid {
-        events::record(
-            &state.db,
-            Kind::LoginFailed,
-            Some(me.id),
-            &ip,
-            "wrong current password (password change)",
-        )
-        .await?;
-        return refuse(page, StatusCode::OK, vec![WRONG.to_string()]);
     }
-    limits::release(&state.db, attempt).await?;
     let hash = password::hash(form.new_password1.clone()).await?;
     let epoch = users::end_sessions(&state.db, me.id, Some(&hash)).await?;
     state.sessions.forget_cached();

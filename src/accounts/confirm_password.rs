@@ -10,13 +10,11 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use super::password::{self, Verdict};
-use super::{users, validation};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
-use crate::events::{self, Kind};
-use crate::limits::{self, human_wait};
+use crate::limits::human_wait;
+use crate::state::AppState;
 use crate::two_factor::gate;
+use crate::users::current_password::{check_current_password, Check};
 use crate::web::next::NextQuery;
 use crate::web::{self, ClientIp, Form, Page, PageContext, SafeNext};
 
@@ -69,10 +67,16 @@ async fn confirm(
         })?;
         Ok((status, body).into_response())
     };
-    let _place = state.hashes.enter()?;
-    let attempt = match super::reserve_password_check(&state, &ip, &me.username).await? {
-        Ok(attempt) => attempt,
-        Err(wait) => {
+    match check_current_password(&state, &me, &ip, &form.password, "confirming it").await? {
+        Check::Right => {}
+        Check::Wrong => {
+            return again(
+                page,
+                StatusCode::OK,
+                "That is not your password. Please try again.".into(),
+            )
+        }
+        Check::Limited(wait) => {
             let msg = format!(
                 "Too many wrong passwords. Please try again in {}.",
                 human_wait(wait)
@@ -82,26 +86,7 @@ async fn confirm(
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait));
             return Ok(res);
         }
-    };
-    let stored = users::find(&state.db, me.id).await?.map(|u| u.password);
-    let right = form.password.len() <= validation::MAX_PASSWORD
-        && password::verify(form.password.clone(), stored).await? != Verdict::Invalid;
-    if !right {
-        events::record(
-            &state.db,
-            Kind::LoginFailed,
-            Some(me.id),
-            &ip,
-            "wrong password (confirming it)",
-        )
-        .await?;
-        return again(
-            page,
-            StatusCode::OK,
-            "That is not your password. Please try again.".into(),
-        );
     }
-    limits::release(&state.db, attempt).await?;
     gate::password_given(&page.session).await?;
     Ok(Redirect::to(next.as_str()).into_response())
 }

@@ -4,9 +4,6 @@
 mod change_password;
 mod confirm_password;
 mod overview;
-pub mod password;
-pub mod users;
-pub mod validation;
 
 use askama::Template;
 
@@ -18,14 +15,16 @@ use axum::Router;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
-use crate::limits::{self, human_wait, Scope};
+use crate::limits::{self, human_wait};
+use crate::state::AppState;
+use crate::users;
+use crate::users::current_password::reserve_password_check;
+use crate::users::password::{self, Verdict};
+use crate::users::validation::{self, password_problems, Username};
 use crate::web::next::NextQuery;
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
-use password::Verdict;
-use validation::{password_problems, Username};
 
 pub use crate::session::{current_user, SessionUser};
 
@@ -109,7 +108,7 @@ pub async fn login(
         return refuse(page, StatusCode::OK, MISMATCH);
     }
     // A place among the password checks first: past a burst's worth, turned away at once.
-    let _place = state.hashes.enter()?;
+    let _place = state.part::<password::HashQueue>().enter()?;
     let attempt = match reserve_password_check(&state, &ip, &form.username).await? {
         Ok(attempt) => attempt,
         Err(wait) => {
@@ -171,28 +170,6 @@ pub async fn login(
         events::record(&state.db, Kind::CodeOk, Some(me.id), &ip, "trusted browser").await?;
     }
     Ok(Redirect::to(next.as_str()).into_response())
-}
-
-/// Reserves a password check against the failed-login limits, per client address and per
-/// username (password guessing), before any hashing work. The attempt counts as failed until
-/// the password proves right (`limits::release`), so that guesses sent together cannot all pass
-/// the limits. `Err(seconds)`: refused, try again then.
-pub(crate) async fn reserve_password_check(
-    state: &AppState,
-    ip: &str,
-    username: &str,
-) -> AppResult<Result<limits::Reservation, u64>> {
-    let name_key = validation::username_key(username);
-    let l = &state.config.limits;
-    let checks = [
-        (Scope::FailedLoginPerIp, ip, l.login_per_ip.as_slice()),
-        (
-            Scope::FailedLoginPerUsername,
-            name_key.as_str(),
-            l.login_per_username.as_slice(),
-        ),
-    ];
-    Ok(limits::reserve(&state.db, &checks).await?)
 }
 
 pub async fn logout(
@@ -265,7 +242,7 @@ pub async fn register(
     ));
     let mut created = None;
     if let (true, Some(name)) = (errors.is_empty(), &username) {
-        let _place = state.hashes.enter()?;
+        let _place = state.part::<password::HashQueue>().enter()?;
         let hash = password::hash(form.password1.clone()).await?;
         match users::create(&state.db, name.as_str(), &hash).await {
             Ok(id) => created = Some((id, name.as_str().to_string())),

@@ -10,9 +10,9 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::{current_user, users, SessionUser};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
+use crate::state::AppState;
 use crate::two_factor::{gate, recovery, sms, totp, trusted};
 use crate::web::{self, csrf, flash, ClientIp, Level, Page, PageContext};
 use crate::with_db;

@@ -17,13 +17,19 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::web::{self, Form, Page, PageContext};
-use cache::{PollData, PollList};
+use cache::{PollCache, PollData, PollList};
 use queries::{ChoiceResult, PollView, Question};
+use vote_queue::VoteQueue;
 
 pub const PER_PAGE: i64 = 10;
+
+/// What the poll pages keep in memory (registered by `app::new_state`).
+fn cache(state: &AppState) -> &Arc<PollCache> {
+    state.part::<Arc<PollCache>>()
+}
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let verified = Router::new()
@@ -75,7 +81,7 @@ pub async fn index(
             .filter(|n| *n >= 1)
             .ok_or(AppError::NotFound)?,
     };
-    let pages = &state.polls.pages;
+    let pages = &cache(&state).pages;
     let list = match pages.get(&number) {
         Some(cached) => cached,
         None => {
@@ -166,7 +172,7 @@ fn user_id(page: &Page) -> AppResult<i64> {
 /// then needs no query at all once the poll and the user's vote are cached.
 async fn load_view(state: &AppState, question_id: i64, page: &Page) -> AppResult<PollView> {
     let uid = user_id(page)?;
-    let cache = &state.polls;
+    let cache = self::cache(state);
     let g = cache.view_generations();
     let (poll, mine) = match (cache.poll(question_id), cache.vote(uid, question_id)) {
         (Some(poll), Some(mine)) => (poll, mine),
@@ -235,13 +241,13 @@ pub async fn vote(
         .and_then(|c| c.trim().parse::<i64>().ok());
     // One statement, which counts only a choice of this question, and only if it is published.
     if let Some(c) = choice {
-        let counted = match &state.vote_queue {
+        let counted = match state.try_part::<VoteQueue>() {
             // The queue updates the cache itself, in commit order.
             Some(queue) => queue.cast(uid, question_id, c).await?,
             None => {
                 let counted = queries::cast_vote(&state.db, uid, question_id, c).await?;
                 if counted {
-                    state.polls.voted(uid, question_id, c);
+                    cache(&state).voted(uid, question_id, c);
                 }
                 counted
             }

@@ -51,7 +51,7 @@ pub async fn password_given(session: &Session) -> AppResult<()> {
 /// within `SUDO_WINDOW` (ten minutes), else `/account/confirm/?next=` asks for it and comes
 /// back. Put it inside [`require_verified`].
 pub async fn require_recent_password(
-    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
     session: Session,
     req: Request,
     next: Next,

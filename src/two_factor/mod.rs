@@ -12,7 +12,7 @@ pub mod trusted;
 
 use axum::Router;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The pages of every factor.
 pub fn router(state: &AppState) -> Router<AppState> {

@@ -6,8 +6,8 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// The client's address: the peer, or with a trusted proxy in front, the last address in
 /// `X-Forwarded-For` that is not one of the trusted proxies.

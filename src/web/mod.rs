@@ -16,33 +16,10 @@ use serde::de::DeserializeOwned;
 use tower_sessions::Session;
 
 use crate::error::{AppError, AppResult};
-use crate::session::SessionUser;
+pub use crate::page::PageContext;
 pub use client::ClientIp;
 pub use flash::{Flash, Level};
 pub use next::SafeNext;
-
-/// Data the base template needs on every page.
-#[derive(Clone, Debug, Default)]
-pub struct PageContext {
-    pub user: Option<SessionUser>,
-    /// The session's CSRF token, empty on pages with no form for anonymous visitors.
-    pub csrf: String,
-    pub messages: Vec<Flash>,
-}
-
-impl PageContext {
-    /// An anonymous visitor with no session data to show: the page is the same for all of them.
-    pub fn is_plain_anonymous(&self) -> bool {
-        self.user.is_none() && self.csrf.is_empty() && self.messages.is_empty()
-    }
-
-    pub fn username(&self) -> &str {
-        self.user
-            .as_ref()
-            .map(|u| u.username.as_str())
-            .unwrap_or("")
-    }
-}
 
 /// Extracts the session and builds the page context. Anonymous visitors get no session (and no
 /// cookie) until they log in; a page with a form asks for a CSRF token through
@@ -145,7 +122,7 @@ pub async fn not_found() -> AppError {
 /// Middleware inside the session layer: the CSRF check for unsafe requests, then, on the
 /// response, [`error_context`], [`keep_alive`], and the anonymous CSRF cookie if one was made.
 pub async fn guard(
-    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
     session: Session,
     mut req: axum::extract::Request,
     next: axum::middleware::Next,

@@ -192,7 +192,7 @@ async fn a_login_burst_past_the_hash_queue_is_turned_away_at_once(backend: Backe
         c.limits.login_per_username = Limit::parse_list("100000/1h").unwrap();
     })
     .await;
-    let burst = 3 * pollstr::accounts::password::HashQueue::default().capacity();
+    let burst = 3 * pollstr::users::password::HashQueue::default().capacity();
     let b = app.browser();
     let (pages, checked) = wrong_passwords(&b, burst).await;
     let busy: Vec<&Page> = pages

@@ -20,11 +20,7 @@ async fn voters(app: &TestApp, n: usize) -> Vec<i64> {
     let mut ids = Vec::new();
     for i in 0..n {
         let name = format!("voter{i}");
-        ids.push(
-            pollstr::accounts::users::create(&app.db, &name, "!")
-                .await
-                .unwrap(),
-        );
+        ids.push(pollstr::users::create(&app.db, &name, "!").await.unwrap());
     }
     ids
 }

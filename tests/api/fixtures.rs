@@ -19,7 +19,7 @@ async fn seed_loads_idempotently(backend: Backend) {
     assert_eq!(app.scalar("SELECT COUNT(*) FROM choices").await, 12);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM users").await, 1);
     // New rows after an import get fresh ids (sequences moved past the imported ones).
-    let id = pollstr::accounts::users::create(&app.db, "second", "x")
+    let id = pollstr::users::create(&app.db, "second", "x")
         .await
         .unwrap();
     assert!(id > 1);

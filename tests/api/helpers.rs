@@ -152,8 +152,8 @@ pub async fn spawn_app_with(
     let (tx, rx) = mpsc::unbounded_channel();
     let verifier =
         verifier.unwrap_or_else(|| Arc::new(ConsoleVerifier::with_outbox(db.clone(), tx)));
-    let state = AppState::new(db.clone(), config, verifier);
-    let polls = state.polls.clone();
+    let state = app::new_state(db.clone(), config, verifier);
+    let polls = state.part::<Arc<PollCache>>().clone();
     TestApp {
         addr: serve_in_background(state).await,
         polls,
@@ -182,7 +182,7 @@ async fn serve_in_background(state: AppState) -> String {
 pub async fn spawn_on(_backend: Backend, database_url: &str) -> String {
     let config = test_config(database_url);
     let db = app::connect(&config).await.expect("database");
-    let state = AppState::new(db.clone(), config, Arc::new(ConsoleVerifier::new(db)));
+    let state = app::new_state(db.clone(), config, Arc::new(ConsoleVerifier::new(db)));
     serve_in_background(state).await
 }
 

@@ -211,10 +211,7 @@ async fn a_session_begun_before_the_change_is_not_written_after_it(backend: Back
     use tower_sessions::session::{Id, Record};
     use tower_sessions::SessionStore;
     let app = TestApp::seeded(backend).await;
-    let user = pollstr::accounts::users::find(&app.db, 1)
-        .await
-        .unwrap()
-        .unwrap();
+    let user = pollstr::users::find(&app.db, 1).await.unwrap().unwrap();
     let record = |epoch: i64| Record {
         id: Id::default(),
         data: [(
@@ -225,7 +222,7 @@ async fn a_session_begun_before_the_change_is_not_written_after_it(backend: Back
         .collect(),
         expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
     };
-    let epoch = pollstr::accounts::users::end_sessions(&app.db, 1, None)
+    let epoch = pollstr::users::end_sessions(&app.db, 1, None)
         .await
         .unwrap();
     assert_eq!(epoch, user.session_epoch + 1);

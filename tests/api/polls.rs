@@ -279,12 +279,10 @@ async fn concurrent_votes_count_exactly(backend: Backend) {
     let mut browsers = Vec::new();
     for i in 0..voters {
         let name = format!("voter{i}");
-        let hash = pollstr::accounts::password::hash("s3cret-pass!".into())
+        let hash = pollstr::users::password::hash("s3cret-pass!".into())
             .await
             .unwrap();
-        pollstr::accounts::users::create(&app.db, &name, &hash)
-            .await
-            .unwrap();
+        pollstr::users::create(&app.db, &name, &hash).await.unwrap();
         let b = app.browser();
         b.login(&name, "s3cret-pass!").await;
         b.verify_phone(&app, &format!("+44 7400 2{i:05}")).await;
@@ -398,10 +396,10 @@ async fn a_batch_of_votes_counts_like_votes_one_by_one() {
     let pollstr::db::Db::Sqlite(pool) = app.db.clone() else {
         unreachable!()
     };
-    let hash = pollstr::accounts::password::hash("s3cret-pass!".into())
+    let hash = pollstr::users::password::hash("s3cret-pass!".into())
         .await
         .unwrap();
-    let other = pollstr::accounts::users::create(&app.db, "other", &hash)
+    let other = pollstr::users::create(&app.db, "other", &hash)
         .await
         .unwrap();
     let queue = VoteQueue::start(pool, std::sync::Arc::new(PollCache::new(true)));

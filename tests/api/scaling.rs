@@ -224,12 +224,10 @@ async fn two_instances_share_sessions_limits_and_votes() {
     let mut tasks = Vec::new();
     for i in 0..voters {
         let name = format!("voter{i}");
-        let hash = pollstr::accounts::password::hash("s3cret-pass!".into())
+        let hash = pollstr::users::password::hash("s3cret-pass!".into())
             .await
             .unwrap();
-        pollstr::accounts::users::create(&db, &name, &hash)
-            .await
-            .unwrap();
+        pollstr::users::create(&db, &name, &hash).await.unwrap();
         let jar = Arc::new(reqwest::cookie::Jar::default());
         let (first, second) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
         let x = browser_on(&first.base, &jar);

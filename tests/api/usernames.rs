@@ -161,9 +161,7 @@ async fn rows_from_before_the_keys_are_filled_in_at_start(backend: Backend) {
         "INSERT INTO users (id, username, password, date_joined) VALUES (50, 'TEST', 'x', 0)",
     )
     .await;
-    pollstr::accounts::users::fill_username_keys(&app.db)
-        .await
-        .unwrap();
+    pollstr::users::fill_username_keys(&app.db).await.unwrap();
     assert_eq!(
         app.scalar(
             "SELECT COUNT(*) FROM users WHERE username_key IS NULL OR username_skeleton IS NULL"

@@ -14,14 +14,13 @@ use axum::Router;
 use rand::Rng;
 use serde::Deserialize;
 
-use crate::accounts::password::{self, Verdict};
-use crate::accounts::{self, users};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
 use crate::limits::{self, human_wait, Scope};
 use crate::session::SessionUser;
+use crate::state::AppState;
 use crate::two_factor::gate;
+use crate::users::current_password::{check_current_password, Check};
 use crate::web::next::NextQuery;
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 
@@ -139,10 +138,13 @@ async fn regenerate(
     let Some(user) = page.ctx.user.clone() else {
         return Err(AppError::Forbidden("Log in first.".into()));
     };
-    let _place = state.hashes.enter()?;
-    let attempt = match accounts::reserve_password_check(&state, &ip, &user.username).await? {
-        Ok(attempt) => attempt,
-        Err(wait) => {
+    match check_current_password(&state, &user, &ip, &form.password, "new recovery codes").await? {
+        Check::Right => {}
+        Check::Wrong => {
+            let msg = "To make new recovery codes, enter your current password.";
+            return manage(&state, page, &user, StatusCode::FORBIDDEN, Some(msg.into())).await;
+        }
+        Check::Limited(wait) => {
             let msg = format!(
                 "Too many wrong passwords. Please try again in {}.",
                 human_wait(wait)
@@ -159,23 +161,7 @@ async fn regenerate(
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait));
             return Ok(res);
         }
-    };
-    let stored = users::find(&state.db, user.id).await?.map(|u| u.password);
-    let right = form.password.len() <= accounts::validation::MAX_PASSWORD
-        && password::verify(form.password.clone(), stored).await? != Verdict::Invalid;
-    if !right {
-        events::record(
-            &state.db,
-            Kind::LoginFailed,
-            Some(user.id),
-            &ip,
-            "wrong password (new recovery codes)",
-        )
-        .await?;
-        let msg = "To make new recovery codes, enter your current password.";
-        return manage(&state, page, &user, StatusCode::FORBIDDEN, Some(msg.into())).await;
     }
-    limits::release(&state.db, attempt).await?;
     let codes = issue(&state, user.id).await?;
     events::record(
         &state.db,

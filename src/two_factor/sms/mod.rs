@@ -17,17 +17,22 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use crate::accounts::{self, password};
-use crate::app::AppState;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
 use crate::limits::{self, human_wait, Scope};
 use crate::session::{self, SmsPending as Pending};
+use crate::state::AppState;
 use crate::two_factor::gate;
+use crate::users::current_password::{check_current_password, Check};
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 use numbers::Bind;
 use phone::PhoneNumber;
 pub use verifier::{CheckOutcome, StartOutcome, Verifier, VerifyError};
+
+/// The Verify provider this server talks to (registered by `app::new_state`).
+fn verifier(state: &AppState) -> &dyn Verifier {
+    state.part::<std::sync::Arc<dyn Verifier>>().as_ref()
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -171,28 +176,27 @@ pub async fn create(
     let is_change = bound.as_ref().is_some_and(|b| b != &number);
     let resending_pending = pending.as_ref().is_some_and(|p| p.number == number.e164());
     if is_change && !resending_pending {
-        let stored = accounts::users::find(&state.db, user.id)
-            .await?
-            .map(|u| u.password);
-        let _place = state.hashes.enter()?;
-        let ok = !form.password.is_empty()
-            && form.password.len() <= accounts::validation::MAX_PASSWORD
-            && password::verify(form.password.clone(), stored).await? != password::Verdict::Invalid;
-        if !ok {
-            refused(format!(
-                "replacing the proven number by {}: wrong password",
-                number.masked()
-            ))
-            .await?;
-            return refuse_new(
-                &page,
-                &next,
-                bound.as_ref(),
-                typed,
+        let why = "replacing the phone number";
+        let check = match form.password.is_empty() {
+            true => Check::Wrong,
+            false => check_current_password(&state, &user, &ip, &form.password, why).await?,
+        };
+        let (status, msg) = match check {
+            Check::Right => (StatusCode::OK, String::new()),
+            Check::Wrong => (
                 StatusCode::FORBIDDEN,
-                "To change your phone number, enter your current password.",
-            )
-            .await;
+                "To change your phone number, enter your current password.".to_string(),
+            ),
+            Check::Limited(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many wrong passwords. Please try again in {}.",
+                    human_wait(wait)
+                ),
+            ),
+        };
+        if status != StatusCode::OK {
+            return refuse_new(&page, &next, bound.as_ref(), typed, status, &msg).await;
         }
     }
     if numbers::owner(&state.db, &number)
@@ -248,7 +252,7 @@ pub async fn create(
 
     // Switching numbers: stop the code still running for the old one, where the API allows.
     if let Some(p) = pending.as_ref().filter(|p| p.number != number.e164()) {
-        if let Err(e) = state.verifier.cancel(&p.request_id).await {
+        if let Err(e) = verifier(&state).cancel(&p.request_id).await {
             tracing::info!(error = %e, "could not cancel the previous verify request");
         }
     }
@@ -259,7 +263,7 @@ pub async fn create(
         Some(p) if resending_pending => p.replaces.clone(),
         _ => bound.as_ref().map(|b| b.e164().to_string()),
     };
-    let (request_id, message) = match state.verifier.start(&number).await {
+    let (request_id, message) = match verifier(&state).start(&number).await {
         Ok(StartOutcome::Started { request_id }) => {
             requests::record(&state.db, &request_id, user.id).await?;
             (
@@ -511,7 +515,7 @@ pub async fn confirm(
             return Ok(res);
         }
     };
-    let outcome = match state.verifier.check(&pending.request_id, &code).await {
+    let outcome = match verifier(&state).check(&pending.request_id, &code).await {
         Ok(o) => o,
         Err(e) => {
             // Not a wrong code: the provider did not answer.

@@ -16,15 +16,14 @@ use axum::Router;
 use serde::Deserialize;
 use totp_rs::{Builder, Secret, Totp};
 
-use crate::accounts::password::{self, Verdict};
-use crate::accounts::{self, users};
-use crate::app::AppState;
 use crate::crypto::SecretKey;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
 use crate::limits::{self, human_wait, Scope};
 use crate::session::{self, SessionUser};
+use crate::state::AppState;
 use crate::two_factor::gate;
+use crate::users::current_password::{check_current_password, Check};
 use crate::web::next::NextQuery;
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 
@@ -242,10 +241,15 @@ async fn remove(
     let Some(user) = page.ctx.user.clone() else {
         return Err(AppError::Forbidden("Log in first.".into()));
     };
-    let _place = state.hashes.enter()?;
-    let attempt = match accounts::reserve_password_check(&state, &ip, &user.username).await? {
-        Ok(attempt) => attempt,
-        Err(wait) => {
+    let why = "removing the authenticator app";
+    match check_current_password(&state, &user, &ip, &form.password, why).await? {
+        Check::Right => {}
+        Check::Wrong => {
+            let msg = "To remove your authenticator app, enter your current password.";
+            return render_setup(&state, page, &user, StatusCode::FORBIDDEN, Some(msg.into()))
+                .await;
+        }
+        Check::Limited(wait) => {
             let msg = format!(
                 "Too many wrong passwords. Please try again in {}.",
                 human_wait(wait)
@@ -262,23 +266,7 @@ async fn remove(
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait));
             return Ok(res);
         }
-    };
-    let stored = users::find(&state.db, user.id).await?.map(|u| u.password);
-    let right = form.password.len() <= accounts::validation::MAX_PASSWORD
-        && password::verify(form.password.clone(), stored).await? != Verdict::Invalid;
-    if !right {
-        events::record(
-            &state.db,
-            Kind::LoginFailed,
-            Some(user.id),
-            &ip,
-            "wrong password (removing the authenticator app)",
-        )
-        .await?;
-        let msg = "To remove your authenticator app, enter your current password.";
-        return render_setup(&state, page, &user, StatusCode::FORBIDDEN, Some(msg.into())).await;
     }
-    limits::release(&state.db, attempt).await?;
     super::recovery::store::remove_all(&state.db, user.id).await?;
     super::trusted::forget_all(&state.db, user.id).await?;
     if store::remove(&state.db, user.id).await? {

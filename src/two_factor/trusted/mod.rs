@@ -9,9 +9,9 @@ use axum::response::Response;
 use base64::Engine;
 use rand::RngCore;
 
-use crate::app::AppState;
 use crate::db::{self, Db};
 use crate::error::{AppError, AppResult};
+use crate::state::AppState;
 use crate::with_db;
 
 pub const COOKIE: &str = "pollstr_trusted";

@@ -1,10 +1,16 @@
-//! Queries on the `users` table.
+//! The user records, under the pages that use them (`accounts`, the second factors): their
+//! SQL (here), their passwords (`password`), their names and password rules (`validation`),
+//! and checking a signed-in user's current password (`current_password`).
+
+pub mod current_password;
+pub mod password;
+pub mod validation;
 
 use sqlx::FromRow;
 
-use crate::accounts::validation::{username_key, username_skeleton};
 use crate::db::{self, Db};
 use crate::with_db;
+use validation::{username_key, username_skeleton};
 
 #[derive(Clone, FromRow)]
 pub struct User {
@@ -107,7 +113,7 @@ pub async fn find(db: &Db, id: i64) -> sqlx::Result<Option<User>> {
     .await)
 }
 
-/// Creates a user named `username` (as [`crate::accounts::validation::Username`] gives it).
+/// Creates a user named `username` (as [`crate::users::validation::Username`] gives it).
 /// The unique indexes on its key and skeleton refuse the same name and look-alikes, also
 /// between simultaneous sign-ups.
 pub async fn create(db: &Db, username: &str, password_hash: &str) -> Result<i64, CreateUserError> {
