@@ -13,7 +13,40 @@ both_backends!(
     a_burst_of_wrong_codes_is_held_to_the_limit,
     a_burst_of_sends_to_one_number_starts_one_request,
     a_login_burst_past_the_hash_queue_is_turned_away_at_once,
+    a_burst_of_wrong_passwords_to_replace_the_phone_is_held_to_the_limit,
 );
+
+/// Replacing a proven number asks for the password: its guesses count as failed logins.
+async fn a_burst_of_wrong_passwords_to_replace_the_phone_is_held_to_the_limit(backend: Backend) {
+    let app = app_with(backend, |c| {
+        c.limits.login_per_ip = Limit::parse_list("3/15m").unwrap();
+    })
+    .await;
+    app.verified_browser().await;
+    app.execute("DELETE FROM limit_events").await;
+    let b = app.browser();
+    b.login("test", "test1234").await;
+    let pages = b
+        .burst("/2fa/?change=1", "/2fa/create/", 10, |i| {
+            vec![
+                ("number", "+44 7400 654321".to_string()),
+                ("password", format!("guess-{i}")),
+            ]
+        })
+        .await;
+    let checked = count(
+        &pages,
+        StatusCode::FORBIDDEN,
+        "To change your phone number, enter your current password.",
+    );
+    let refused = count(
+        &pages,
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many wrong passwords.",
+    );
+    assert_eq!((checked, refused), (3, 7));
+    assert!(app.no_code_sent());
+}
 
 async fn app_with(backend: Backend, tweak: impl FnOnce(&mut pollstr::config::Config)) -> TestApp {
     let app = spawn_app_with(backend, tweak, None).await;
