@@ -86,8 +86,16 @@ fn development_key() -> anyhow::Result<pollstr::crypto::SecretKey> {
         });
     }
     let key = SecretKey::generate();
-    std::fs::write(DEVELOPMENT_KEY_FILE, key.encode() + "\n")
-        .map_err(|e| anyhow::anyhow!("cannot write {DEVELOPMENT_KEY_FILE}: {e}"))?;
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+    std::io::Write::write_all(
+        &mut file
+            .open(DEVELOPMENT_KEY_FILE)
+            .map_err(|e| anyhow::anyhow!("cannot write {DEVELOPMENT_KEY_FILE}: {e}"))?,
+        (key.encode() + "\n").as_bytes(),
+    )?;
     tracing::warn!(
         "POLLSTR_SECRET_KEY is not set: made a development key and kept it in {DEVELOPMENT_KEY_FILE}"
     );
