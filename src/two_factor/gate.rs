@@ -1,15 +1,80 @@
 //! The gate: what a session has proven ([`session::VERIFIED`]), and the layer in front of the
-//! pages that need both factors ([`require_verified`]). Factors mark a session verified with
-//! [`passed`]; logging in or out forgets it ([`forget`]).
+//! pages that need both factors ([`require_verified`]). Every factor checks a code the same
+//! way: [`reserve_code_check`] first (the wrong-code limit all factors share), then on a right
+//! code [`complete`]. Logging in or out forgets it ([`forget`]).
 
 use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
 
 use crate::error::{AppError, AppResult};
+use crate::events::{self, Kind};
+use crate::limits::{self, human_wait, Reservation, Scope};
 use crate::session::{self, SessionUser, Verified};
-use crate::web::SafeNext;
+use crate::state::AppState;
+use crate::web::{csrf, SafeNext};
+
+/// Reserves a code check against the wrong-code limit (`CODE_LIMIT_PER_USER`), which every
+/// factor shares: the attempt counts as wrong until the code proves right, so that codes sent
+/// together (from several sessions) cannot all pass. `Err(seconds)`: refused (recorded, with
+/// `factor` in the event).
+pub async fn reserve_code_check(
+    state: &AppState,
+    user: &SessionUser,
+    ip: &str,
+    factor: &str,
+) -> AppResult<Result<Reservation, u64>> {
+    let uid = user.id.to_string();
+    let checks = [(
+        Scope::WrongCodePerUser,
+        uid.as_str(),
+        state.config.limits.code_per_user.as_slice(),
+    )];
+    let reserved = limits::reserve(&state.db, &checks).await?;
+    if reserved.is_err() {
+        let detail = format!("wrong-code limit ({factor})");
+        events::record(&state.db, Kind::CodeRefused, Some(user.id), ip, &detail).await?;
+    }
+    Ok(reserved)
+}
+
+/// What a page says when [`reserve_code_check`] refused.
+pub fn too_many_codes(wait: u64) -> String {
+    format!(
+        "Too many wrong codes. Please wait {} before trying again.",
+        human_wait(wait)
+    )
+}
+
+/// Adds `Retry-After` to a refusal.
+pub fn retry_after(mut res: Response, wait: u64) -> Response {
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    res
+}
+
+/// A second factor passed: a new session id and CSRF token (a privilege change), the session
+/// marked verified, the browser trusted if `remember` was ticked; then on to `next`.
+pub async fn complete(
+    state: &AppState,
+    session: &Session,
+    user: &SessionUser,
+    remember: bool,
+    headers: &HeaderMap,
+    next: &SafeNext,
+) -> AppResult<Response> {
+    session.cycle_id().await?;
+    session::SMS_PENDING.remove(session).await?;
+    passed(session, user).await?;
+    csrf::rotate(session).await?;
+    let mut res = Redirect::to(next.as_str()).into_response();
+    if remember {
+        super::trusted::remember(state, user.id, headers, &mut res).await?;
+    }
+    Ok(res)
+}
 
 /// Drops any second-factor state (at login and logout).
 pub async fn forget(session: &Session) -> AppResult<()> {
@@ -23,8 +88,8 @@ pub async fn is_verified(session: &Session, user: &SessionUser) -> AppResult<boo
     Ok(v.is_some_and(|v| v.user_id == user.id))
 }
 
-/// Records that `user` passed a second factor in this session. The caller renews the session
-/// id and CSRF token (a privilege change).
+/// Records that `user` passed a second factor in this session ([`complete`] does it with the
+/// rest; a trusted browser at login, alone).
 pub async fn passed(session: &Session, user: &SessionUser) -> AppResult<()> {
     session::VERIFIED
         .insert(

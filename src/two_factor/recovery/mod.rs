@@ -16,13 +16,13 @@ use serde::Deserialize;
 
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
-use crate::limits::{self, human_wait, Scope};
+use crate::limits::{self, human_wait};
 use crate::session::SessionUser;
 use crate::state::AppState;
 use crate::two_factor::gate;
 use crate::users::current_password::{check_current_password, Check};
 use crate::web::next::NextQuery;
-use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
+use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 
 pub fn router() -> Router<AppState> {
     let account = Router::new()
@@ -242,35 +242,15 @@ async fn login(
             "Enter one of your recovery codes (ten letters and digits, like abcde-fgh23).".into(),
         );
     }
-    // Every factor shares the wrong-code limit.
-    let uid = user.id.to_string();
-    let checks = [(
-        Scope::WrongCodePerUser,
-        uid.as_str(),
-        state.config.limits.code_per_user.as_slice(),
-    )];
-    let attempt = match limits::reserve(&state.db, &checks).await? {
+    let attempt = match gate::reserve_code_check(&state, &user, &ip, "recovery code").await? {
         Ok(attempt) => attempt,
         Err(wait) => {
-            events::record(
-                &state.db,
-                Kind::CodeRefused,
-                Some(user.id),
-                &ip,
-                "wrong-code limit (recovery code)",
-            )
-            .await?;
-            let mut res = again(
+            let res = again(
                 page,
                 StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many wrong codes. Please wait {} before trying again.",
-                    human_wait(wait)
-                ),
+                gate::too_many_codes(wait),
             )?;
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-            return Ok(res);
+            return Ok(gate::retry_after(res, wait));
         }
     };
     if !store::use_code(&state.db, user.id, &digest(&state, user.id, &code)?).await? {
@@ -298,10 +278,6 @@ async fn login(
         &format!("recovery code ({left} left)"),
     )
     .await?;
-    page.session.cycle_id().await?;
-    crate::session::SMS_PENDING.remove(&page.session).await?;
-    gate::passed(&page.session, &user).await?;
-    csrf::rotate(&page.session).await?;
     let msg = match left {
         0 => "You used your last recovery code. Make new ones now from your account page."
             .to_string(),
@@ -314,9 +290,13 @@ async fn login(
         Level::Info
     };
     flash::push(&page.session, level, msg).await?;
-    let mut res = Redirect::to(next.as_str()).into_response();
-    if form.remember.is_some() {
-        super::trusted::remember(&state, user.id, &headers, &mut res).await?;
-    }
-    Ok(res)
+    gate::complete(
+        &state,
+        &page.session,
+        &user,
+        form.remember.is_some(),
+        &headers,
+        &next,
+    )
+    .await
 }

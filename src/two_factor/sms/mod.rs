@@ -24,7 +24,7 @@ use crate::session::{self, SmsPending as Pending};
 use crate::state::AppState;
 use crate::two_factor::gate;
 use crate::users::current_password::{check_current_password, Check};
-use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
+use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 use numbers::Bind;
 use phone::PhoneNumber;
 pub use verifier::{CheckOutcome, StartOutcome, Verifier, VerifyError};
@@ -489,30 +489,11 @@ pub async fn confirm(
             "Enter the 6-digit code from the text message.".into(),
         );
     }
-    // The attempt counts as a wrong code until the provider says it was right, so that codes
-    // sent together (from several sessions of the account) cannot all pass the limit.
-    let uid = user.id.to_string();
-    let checks = [(
-        Scope::WrongCodePerUser,
-        uid.as_str(),
-        state.config.limits.code_per_user.as_slice(),
-    )];
-    let attempt = match limits::reserve(&state.db, &checks).await? {
+    let attempt = match gate::reserve_code_check(&state, &user, &ip, "text message").await? {
         Ok(attempt) => attempt,
         Err(wait) => {
-            note(Kind::CodeRefused, "wrong-code limit".into()).await?;
-            let mut res = again(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many wrong codes. Please wait {} before trying again.",
-                    human_wait(wait)
-                ),
-            )?;
-            res.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                wait.to_string().parse().expect("digits"),
-            );
-            return Ok(res);
+            let res = again(StatusCode::TOO_MANY_REQUESTS, gate::too_many_codes(wait))?;
+            return Ok(gate::retry_after(res, wait));
         }
     };
     let outcome = match verifier(&state).check(&pending.request_id, &code).await {
@@ -579,22 +560,21 @@ pub async fn confirm(
                 }
                 None => note(Kind::NumberBound, masked.clone()).await?,
             }
-            // A privilege change: new session id, new CSRF token.
-            page.session.cycle_id().await?;
-            session::SMS_PENDING.remove(&page.session).await?;
-            gate::passed(&page.session, &user).await?;
-            csrf::rotate(&page.session).await?;
             flash::push(
                 &page.session,
                 Level::Success,
                 "Your phone number is verified.",
             )
             .await?;
-            let mut res = Redirect::to(next.as_str()).into_response();
-            if form.remember.is_some() {
-                super::trusted::remember(&state, user.id, &headers, &mut res).await?;
-            }
-            Ok(res)
+            gate::complete(
+                &state,
+                &page.session,
+                &user,
+                form.remember.is_some(),
+                &headers,
+                &next,
+            )
+            .await
         }
         CheckOutcome::WrongCode => {
             note(Kind::CodeWrong, format!("for {masked}")).await?;

@@ -19,13 +19,13 @@ use totp_rs::{Builder, Secret, Totp};
 use crate::crypto::SecretKey;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
-use crate::limits::{self, human_wait, Scope};
+use crate::limits::{self, human_wait};
 use crate::session::{self, SessionUser};
 use crate::state::AppState;
 use crate::two_factor::gate;
 use crate::users::current_password::{check_current_password, Check};
 use crate::web::next::NextQuery;
-use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
+use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     // Adding a factor takes the password given in the last ten minutes (removing one asks
@@ -366,35 +366,15 @@ async fn login(
             "Enter the 6-digit code from your authenticator app.".into(),
         );
     };
-    // Every factor shares the wrong-code limit; the attempt counts until the code proves right.
-    let uid = user.id.to_string();
-    let checks = [(
-        Scope::WrongCodePerUser,
-        uid.as_str(),
-        state.config.limits.code_per_user.as_slice(),
-    )];
-    let attempt = match limits::reserve(&state.db, &checks).await? {
+    let attempt = match gate::reserve_code_check(&state, &user, &ip, "authenticator app").await? {
         Ok(attempt) => attempt,
         Err(wait) => {
-            events::record(
-                &state.db,
-                Kind::CodeRefused,
-                Some(user.id),
-                &ip,
-                "wrong-code limit (authenticator app)",
-            )
-            .await?;
-            let mut res = again(
+            let res = again(
                 page,
                 StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many wrong codes. Please wait {} before trying again.",
-                    human_wait(wait)
-                ),
+                gate::too_many_codes(wait),
             )?;
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-            return Ok(res);
+            return Ok(gate::retry_after(res, wait));
         }
     };
     let Some(secret) = key(&state)?.open(&factor.secret, &store::owner(user.id)) else {
@@ -438,14 +418,13 @@ async fn login(
         "authenticator app",
     )
     .await?;
-    // A privilege change: new session id, new CSRF token.
-    page.session.cycle_id().await?;
-    session::SMS_PENDING.remove(&page.session).await?;
-    gate::passed(&page.session, &user).await?;
-    csrf::rotate(&page.session).await?;
-    let mut res = Redirect::to(next.as_str()).into_response();
-    if form.remember.is_some() {
-        super::trusted::remember(&state, user.id, &headers, &mut res).await?;
-    }
-    Ok(res)
+    gate::complete(
+        &state,
+        &page.session,
+        &user,
+        form.remember.is_some(),
+        &headers,
+        &next,
+    )
+    .await
 }
