@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -13,10 +13,9 @@ use serde::Deserialize;
 use super::{current_user, SessionUser};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
-use crate::limits::human_wait;
 use crate::state::AppState;
 use crate::users;
-use crate::users::current_password::{check_current_password, Check};
+use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::users::password;
 use crate::users::validation::{self, password_problems};
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext};
@@ -91,14 +90,9 @@ async fn change(
         Check::Right => {}
         Check::Wrong => return refuse(page, StatusCode::OK, vec![WRONG.to_string()]),
         Check::Limited(wait) => {
-            let msg = format!(
-                "Too many wrong passwords. Please try again in {}.",
-                human_wait(wait)
-            );
-            let mut res = refuse(page, StatusCode::TOO_MANY_REQUESTS, vec![msg])?;
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-            return Ok(res);
+            let msg = too_many_passwords(wait);
+            let res = refuse(page, StatusCode::TOO_MANY_REQUESTS, vec![msg])?;
+            return Ok(web::retry_after(res, wait));
         }
     }
     let hash = password::hash(form.new_password1.clone()).await?;

@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -11,10 +11,9 @@ use axum::Router;
 use serde::Deserialize;
 
 use crate::error::{AppError, AppResult};
-use crate::limits::human_wait;
 use crate::state::AppState;
 use crate::two_factor::gate;
-use crate::users::current_password::{check_current_password, Check};
+use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::web::next::NextQuery;
 use crate::web::{self, ClientIp, Form, Page, PageContext, SafeNext};
 
@@ -77,14 +76,9 @@ async fn confirm(
             )
         }
         Check::Limited(wait) => {
-            let msg = format!(
-                "Too many wrong passwords. Please try again in {}.",
-                human_wait(wait)
-            );
-            let mut res = again(page, StatusCode::TOO_MANY_REQUESTS, msg)?;
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-            return Ok(res);
+            let msg = too_many_passwords(wait);
+            let res = again(page, StatusCode::TOO_MANY_REQUESTS, msg)?;
+            return Ok(web::retry_after(res, wait));
         }
     }
     gate::password_given(&page.session).await?;

@@ -4,7 +4,7 @@
 //! code [`complete`]. Logging in or out forgets it ([`forget`]).
 
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use tower_sessions::Session;
@@ -46,13 +46,6 @@ pub fn too_many_codes(wait: u64) -> String {
         "Too many wrong codes. Please wait {} before trying again.",
         human_wait(wait)
     )
-}
-
-/// Adds `Retry-After` to a refusal.
-pub fn retry_after(mut res: Response, wait: u64) -> Response {
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-    res
 }
 
 /// A second factor passed: a new session id and CSRF token (a privilege change), the session

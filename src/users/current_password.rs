@@ -35,6 +35,14 @@ pub async fn reserve_password_check(
     Ok(limits::reserve(&state.db, &checks).await?)
 }
 
+/// What a page says when the failed-login limits refused a password check.
+pub fn too_many_passwords(wait: u64) -> String {
+    format!(
+        "Too many wrong passwords. Please try again in {}.",
+        crate::limits::human_wait(wait)
+    )
+}
+
 /// What [`check_current_password`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Check {

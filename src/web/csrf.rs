@@ -55,14 +55,7 @@ pub async fn rotate(session: &Session) -> AppResult<()> {
 
 /// The anonymous token the request's cookie carries, if it is well-formed.
 pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
+    super::cookie(headers, COOKIE)
         .filter(|t| {
             t.len() == TOKEN_LEN
                 && t.bytes()

@@ -21,6 +21,27 @@ pub use client::ClientIp;
 pub use flash::{Flash, Level};
 pub use next::SafeNext;
 
+/// The value of the cookie `name` in a request's `Cookie` headers.
+pub fn cookie<'h>(headers: &'h axum::http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value)
+}
+
+/// A refusal with `Retry-After: wait` (seconds).
+pub fn retry_after(mut res: Response, wait: u64) -> Response {
+    res.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(wait),
+    );
+    res
+}
+
 /// Extracts the session and builds the page context. Anonymous visitors get no session (and no
 /// cookie) until they log in; a page with a form asks for a CSRF token through
 /// [`Page::with_form`].

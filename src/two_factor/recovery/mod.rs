@@ -6,7 +6,7 @@ pub mod store;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -16,11 +16,11 @@ use serde::Deserialize;
 
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
-use crate::limits::{self, human_wait};
+use crate::limits::{self};
 use crate::session::SessionUser;
 use crate::state::AppState;
 use crate::two_factor::gate;
-use crate::users::current_password::{check_current_password, Check};
+use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::web::next::NextQuery;
 use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 
@@ -145,11 +145,8 @@ async fn regenerate(
             return manage(&state, page, &user, StatusCode::FORBIDDEN, Some(msg.into())).await;
         }
         Check::Limited(wait) => {
-            let msg = format!(
-                "Too many wrong passwords. Please try again in {}.",
-                human_wait(wait)
-            );
-            let mut res = manage(
+            let msg = too_many_passwords(wait);
+            let res = manage(
                 &state,
                 page,
                 &user,
@@ -157,9 +154,7 @@ async fn regenerate(
                 Some(msg),
             )
             .await?;
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-            return Ok(res);
+            return Ok(web::retry_after(res, wait));
         }
     }
     let codes = issue(&state, user.id).await?;
@@ -250,7 +245,7 @@ async fn login(
                 StatusCode::TOO_MANY_REQUESTS,
                 gate::too_many_codes(wait),
             )?;
-            return Ok(gate::retry_after(res, wait));
+            return Ok(web::retry_after(res, wait));
         }
     };
     if !store::use_code(&state.db, user.id, &digest(&state, user.id, &code)?).await? {

@@ -23,7 +23,7 @@ use crate::limits::{self, human_wait, Scope};
 use crate::session::{self, SmsPending as Pending};
 use crate::state::AppState;
 use crate::two_factor::gate;
-use crate::users::current_password::{check_current_password, Check};
+use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 use numbers::Bind;
 use phone::PhoneNumber;
@@ -187,13 +187,7 @@ pub async fn create(
                 StatusCode::FORBIDDEN,
                 "To change your phone number, enter your current password.".to_string(),
             ),
-            Check::Limited(wait) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many wrong passwords. Please try again in {}.",
-                    human_wait(wait)
-                ),
-            ),
+            Check::Limited(wait) => (StatusCode::TOO_MANY_REQUESTS, too_many_passwords(wait)),
         };
         if status != StatusCode::OK {
             return refuse_new(&page, &next, bound.as_ref(), typed, status, &msg).await;
@@ -493,7 +487,7 @@ pub async fn confirm(
         Ok(attempt) => attempt,
         Err(wait) => {
             let res = again(StatusCode::TOO_MANY_REQUESTS, gate::too_many_codes(wait))?;
-            return Ok(gate::retry_after(res, wait));
+            return Ok(web::retry_after(res, wait));
         }
     };
     let outcome = match verifier(&state).check(&pending.request_id, &code).await {

@@ -8,7 +8,7 @@ pub mod store;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -19,11 +19,11 @@ use totp_rs::{Builder, Secret, Totp};
 use crate::crypto::SecretKey;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
-use crate::limits::{self, human_wait};
+use crate::limits::{self};
 use crate::session::{self, SessionUser};
 use crate::state::AppState;
 use crate::two_factor::gate;
-use crate::users::current_password::{check_current_password, Check};
+use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::web::next::NextQuery;
 use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 
@@ -250,11 +250,8 @@ async fn remove(
                 .await;
         }
         Check::Limited(wait) => {
-            let msg = format!(
-                "Too many wrong passwords. Please try again in {}.",
-                human_wait(wait)
-            );
-            let mut res = render_setup(
+            let msg = too_many_passwords(wait);
+            let res = render_setup(
                 &state,
                 page,
                 &user,
@@ -262,9 +259,7 @@ async fn remove(
                 Some(msg),
             )
             .await?;
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-            return Ok(res);
+            return Ok(web::retry_after(res, wait));
         }
     }
     super::recovery::store::remove_all(&state.db, user.id).await?;
@@ -374,7 +369,7 @@ async fn login(
                 StatusCode::TOO_MANY_REQUESTS,
                 gate::too_many_codes(wait),
             )?;
-            return Ok(gate::retry_after(res, wait));
+            return Ok(web::retry_after(res, wait));
         }
     };
     let Some(secret) = key(&state)?.open(&factor.secret, &store::owner(user.id)) else {

@@ -26,15 +26,7 @@ fn digest(state: &AppState, token: &str) -> AppResult<String> {
 }
 
 fn cookie_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value)
-        .filter(|v| v.len() == 43)
+    crate::web::cookie(headers, COOKIE).filter(|v| v.len() == 43)
 }
 
 /// A short name for the browser, from its `User-Agent`, for the account page.
