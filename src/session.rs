@@ -51,6 +51,8 @@ pub const TOTP_SETUP: Key<String> = Key::new("totp_setup");
 /// When the password was last given in this session, Unix seconds (`two_factor::gate`'s
 /// sudo mode).
 pub const PASSWORD_AT: Key<i64> = Key::new("password_at");
+/// Where and when this session was signed in (the account page lists sessions with it).
+pub const DEVICE: Key<Device> = Key::new("device");
 /// The CSRF token of a signed-in session (`web::csrf`).
 pub const CSRF: Key<String> = Key::new("csrf");
 /// Messages for the next page (`web::flash`).
@@ -70,6 +72,15 @@ pub struct SessionUser {
 
 pub async fn current_user(session: &Session) -> Result<Option<SessionUser>, Error> {
     USER.get(session).await
+}
+
+/// Where and when a session was signed in.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Device {
+    /// "Firefox on Linux".
+    pub label: String,
+    pub ip: String,
+    pub since: i64,
 }
 
 /// Proof that this session's user passed the second factor, and when.

@@ -30,10 +30,21 @@ pub use crate::session::{current_user, SessionUser};
 
 /// Starts an authenticated session: a new session id (the old one is deleted, so a planted or
 /// stolen pre-login id is useless), a new CSRF token, and no second factor yet.
-async fn start_session(session: &Session, user: SessionUser) -> AppResult<()> {
+async fn start_session(
+    session: &Session,
+    user: SessionUser,
+    headers: &axum::http::HeaderMap,
+    ip: &str,
+) -> AppResult<()> {
     session.cycle_id().await?;
     crate::two_factor::gate::forget(session).await?;
     crate::session::USER.insert(session, user).await?;
+    let device = crate::session::Device {
+        label: crate::web::client::browser_label(headers),
+        ip: ip.to_string(),
+        since: crate::db::now(),
+    };
+    crate::session::DEVICE.insert(session, device).await?;
     csrf::rotate(session).await?;
     Ok(())
 }
@@ -162,7 +173,7 @@ pub async fn login(
         username: user.username,
         epoch: user.session_epoch,
     };
-    start_session(&page.session, me.clone()).await?;
+    start_session(&page.session, me.clone(), &headers, &ip).await?;
     crate::two_factor::gate::password_given(&page.session).await?;
     // A browser the user trusts skips the second factor.
     if crate::two_factor::trusted::is_trusted(&state, me.id, &headers).await? {
@@ -219,6 +230,7 @@ pub async fn register_form(page: Page, Query(q): Query<NextQuery>) -> AppResult<
 pub async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     page: Page,
     Form(form): Form<RegisterForm>,
 ) -> AppResult<Response> {
@@ -272,6 +284,8 @@ pub async fn register(
             username: username.clone(),
             epoch: 0,
         },
+        &headers,
+        &ip,
     )
     .await?;
     flash::push(

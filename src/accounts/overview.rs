@@ -15,7 +15,6 @@ use crate::events::{self, Kind};
 use crate::state::AppState;
 use crate::two_factor::{gate, recovery, sms, totp, trusted};
 use crate::web::{self, csrf, flash, ClientIp, Level, Page, PageContext};
-use crate::with_db;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -39,7 +38,7 @@ pub struct AccountPage {
     pub authenticator_since: Option<String>,
     pub recovery_left: i64,
     pub trusted: Vec<Line>,
-    pub sessions: i64,
+    pub sessions: Vec<Line>,
     pub events: Vec<Line>,
 }
 
@@ -61,13 +60,36 @@ async fn overview(State(state): State<AppState>, page: Page) -> AppResult<Respon
         return Err(AppError::Forbidden("Log in first.".into()));
     };
     let db = &state.db;
-    let sessions = with_db!(db, p => sqlx::query_scalar::<_, i64>(&format!(
-        "SELECT COUNT(*) FROM {} WHERE user_id = $1",
-        crate::db::session_store::table(db)
-    ))
-    .bind(user.id)
-    .fetch_one(p)
-    .await)?;
+    let this = page.session.id();
+    let mut sessions: Vec<(bool, i64, Line)> = crate::db::session_store::of_user(db, user.id)
+        .await?
+        .into_iter()
+        .map(|record| {
+            let device = record
+                .data
+                .get(crate::session::DEVICE.name())
+                .and_then(|d| serde_json::from_value::<crate::session::Device>(d.clone()).ok());
+            let current = Some(record.id) == this;
+            let (what, since) = match device {
+                Some(d) => (format!("{}, from {}", d.label, d.ip), d.since),
+                None => ("A browser".to_string(), 0),
+            };
+            let what = if current {
+                format!("{what} (this one)")
+            } else {
+                what
+            };
+            let when = if since > 0 {
+                format!("since {}", when(since))
+            } else {
+                String::new()
+            };
+            (current, since, Line { what, when })
+        })
+        .collect();
+    // This session first, then the newest.
+    sessions.sort_by_key(|(current, since, _)| (!*current, -*since));
+    let sessions = sessions.into_iter().map(|(_, _, line)| line).collect();
     let since = crate::db::now() - 30 * 86400;
     let events = events::list(db, Some(user.id), since, 20)
         .await?

@@ -217,6 +217,19 @@ async fn insert(db: &Db, record: &mut Record) -> session_store::Result<bool> {
     }
 }
 
+/// The records of a user's sessions (for the account page), each with its id.
+pub async fn of_user(db: &Db, user: i64) -> sqlx::Result<Vec<Record>> {
+    let sql = format!("SELECT data FROM {} WHERE user_id = $1", table(db));
+    let rows: Vec<Vec<u8>> = with_db!(db, p => sqlx::query_scalar(&sql)
+        .bind(user)
+        .fetch_all(p)
+        .await)?;
+    Ok(rows
+        .iter()
+        .filter_map(|data| rmp_serde::from_slice::<Record>(data).ok())
+        .collect())
+}
+
 /// The table sessions are rows of (tower-sessions' own, with `user_id` added by migration 0009).
 pub fn table(db: &Db) -> &'static str {
     match db {

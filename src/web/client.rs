@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -30,6 +30,28 @@ pub fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[ipnet::IpNet]) ->
         .unwrap_or(peer)
 }
 
+/// A short name for the browser, from its `User-Agent` ("Firefox on Linux"), for the account
+/// page's lists of sessions and trusted browsers.
+pub fn browser_label(headers: &HeaderMap) -> String {
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/"]
+        .iter()
+        .find(|b| ua.contains(*b))
+        .map(|b| b.trim_end_matches('/').replace("Edg", "Edge"))
+        .unwrap_or_else(|| "A browser".into());
+    let system = ["Android", "iPhone", "iPad", "Windows", "Mac OS X", "Linux"]
+        .iter()
+        .find(|s| ua.contains(*s))
+        .map(|s| s.replace("Mac OS X", "macOS"));
+    match system {
+        Some(s) => format!("{browser} on {s}"),
+        None => browser,
+    }
+}
+
 /// Extracts the client's address ([`client_ip`] with the configured `TRUSTED_PROXIES`), as text.
 pub struct ClientIp(pub String);
 
@@ -51,7 +73,7 @@ impl FromRequestParts<AppState> for ClientIp {
 #[cfg(test)]
 mod tests {
     use super::client_ip;
-    use axum::http::HeaderMap;
+    use axum::http::{header, HeaderMap};
 
     fn xff(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

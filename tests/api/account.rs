@@ -155,16 +155,38 @@ async fn the_account_page_lists_factors_sessions_and_events(backend: Backend) {
     assert!(page.has("Authenticator app: none"));
     assert!(page.has("No browser skips the second factor."));
     assert!(
-        page.has("You are signed in in 1 session, this one included."),
+        page.has("You are signed in in 1 session, this one included"),
+        "{}",
+        page.text()
+    );
+    assert!(
+        page.has("A browser, from 127.0.0.1 (this one) since"),
         "{}",
         page.text()
     );
     assert!(page.has("login ok"), "{}", page.text());
     assert!(page.has("number bound: +44 •••• ••3456"));
     assert!(!page.text().contains("7911123456"));
-    let other = app.browser();
+    // Another session, from a browser that names itself.
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let other = crate::helpers::Browser {
+        base: app.addr.clone(),
+        client: reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0")
+            .build()
+            .unwrap(),
+        jar,
+    };
     other.login("test", "test1234").await;
-    assert!(b.get("/account/").await.has("signed in in 2 sessions"));
+    let page = b.get("/account/").await;
+    assert!(page.has("signed in in 2 sessions"), "{}", page.text());
+    assert!(
+        page.has("Firefox on Linux, from 127.0.0.1 since"),
+        "{}",
+        page.text()
+    );
 }
 
 async fn log_out_everywhere_else_keeps_this_session(backend: Backend) {

@@ -29,27 +29,6 @@ fn cookie_token(headers: &HeaderMap) -> Option<&str> {
     crate::web::cookie(headers, COOKIE).filter(|v| v.len() == 43)
 }
 
-/// A short name for the browser, from its `User-Agent`, for the account page.
-fn label(headers: &HeaderMap) -> String {
-    let ua = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/"]
-        .iter()
-        .find(|b| ua.contains(*b))
-        .map(|b| b.trim_end_matches('/').replace("Edg", "Edge"))
-        .unwrap_or_else(|| "A browser".into());
-    let system = ["Android", "iPhone", "iPad", "Windows", "Mac OS X", "Linux"]
-        .iter()
-        .find(|s| ua.contains(*s))
-        .map(|s| s.replace("Mac OS X", "macOS"));
-    match system {
-        Some(s) => format!("{browser} on {s}"),
-        None => browser,
-    }
-}
-
 /// Trusts this browser for `user`: a new token, its hash stored, the cookie set on `res`.
 pub async fn remember(
     state: &AppState,
@@ -71,7 +50,7 @@ pub async fn remember(
     )
     .bind(digest(state, &token)?)
     .bind(user)
-    .bind(label(headers))
+    .bind(crate::web::client::browser_label(headers))
     .bind(now)
     .bind(now + max_age)
     .execute(p)
