@@ -73,7 +73,7 @@ impl FromRequestParts<AppState> for ClientIp {
 #[cfg(test)]
 mod tests {
     use super::client_ip;
-    use axum::http::{header, HeaderMap};
+    use axum::http::HeaderMap;
 
     fn xff(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
