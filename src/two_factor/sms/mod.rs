@@ -345,6 +345,29 @@ async fn session_alive(state: &AppState, session: &tower_sessions::Session) -> A
     Ok(found.is_some())
 }
 
+/// What the user is told when the provider did not send (`sending`) or check a code, logged
+/// loudly when the fault is ours (the keys or the account) or the provider cannot be reached.
+fn provider_trouble(e: &VerifyError, sending: bool) -> &'static str {
+    match e {
+        VerifyError::Busy { .. } => {
+            tracing::warn!(error = %e, "verify provider busy");
+            "The SMS service is busy right now. Please try again in a minute."
+        }
+        VerifyError::Misconfigured { .. } => {
+            tracing::error!(error = %e, "verify provider refused our request: check NEXMO_API_KEY, NEXMO_API_SECRET and the account");
+            if sending {
+                "We cannot send verification codes right now. Please try again later; we have been notified."
+            } else {
+                "We cannot check codes right now. Please try again later; we have been notified."
+            }
+        }
+        VerifyError::Transport(_) => {
+            tracing::error!(error = %e, "verify provider unreachable");
+            "We could not reach the SMS service. Please try again in a minute."
+        }
+    }
+}
+
 async fn provider_failure(
     page: &Page,
     next: &SafeNext,
@@ -352,20 +375,7 @@ async fn provider_failure(
     typed: &str,
     e: VerifyError,
 ) -> AppResult<Response> {
-    let msg = match &e {
-        VerifyError::Busy { .. } => {
-            tracing::warn!(error = %e, "verify provider busy");
-            "The SMS service is busy right now. Please try again in a minute."
-        }
-        VerifyError::Misconfigured { .. } => {
-            tracing::error!(error = %e, "verify provider refused our request: check NEXMO_API_KEY, NEXMO_API_SECRET and the account");
-            "We cannot send verification codes right now. Please try again later; we have been notified."
-        }
-        VerifyError::Transport(_) => {
-            tracing::error!(error = %e, "verify provider unreachable");
-            "We could not reach the SMS service. Please try again in a minute."
-        }
-    };
+    let msg = provider_trouble(&e, true);
     refuse_new(
         page,
         next,
@@ -495,19 +505,7 @@ pub async fn confirm(
         Err(e) => {
             // Not a wrong code: the provider did not answer.
             limits::release(&state.db, attempt).await?;
-            let msg = match &e {
-                VerifyError::Busy { .. } => {
-                    "The SMS service is busy right now. Please try again in a minute."
-                }
-                VerifyError::Misconfigured { .. } => {
-                    tracing::error!(error = %e, "verify provider refused our check");
-                    "We cannot check codes right now. Please try again later; we have been notified."
-                }
-                VerifyError::Transport(_) => {
-                    tracing::error!(error = %e, "verify provider unreachable");
-                    "We could not reach the SMS service. Please try again in a minute."
-                }
-            };
+            let msg = provider_trouble(&e, false);
             return again(StatusCode::SERVICE_UNAVAILABLE, msg.into());
         }
     };
