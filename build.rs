@@ -4,13 +4,15 @@
 // is reported by the test harness as `ignored` (with its reason) instead of passing quietly:
 // - `pollstr_postgres`: TEST_DATABASE_URL names a PostgreSQL server (the PostgreSQL half of
 //   tests/api);
-// - `pollstr_prism`: PRISM_URL points at a Prism mock of the Verify API (tests/contract.rs).
-// Changing either variable rebuilds the crate once (Cargo reruns this script).
+// - `pollstr_prism`: PRISM_URL points at a Prism mock of the Verify v1 API (tests/contract.rs);
+// - `pollstr_prism_v2`: PRISM_V2_URL points at a Prism mock of the Verify v2 API (the same).
+// Changing any of them rebuilds the crate once (Cargo reruns this script).
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
     for (var, cfg) in [
         ("TEST_DATABASE_URL", "pollstr_postgres"),
         ("PRISM_URL", "pollstr_prism"),
+        ("PRISM_V2_URL", "pollstr_prism_v2"),
     ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
         println!("cargo:rerun-if-env-changed={var}");

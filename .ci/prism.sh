@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs a command while a Prism mock of an OpenAPI spec serves, with PRISM_URL set for it:
+# Runs a command while a Prism mock of an OpenAPI spec serves, with PRISM_URL (or the variable
+# named by PRISM_VAR) set for it:
 #
 #   bash .ci/prism.sh tests/specs/verify.yml -- cargo test
 #
@@ -88,7 +89,7 @@ fi
 echo "prism.sh: Prism is serving $spec on http://$host:$port (pid $prism_pid)"
 
 status=0
-PRISM_URL="http://$host:$port" "$@" || status=$?
+env "${PRISM_VAR:-PRISM_URL}=http://$host:$port" "$@" || status=$?
 if [[ $status -ne 0 ]]; then
   echo "prism.sh: '$*' failed; the end of Prism's log ($log):" >&2
   tail -n 50 "$log" >&2

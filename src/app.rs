@@ -19,6 +19,7 @@ use crate::polls::vote_queue::VoteQueue;
 use crate::state::Parts;
 use crate::two_factor::sms::console::ConsoleVerifier;
 use crate::two_factor::sms::vonage::VonageVerifier;
+use crate::two_factor::sms::vonage_v2::VonageV2Verifier;
 use crate::two_factor::sms::Verifier;
 use crate::users::password::HashQueue;
 use crate::{accounts, polls, two_factor, web};
@@ -44,12 +45,17 @@ pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppStat
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = connect(&config).await?;
     let verifier: Arc<dyn Verifier> = match config.verify_backend {
+        VerifyBackend::VonageV2 => Arc::new(VonageV2Verifier::new(
+            config.vonage.clone(),
+            config.vonage_application.clone(),
+            config.verify.clone(),
+        )?),
         VerifyBackend::Vonage => Arc::new(VonageVerifier::new(config.vonage.clone())?),
         VerifyBackend::Console => {
             tracing::warn!(
                 "no Vonage keys set: using the console verify provider, which prints codes to this log (development only)"
             );
-            Arc::new(ConsoleVerifier::new(db.clone()))
+            Arc::new(ConsoleVerifier::new(db.clone()).with_settings(&config.verify))
         }
     };
     Ok(new_state(db, config, verifier))
@@ -79,9 +85,11 @@ pub fn router(state: AppState) -> Router {
         .with_expiry(Expiry::OnInactivity(
             time::Duration::try_from(state.config.session_ttl).unwrap_or(time::Duration::hours(12)),
         ));
-    // Outside the session and CSRF layers: a stylesheet needs neither.
+    // Outside the session and CSRF layers: a stylesheet needs neither, and Vonage's callbacks
+    // are signed requests, not a browser's.
     let static_files =
         Router::new().route("/static/{file}", axum::routing::get(web::assets::serve));
+    let callbacks = two_factor::sms::callbacks::router();
     Router::new()
         .merge(polls::router(&state))
         .merge(accounts::router(&state))
@@ -92,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), web::guard))
         .layer(sessions)
         .merge(static_files)
+        .merge(callbacks)
         .layer(web::envelope::EnvelopeLayer::new())
         .with_state(state)
 }
@@ -114,20 +123,10 @@ async fn healthz(
 pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
     let db = state.db.clone();
     let sessions = state.sessions.clone();
-    let keep = state
-        .config
-        .limits
-        .sms_per_user
-        .iter()
-        .chain(&state.config.limits.sms_per_number)
-        .chain(&state.config.limits.sms_per_ip)
-        .chain(&state.config.limits.code_per_user)
-        .chain(&state.config.limits.login_per_ip)
-        .chain(&state.config.limits.login_per_username)
-        .map(|l| l.window)
-        .max()
-        .unwrap_or(Duration::from_secs(86400));
+    let keep = state.config.limits.longest_window();
     let retention = state.config.event_retention;
+    // The guard's figures: as long as its window, and at least as long as events are kept.
+    let sends_kept = retention.max(state.config.sms_guard.conversion_window);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -146,6 +145,9 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
             }
             if let Err(e) = two_factor::sms::requests::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune verify request owners");
+            }
+            if let Err(e) = two_factor::sms::guard::prune(&db, sends_kept).await {
+                tracing::warn!(error = %e, "could not prune the SMS guard's sends");
             }
         }
     })

@@ -10,8 +10,10 @@ use crate::limits::Limit;
 /// Which Verify provider sends and checks codes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VerifyBackend {
-    /// The Vonage (Nexmo) Verify API v1.
+    /// The Vonage (Nexmo) Verify API v1, which Vonage now calls "Verify Legacy".
     Vonage,
+    /// The Vonage Verify API v2: the default when keys are set.
+    VonageV2,
     /// Codes made and checked by the app, printed to the log: development only.
     Console,
 }
@@ -38,15 +40,109 @@ impl std::fmt::Debug for VonageConfig {
     }
 }
 
+/// A way to deliver a code, in the order of `VERIFY_WORKFLOW`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyChannel {
+    Sms,
+    Voice,
+}
+
+impl VerifyChannel {
+    /// The name in Verify v2's `workflow` and in `VERIFY_WORKFLOW`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyChannel::Sms => "sms",
+            VerifyChannel::Voice => "voice",
+        }
+    }
+}
+
+/// How codes are delivered: the channels in order, how long each is given before the next, the
+/// language of the message. Verify v2 takes all three; the console provider follows the
+/// workflow; v1 uses its own default workflow.
+#[derive(Clone, Debug)]
+pub struct VerifySettings {
+    pub workflow: Vec<VerifyChannel>,
+    pub channel_timeout: Duration,
+    pub locale: String,
+}
+
+impl Default for VerifySettings {
+    fn default() -> Self {
+        VerifySettings {
+            workflow: vec![VerifyChannel::Sms, VerifyChannel::Voice],
+            channel_timeout: Duration::from_secs(300),
+            locale: "en-us".into(),
+        }
+    }
+}
+
+/// A Vonage application (its id and private key) for JWT authentication on Verify v2.
+#[derive(Clone)]
+pub struct VonageApplication {
+    pub id: String,
+    /// The private key, PEM (checked to be an RSA key when the settings are read).
+    pub private_key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for VonageApplication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VonageApplication")
+            .field("id", &self.id)
+            .field("private_key_pem", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The SMS pumping guard (`two_factor::sms::guard`); the budgets are in [`Limits`].
+#[derive(Clone, Debug)]
+pub struct SmsGuardConfig {
+    /// Destination countries codes may go to (empty: all).
+    pub allowed_countries: Vec<phonenumber::country::Id>,
+    /// Below this share of codes confirmed (0.0 to 1.0; 0: never), a country's sends pause.
+    pub min_conversion: f64,
+    /// Sends a country needs in the window before its conversion is judged.
+    pub conversion_min_sends: u32,
+    /// The rolling window conversion is measured over.
+    pub conversion_window: Duration,
+    /// How long a country's sends pause.
+    pub pause: Duration,
+}
+
 /// Abuse limits on code sends and code checks.
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub sms_per_user: Vec<Limit>,
     pub sms_per_number: Vec<Limit>,
     pub sms_per_ip: Vec<Limit>,
+    /// Budgets per destination country and per number prefix (the SMS pumping guard).
+    pub sms_per_country: Vec<Limit>,
+    pub sms_per_prefix: Vec<Limit>,
     pub code_per_user: Vec<Limit>,
     pub login_per_ip: Vec<Limit>,
     pub login_per_username: Vec<Limit>,
+}
+
+impl Limits {
+    /// The longest window of any limit: how long a limit event must be kept.
+    pub fn longest_window(&self) -> Duration {
+        [
+            &self.sms_per_user,
+            &self.sms_per_number,
+            &self.sms_per_ip,
+            &self.sms_per_country,
+            &self.sms_per_prefix,
+            &self.code_per_user,
+            &self.login_per_ip,
+            &self.login_per_username,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|l| l.window)
+        .max()
+        .unwrap_or(Duration::from_secs(86400))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +157,12 @@ pub struct Config {
     /// Whether `VERIFY_BACKEND` was set, rather than the provider inferred from the keys.
     pub verify_backend_chosen: bool,
     pub vonage: VonageConfig,
+    /// JWT authentication on Verify v2, instead of the key and secret.
+    pub vonage_application: Option<VonageApplication>,
+    /// Verifies the signed Verify v2 callbacks; unset, `/2fa/vonage/events` is not served.
+    pub vonage_signature_secret: Option<String>,
+    pub verify: VerifySettings,
+    pub sms_guard: SmsGuardConfig,
     pub default_region: Option<phonenumber::country::Id>,
     pub limits: Limits,
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -139,37 +241,85 @@ impl Config {
 
         let api_key = get("NEXMO_API_KEY").or_else(|| get("VONAGE_API_KEY"));
         let api_secret = get("NEXMO_API_SECRET").or_else(|| get("VONAGE_API_SECRET"));
+        let vonage_application = match (
+            get("VONAGE_APPLICATION_ID"),
+            get("VONAGE_PRIVATE_KEY_PATH"),
+        ) {
+            (None, None) => None,
+            (Some(id), Some(path)) => Some(VonageApplication {
+                id: id.trim().to_string(),
+                private_key_pem: read_private_key(&path)?,
+            }),
+            (Some(_), None) => {
+                return Err(err(
+                    "VONAGE_PRIVATE_KEY_PATH",
+                    "VONAGE_APPLICATION_ID needs the application's private key file",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "VONAGE_APPLICATION_ID",
+                    "VONAGE_PRIVATE_KEY_PATH needs the application's id",
+                ))
+            }
+        };
+        let has_keys = api_key.is_some() && api_secret.is_some();
         let verify_backend = match get("VERIFY_BACKEND").as_deref() {
+            Some("vonage-v2") => VerifyBackend::VonageV2,
             Some("vonage") => VerifyBackend::Vonage,
             Some("console") => VerifyBackend::Console,
             Some(other) => {
                 return Err(err(
                     "VERIFY_BACKEND",
-                    format!("{other:?}: use vonage or console"),
+                    format!("{other:?}: use vonage-v2, vonage (Verify v1) or console"),
                 ))
             }
-            None if api_key.is_some() && api_secret.is_some() => VerifyBackend::Vonage,
+            None if has_keys || vonage_application.is_some() => VerifyBackend::VonageV2,
             None => VerifyBackend::Console,
         };
         let verify_backend_chosen = get("VERIFY_BACKEND").is_some();
-        if verify_backend == VerifyBackend::Vonage && (api_key.is_none() || api_secret.is_none()) {
+        if verify_backend == VerifyBackend::Vonage && !has_keys {
             return Err(err(
                 "NEXMO_API_KEY",
                 "VERIFY_BACKEND=vonage needs NEXMO_API_KEY and NEXMO_API_SECRET",
             ));
         }
-        let brand = get("NEXMO_BRAND").unwrap_or_else(|| "Pollstr".into());
-        if brand.chars().count() > 18 {
-            return Err(err("NEXMO_BRAND", "at most 18 characters (Verify's limit)"));
+        if verify_backend == VerifyBackend::VonageV2 && !has_keys && vonage_application.is_none() {
+            return Err(err(
+                "NEXMO_API_KEY",
+                "VERIFY_BACKEND=vonage-v2 needs NEXMO_API_KEY and NEXMO_API_SECRET, or VONAGE_APPLICATION_ID and VONAGE_PRIVATE_KEY_PATH",
+            ));
         }
+        let brand = get("NEXMO_BRAND").unwrap_or_else(|| "Pollstr".into());
+        if brand.chars().count() > 18 || brand.contains(['/', '{', '}', ':', '$']) {
+            return Err(err(
+                "NEXMO_BRAND",
+                "at most 18 characters, without / { } : $ (Verify's rules)",
+            ));
+        }
+        let default_url = match verify_backend {
+            VerifyBackend::Vonage => "https://api.nexmo.com/verify",
+            _ => "https://api.nexmo.com/v2/verify",
+        };
         let base_url = get("NEXMO_VERIFY_URL")
-            .unwrap_or_else(|| "https://api.nexmo.com/verify".into())
+            .unwrap_or_else(|| default_url.into())
             .trim_end_matches('/')
             .to_string();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(err(
                 "NEXMO_VERIFY_URL",
                 "must start with http:// or https://",
+            ));
+        }
+        let verify = verify_settings(&get)?;
+        let vonage_signature_secret = get("VONAGE_SIGNATURE_SECRET");
+        if vonage_signature_secret
+            .as_deref()
+            .is_some_and(|s| s.len() < 32)
+        {
+            return Err(err(
+                "VONAGE_SIGNATURE_SECRET",
+                "the account's signature secret (Vonage makes them at least 32 characters long)",
             ));
         }
         let timeout = match get("VERIFY_TIMEOUT") {
@@ -198,10 +348,13 @@ impl Config {
             sms_per_user: limit("SMS_LIMIT_PER_USER", "3/10m,10/1d")?,
             sms_per_number: limit("SMS_LIMIT_PER_NUMBER", "3/10m")?,
             sms_per_ip: limit("SMS_LIMIT_PER_IP", "20/1h")?,
+            sms_per_country: limit("SMS_LIMIT_PER_COUNTRY", "1000/1d")?,
+            sms_per_prefix: limit("SMS_LIMIT_PER_PREFIX", "100/1d")?,
             code_per_user: limit("CODE_LIMIT_PER_USER", "5/15m")?,
             login_per_ip: limit("LOGIN_LIMIT_PER_IP", "20/15m")?,
             login_per_username: limit("LOGIN_LIMIT_PER_USERNAME", "100/1h")?,
         };
+        let sms_guard = sms_guard(&get)?;
         let trusted_proxies = match get("TRUSTED_PROXIES") {
             Some(v) => v
                 .split(',')
@@ -317,6 +470,10 @@ impl Config {
                 base_url,
                 timeout,
             },
+            vonage_application,
+            vonage_signature_secret,
+            verify,
+            sms_guard,
             default_region,
             limits,
             trusted_proxies,
@@ -399,6 +556,132 @@ pub fn without_default_port(authority: &str, scheme: &str) -> String {
         .to_string()
 }
 
+/// Reads the Vonage application's private key (a PEM RSA key, as the dashboard downloads it).
+fn read_private_key(path: &str) -> Result<Vec<u8>, ConfigError> {
+    const NAME: &str = "VONAGE_PRIVATE_KEY_PATH";
+    let pem = std::fs::read(path).map_err(|e| err(NAME, format!("cannot read {path:?}: {e}")))?;
+    jsonwebtoken::EncodingKey::from_rsa_pem(&pem).map_err(|e| {
+        err(
+            NAME,
+            format!("{path:?} is not a PEM RSA private key: {e}"),
+        )
+    })?;
+    Ok(pem)
+}
+
+fn verify_settings(get: &impl Fn(&str) -> Option<String>) -> Result<VerifySettings, ConfigError> {
+    let defaults = VerifySettings::default();
+    let workflow = match get("VERIFY_WORKFLOW") {
+        Some(v) => {
+            let channels = v
+                .split(',')
+                .map(|c| match c.trim().to_ascii_lowercase().as_str() {
+                    "sms" => Ok(VerifyChannel::Sms),
+                    "voice" => Ok(VerifyChannel::Voice),
+                    other => Err(err(
+                        "VERIFY_WORKFLOW",
+                        format!("{other:?} is not a channel: use sms and voice, e.g. sms,voice"),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if channels.is_empty() || channels.len() > 3 {
+                return Err(err("VERIFY_WORKFLOW", "one to three channels, e.g. sms,voice"));
+            }
+            channels
+        }
+        None => defaults.workflow,
+    };
+    let channel_timeout = match get("VERIFY_CHANNEL_TIMEOUT") {
+        Some(v) => parse_duration(&v)
+            .filter(|d| (15..=900).contains(&d.as_secs()))
+            .ok_or_else(|| {
+                err(
+                    "VERIFY_CHANNEL_TIMEOUT",
+                    "from 15s to 15m (Verify's limits), e.g. 5m",
+                )
+            })?,
+        None => defaults.channel_timeout,
+    };
+    let locale = match get("VERIFY_LOCALE") {
+        Some(v) => {
+            let v = v.trim().to_ascii_lowercase();
+            let ok = v.len() <= 10
+                && v.split('-').count() == 2
+                && v.split('-').all(|p| (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase()));
+            if !ok {
+                return Err(err("VERIFY_LOCALE", "a locale such as en-us or es-es"));
+            }
+            v
+        }
+        None => defaults.locale,
+    };
+    Ok(VerifySettings {
+        workflow,
+        channel_timeout,
+        locale,
+    })
+}
+
+fn sms_guard(get: &impl Fn(&str) -> Option<String>) -> Result<SmsGuardConfig, ConfigError> {
+    let allowed_countries = match get("SMS_ALLOWED_COUNTRIES") {
+        Some(v) => v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.to_ascii_uppercase()
+                    .parse::<phonenumber::country::Id>()
+                    .map_err(|_| {
+                        err(
+                            "SMS_ALLOWED_COUNTRIES",
+                            format!("{s:?} is not a two-letter country code such as GB or US"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let min_conversion = match get("SMS_MIN_CONVERSION") {
+        Some(v) => {
+            let t = v.trim();
+            t.strip_suffix('%')
+                .unwrap_or(t)
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|p| (0.0..=100.0).contains(p))
+                .map(|p| p / 100.0)
+                .ok_or_else(|| err("SMS_MIN_CONVERSION", "a percentage from 0% to 100%, e.g. 20%"))?
+        }
+        None => 0.2,
+    };
+    let conversion_min_sends = match get("SMS_CONVERSION_MIN_SENDS") {
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| err("SMS_CONVERSION_MIN_SENDS", "a whole number from 1"))?,
+        None => 50,
+    };
+    let conversion_window = match get("SMS_CONVERSION_WINDOW") {
+        Some(v) => parse_duration(&v)
+            .ok_or_else(|| err("SMS_CONVERSION_WINDOW", "use e.g. 1d"))?,
+        None => Duration::from_secs(86_400),
+    };
+    let pause = match get("SMS_PAUSE") {
+        Some(v) => parse_duration(&v).ok_or_else(|| err("SMS_PAUSE", "use e.g. 1h"))?,
+        None => Duration::from_secs(3600),
+    };
+    Ok(SmsGuardConfig {
+        allowed_countries,
+        min_conversion,
+        conversion_min_sends,
+        conversion_window,
+        pause,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,15 +701,25 @@ mod tests {
         assert_eq!(c.addr.to_string(), "127.0.0.1:8000");
         assert!(!c.session_secure);
         assert_eq!(c.verify_backend, VerifyBackend::Console);
-        assert_eq!(c.vonage.base_url, "https://api.nexmo.com/verify");
+        assert_eq!(c.vonage.base_url, "https://api.nexmo.com/v2/verify");
         assert_eq!(c.limits.sms_per_user.len(), 2);
     }
 
     #[test]
     fn keys_select_vonage_and_secret_is_hidden() {
         let c = with(&[("VONAGE_API_KEY", "k"), ("VONAGE_API_SECRET", "s3cr3t")]).unwrap();
-        assert_eq!(c.verify_backend, VerifyBackend::Vonage);
+        assert_eq!(c.verify_backend, VerifyBackend::VonageV2);
+        assert_eq!(c.vonage.base_url, "https://api.nexmo.com/v2/verify");
         assert!(!format!("{c:?}").contains("s3cr3t"));
+        // Staying on Verify v1 is one setting.
+        let v1 = with(&[
+            ("VONAGE_API_KEY", "k"),
+            ("VONAGE_API_SECRET", "s3cr3t"),
+            ("VERIFY_BACKEND", "vonage"),
+        ])
+        .unwrap();
+        assert_eq!(v1.verify_backend, VerifyBackend::Vonage);
+        assert_eq!(v1.vonage.base_url, "https://api.nexmo.com/verify");
     }
 
     #[test]
@@ -501,6 +794,17 @@ mod tests {
             ("TRUSTED_BROWSER_DAYS", "forever"),
             ("CSRF_TRUSTED_ORIGINS", "polls.example.com"),
             ("CSRF_TRUSTED_ORIGINS", "https://polls.example.com/vote/"),
+            ("VERIFY_WORKFLOW", "sms,fax"),
+            ("VERIFY_WORKFLOW", "sms,voice,sms,voice"),
+            ("VERIFY_CHANNEL_TIMEOUT", "5s"),
+            ("VERIFY_LOCALE", "english"),
+            ("NEXMO_BRAND", "Polls: {new}"),
+            ("SMS_ALLOWED_COUNTRIES", "GB,Mars"),
+            ("SMS_LIMIT_PER_COUNTRY", "lots"),
+            ("SMS_LIMIT_PER_PREFIX", "5/never"),
+            ("SMS_MIN_CONVERSION", "120%"),
+            ("SMS_CONVERSION_MIN_SENDS", "0"),
+            ("VONAGE_SIGNATURE_SECRET", "short"),
         ] {
             let e = with(&[(k, v)]).unwrap_err();
             assert_eq!(e.name, k, "{e}");
@@ -509,5 +813,42 @@ mod tests {
             with(&[("VERIFY_BACKEND", "vonage")]).unwrap_err().name,
             "NEXMO_API_KEY"
         );
+        assert_eq!(
+            with(&[("VERIFY_BACKEND", "vonage-v2")]).unwrap_err().name,
+            "NEXMO_API_KEY"
+        );
+        assert_eq!(
+            with(&[("VONAGE_PRIVATE_KEY_PATH", "/nonexistent/key.pem")])
+                .unwrap_err()
+                .name,
+            "VONAGE_APPLICATION_ID"
+        );
+        assert_eq!(
+            with(&[
+                ("VONAGE_APPLICATION_ID", "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"),
+                ("VONAGE_PRIVATE_KEY_PATH", "/nonexistent/key.pem"),
+            ])
+            .unwrap_err()
+            .name,
+            "VONAGE_PRIVATE_KEY_PATH"
+        );
+    }
+
+    #[test]
+    fn guard_and_workflow_settings() {
+        let c = with(&[
+            ("SMS_ALLOWED_COUNTRIES", "gb, US"),
+            ("SMS_MIN_CONVERSION", "25%"),
+            ("VERIFY_WORKFLOW", "voice"),
+            ("VERIFY_CHANNEL_TIMEOUT", "2m"),
+        ])
+        .unwrap();
+        assert_eq!(c.sms_guard.allowed_countries.len(), 2);
+        assert!((c.sms_guard.min_conversion - 0.25).abs() < 1e-9);
+        assert_eq!(c.verify.workflow, vec![VerifyChannel::Voice]);
+        assert_eq!(c.verify.channel_timeout, Duration::from_secs(120));
+        let d = with(&[]).unwrap();
+        assert_eq!(d.verify.workflow, vec![VerifyChannel::Sms, VerifyChannel::Voice]);
+        assert!(d.sms_guard.allowed_countries.is_empty());
     }
 }

@@ -11,6 +11,13 @@ use rand::RngCore;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+/// `bytes` random bytes from the OS CSPRNG, as lowercase hex (ids, not secrets at rest).
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The server's key for secrets at rest. `Debug` does not show it.
 #[derive(Clone)]
 pub struct SecretKey([u8; 32]);

@@ -35,6 +35,8 @@ pub enum Kind {
     FactorRemoved,
     OtherSessionsEnded,
     TrustedBrowsersForgotten,
+    /// The SMS pumping guard paused sends to a country (no user: the site's event).
+    SmsCountryPaused,
 }
 
 impl Kind {
@@ -56,6 +58,7 @@ impl Kind {
             Kind::FactorRemoved => "factor_removed",
             Kind::OtherSessionsEnded => "other_sessions_ended",
             Kind::TrustedBrowsersForgotten => "trusted_browsers_forgotten",
+            Kind::SmsCountryPaused => "sms_country_paused",
         }
     }
 }
@@ -111,9 +114,9 @@ pub async fn list(db: &Db, user: Option<i64>, since: i64, limit: i64) -> sqlx::R
     Ok(events)
 }
 
-/// One event as a line of text: time (UTC), kind, user, address, detail.
-pub fn line(e: &Event) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp(e.at)
+/// A Unix time as `2026-12-01 18:00:00Z`.
+pub fn format_time(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
         .ok()
         .and_then(|t| {
             t.format(time::macros::format_description!(
@@ -121,7 +124,12 @@ pub fn line(e: &Event) -> String {
             ))
             .ok()
         })
-        .unwrap_or_else(|| e.at.to_string());
+        .unwrap_or_else(|| ts.to_string())
+}
+
+/// One event as a line of text: time (UTC), kind, user, address, detail.
+pub fn line(e: &Event) -> String {
+    let at = format_time(e.at);
     let who = match (&e.username, e.user_id) {
         (Some(name), _) => name.clone(),
         (None, Some(id)) => format!("user #{id}"),

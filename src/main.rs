@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use pollstr::app;
 use pollstr::config::Config;
 use pollstr::fixtures;
+use pollstr::two_factor::sms;
 use pollstr::users::{self, password, validation};
 use tracing_subscriber::EnvFilter;
 
@@ -57,6 +58,15 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
+    /// The SMS pumping guard's figures: codes sent, confirmed and conversion per destination
+    /// country and number prefix, and the countries whose sends are paused.
+    SmsReport {
+        /// How far back: e.g. 1h, 1d, 7d.
+        #[arg(long, default_value = "1d", value_parser = since_parser)]
+        since: std::time::Duration,
+    },
+    /// Lift the pause on sends to a country (two letters, e.g. GB) before it ends.
+    SmsResume { country: String },
     /// Print a new random key for POLLSTR_SECRET_KEY.
     SecretKey,
     /// Recompute every choice's vote count from the vote rows; report and fix any difference.
@@ -208,6 +218,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if events.is_empty() {
                 eprintln!("no events");
+            }
+            Ok(())
+        }
+        Command::SmsReport { since } => {
+            let db = app::connect(&config).await?;
+            let from = pollstr::db::now() - since.as_secs() as i64;
+            print!("{}", sms::guard::report(&db, from).await?);
+            Ok(())
+        }
+        Command::SmsResume { country } => {
+            let code = country.trim().to_ascii_uppercase();
+            if code.parse::<phonenumber::country::Id>().is_err() {
+                anyhow::bail!("{country:?} is not a two-letter country code such as GB or US");
+            }
+            let db = app::connect(&config).await?;
+            if sms::guard::resume(&db, &code).await? {
+                eprintln!("sends to {code} resume now");
+            } else {
+                eprintln!("sends to {code} were not paused");
             }
             Ok(())
         }

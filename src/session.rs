@@ -100,6 +100,9 @@ pub struct SmsPending {
     /// new number may replace when its code comes back.
     #[serde(default)]
     pub replaces: Option<String>,
+    /// Where the request is in the provider's workflow (0: its first channel).
+    #[serde(default)]
+    pub channel: usize,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -9,7 +9,9 @@ use pollstr::app::{self, AppState};
 use pollstr::config::Config;
 use pollstr::db::Db;
 use pollstr::polls::cache::PollCache;
+use pollstr::config::VonageConfig;
 use pollstr::two_factor::sms::console::ConsoleVerifier;
+use pollstr::two_factor::sms::vonage_v2::VonageV2Verifier;
 use pollstr::two_factor::sms::Verifier;
 use reqwest::{redirect, Response, StatusCode};
 use scraper::{Html, Selector};
@@ -41,6 +43,41 @@ macro_rules! both_backends {
             #[cfg_attr(not(pollstr_postgres), ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)")]
             async fn $name() { super::$name($crate::helpers::Backend::Postgres).await }
         )* }
+    };
+}
+
+/// Which Verify provider a test's app talks to when the test does not give one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// The console provider, in the app's own database.
+    Console,
+    /// The real Verify v2 client against the stateful fake in `fake_verify_v2`.
+    FakeVerifyV2,
+}
+
+tokio::task_local! {
+    /// Set by [`each_provider!`] around a test; [`Provider::Console`] when unset.
+    pub static PROVIDER: Provider;
+}
+
+/// Like [`both_backends!`], and each test once more on both backends with the Verify v2 client
+/// talking to the fake v2 server (`verify_v2::sqlite::…`, `verify_v2::postgres::…`).
+#[macro_export]
+macro_rules! each_provider {
+    ($($name:ident),* $(,)?) => {
+        $crate::both_backends!($($name),*);
+        mod verify_v2 {
+            mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                $crate::helpers::PROVIDER.scope($crate::helpers::Provider::FakeVerifyV2, super::super::$name($crate::helpers::Backend::Sqlite)).await
+            } )* }
+            mod postgres { $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(pollstr_postgres), ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)")]
+                async fn $name() {
+                    $crate::helpers::PROVIDER.scope($crate::helpers::Provider::FakeVerifyV2, super::super::$name($crate::helpers::Backend::Postgres)).await
+                }
+            )* }
+        }
     };
 }
 
@@ -129,6 +166,8 @@ pub struct TestApp {
     /// The app's poll cache, cleared when a test loads a fixture behind the app's back.
     pub polls: Arc<PollCache>,
     pub codes: Mutex<mpsc::UnboundedReceiver<(String, String)>>,
+    /// The provider the app was given when the test gave none.
+    pub provider: Provider,
     pub _dir: tempfile::TempDir,
 }
 
@@ -150,8 +189,32 @@ pub async fn spawn_app_with(
     tweak(&mut config);
     let db = app::connect(&config).await.expect("database");
     let (tx, rx) = mpsc::unbounded_channel();
-    let verifier =
-        verifier.unwrap_or_else(|| Arc::new(ConsoleVerifier::with_outbox(db.clone(), tx)));
+    let provider = PROVIDER.try_with(|p| *p).unwrap_or(Provider::Console);
+    let verifier: Arc<dyn Verifier> = match verifier {
+        Some(v) => v,
+        None => match provider {
+            Provider::Console => Arc::new(
+                ConsoleVerifier::with_outbox(db.clone(), tx).with_settings(&config.verify),
+            ),
+            Provider::FakeVerifyV2 => {
+                let base_url = crate::fake_verify_v2::start(tx).await;
+                Arc::new(
+                    VonageV2Verifier::new(
+                        VonageConfig {
+                            api_key: crate::fake_verify_v2::KEY.into(),
+                            api_secret: crate::fake_verify_v2::SECRET.into(),
+                            brand: "Pollstr".into(),
+                            base_url,
+                            timeout: std::time::Duration::from_secs(10),
+                        },
+                        None,
+                        config.verify.clone(),
+                    )
+                    .expect("the v2 client"),
+                )
+            }
+        },
+    };
     let state = app::new_state(db.clone(), config, verifier);
     let polls = state.part::<Arc<PollCache>>().clone();
     TestApp {
@@ -160,6 +223,7 @@ pub async fn spawn_app_with(
         db,
         database_url: url,
         codes: Mutex::new(rx),
+        provider,
         _dir: dir,
     }
 }
@@ -330,6 +394,7 @@ impl TestApp {
     }
 }
 
+#[derive(Clone)]
 pub struct Browser {
     pub base: String,
     pub client: reqwest::Client,

@@ -9,11 +9,12 @@ use pbkdf2::sha2::{Digest, Sha256};
 use rand::Rng;
 
 use super::phone::PhoneNumber;
-use super::verifier::{CheckOutcome, StartOutcome, Verifier, VerifyError};
+use super::verifier::{
+    busy, CheckOutcome, NextOutcome, StartOutcome, Verifier, VerifyChannel, VerifyError,
+};
 use crate::db::{self, Db};
 use crate::with_db;
 
-pub const CODE_TTL_SECS: i64 = 300;
 pub const MAX_WRONG: i64 = 3;
 /// Like Verify: a request cannot be cancelled in its first 30 seconds.
 pub const CANCEL_AFTER_SECS: i64 = 30;
@@ -24,20 +25,54 @@ pub type Outbox = tokio::sync::mpsc::UnboundedSender<(String, String)>;
 pub struct ConsoleVerifier {
     db: Db,
     outbox: Option<Outbox>,
+    workflow: Vec<VerifyChannel>,
+    /// How long each channel's code is valid.
+    ttl: i64,
 }
 
 impl ConsoleVerifier {
     pub fn new(db: Db) -> Self {
-        ConsoleVerifier { db, outbox: None }
+        let settings = crate::config::VerifySettings::default();
+        ConsoleVerifier {
+            db,
+            outbox: None,
+            workflow: settings.workflow,
+            ttl: settings.channel_timeout.as_secs() as i64,
+        }
     }
 
     /// Also hands every code to `outbox` (for tests that play the phone).
     pub fn with_outbox(db: Db, outbox: Outbox) -> Self {
         ConsoleVerifier {
-            db,
             outbox: Some(outbox),
+            ..ConsoleVerifier::new(db)
         }
     }
+
+    /// Delivers by the channels of `VERIFY_WORKFLOW` in turn, each code valid for
+    /// `VERIFY_CHANNEL_TIMEOUT`.
+    pub fn with_settings(mut self, settings: &crate::config::VerifySettings) -> Self {
+        self.workflow = settings.workflow.clone();
+        self.ttl = settings.channel_timeout.as_secs() as i64;
+        self
+    }
+
+    /// "Sends" a code: the log, and the outbox when there is one.
+    fn deliver(&self, number: &PhoneNumber, code: &str, channel: VerifyChannel) {
+        tracing::warn!(
+            target: "pollstr::console_sms",
+            "DEVELOPMENT ONLY (console verify provider): code for {} by {} is {code}",
+            number.masked(),
+            channel.as_str()
+        );
+        if let Some(outbox) = &self.outbox {
+            let _ = outbox.send((number.e164().to_string(), code.to_string()));
+        }
+    }
+}
+
+fn new_code() -> String {
+    format!("{:06}", rand::rng().random_range(0..1_000_000u32))
 }
 
 fn hash_code(request_id: &str, code: &str) -> String {
@@ -55,7 +90,11 @@ fn transport(e: sqlx::Error) -> VerifyError {
 
 #[async_trait]
 impl Verifier for ConsoleVerifier {
-    async fn start(&self, number: &PhoneNumber) -> Result<StartOutcome, VerifyError> {
+    async fn start(
+        &self,
+        number: &PhoneNumber,
+        _client_ref: &str,
+    ) -> Result<StartOutcome, VerifyError> {
         let now = db::now();
         // A request whose time is up no longer runs (it stays 'pending' until then).
         with_db!(&self.db, p => sqlx::query(
@@ -68,14 +107,8 @@ impl Verifier for ConsoleVerifier {
         .await
         .map(|r| r.rows_affected()))
         .map_err(transport)?;
-        let (request_id, code) = {
-            let mut rng = rand::rng();
-            let id: String = (0..32)
-                .map(|_| format!("{:x}", rng.random_range(0..16u8)))
-                .collect();
-            let code = format!("{:06}", rng.random_range(0..1_000_000u32));
-            (id, code)
-        };
+        let request_id = crate::crypto::random_hex(16);
+        let code = new_code();
         // One running request per number (status 10), kept by a unique index on the running
         // ones: of two requests started together, one inserts and the other finds it.
         let inserted = with_db!(&self.db, p => sqlx::query(
@@ -86,7 +119,7 @@ impl Verifier for ConsoleVerifier {
         .bind(number.e164())
         .bind(hash_code(&request_id, &code))
         .bind(now)
-        .bind(now + CODE_TTL_SECS)
+        .bind(now + self.ttl)
         .execute(p)
         .await
         .map(|r| r.rows_affected()))
@@ -101,21 +134,16 @@ impl Verifier for ConsoleVerifier {
             .map_err(transport)?;
             // Gone in between (checked or cancelled a moment ago): the caller may send again.
             return match running {
-                Some(request_id) => Ok(StartOutcome::InProgress { request_id }),
-                None => Err(VerifyError::Busy {
-                    status: "10".into(),
-                    text: "the running request ended while another started".into(),
+                Some(request_id) => Ok(StartOutcome::InProgress {
+                    request_id: Some(request_id),
                 }),
+                None => Err(busy(
+                    "10",
+                    "the running request ended while another started",
+                )),
             };
         }
-        tracing::warn!(
-            target: "pollstr::console_sms",
-            "DEVELOPMENT ONLY (console verify provider): code for {} is {code}",
-            number.masked()
-        );
-        if let Some(outbox) = &self.outbox {
-            let _ = outbox.send((number.e164().to_string(), code));
-        }
+        self.deliver(number, &code, self.workflow[0]);
         Ok(StartOutcome::Started { request_id })
     }
 
@@ -185,11 +213,50 @@ impl Verifier for ConsoleVerifier {
         if done == 1 {
             Ok(())
         } else {
-            Err(VerifyError::Busy {
-                status: "19".into(),
-                text: "can't be cancelled now".into(),
-            })
+            Err(busy("19", "can't be cancelled now"))
         }
+    }
+
+    fn workflow(&self) -> &[VerifyChannel] {
+        &self.workflow
+    }
+
+    /// Like Verify v2's next workflow: a new code by the next channel, with its own time.
+    async fn next_channel(&self, request_id: &str) -> Result<NextOutcome, VerifyError> {
+        let now = db::now();
+        let code = new_code();
+        let moved = with_db!(&self.db, p => sqlx::query_as::<_, (String, i64)>(
+            "UPDATE console_verify_requests SET code_hash = $2, channel = channel + 1, expires_at = $3 \
+             WHERE request_id = $1 AND state = 'pending' AND expires_at > $4 AND channel + 1 < $5 \
+             RETURNING number, channel",
+        )
+        .bind(request_id)
+        .bind(hash_code(request_id, &code))
+        .bind(now + self.ttl)
+        .bind(now)
+        .bind(self.workflow.len() as i64)
+        .fetch_optional(p)
+        .await)
+        .map_err(transport)?;
+        if let Some((number, channel)) = moved {
+            let channel = self.workflow[channel as usize];
+            self.deliver(&PhoneNumber::from_stored(number), &code, channel);
+            return Ok(NextOutcome::Moved);
+        }
+        let running = with_db!(&self.db, p => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM console_verify_requests \
+             WHERE request_id = $1 AND state = 'pending' AND expires_at > $2",
+        )
+        .bind(request_id)
+        .bind(now)
+        .fetch_one(p)
+        .await)
+        .map_err(transport)?;
+        Ok(if running == 1 {
+            NextOutcome::NoMore
+        } else {
+            NextOutcome::Expired
+        })
     }
 }
 

@@ -1,13 +1,18 @@
 //! The SMS factor, the original's: the flow `/2fa/` (new) → `/2fa/create/` (send a code) →
-//! `/2fa/verify/` (the code form) → `/2fa/confirm/` (check it). Providers implement
-//! [`Verifier`] ([`vonage`], [`console`]); a proven number is one account's ([`numbers`]).
+//! `/2fa/verify/` (the code form, with "Call me instead": `/2fa/next/`) → `/2fa/confirm/`
+//! (check it). Providers implement [`Verifier`] ([`vonage_v2`], [`vonage`] for v1,
+//! [`console`]); a proven number is one account's ([`numbers`]); every send passes the SMS
+//! pumping [`guard`], which Verify v2's signed [`callbacks`] inform.
 
+pub mod callbacks;
 pub mod console;
+pub mod guard;
 pub mod numbers;
 pub mod phone;
 pub mod requests;
 pub mod verifier;
 pub mod vonage;
+pub mod vonage_v2;
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -25,9 +30,10 @@ use crate::state::AppState;
 use crate::two_factor::gate;
 use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
+use guard::{Admission, Destination};
 use numbers::Bind;
 use phone::PhoneNumber;
-pub use verifier::{CheckOutcome, StartOutcome, Verifier, VerifyError};
+pub use verifier::{CheckOutcome, NextOutcome, StartOutcome, Verifier, VerifyChannel, VerifyError};
 
 /// The Verify provider this server talks to (registered by `app::new_state`).
 fn verifier(state: &AppState) -> &dyn Verifier {
@@ -39,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/2fa/", get(new))
         .route("/2fa/create/", post(create))
         .route("/2fa/verify/", get(verify))
+        .route("/2fa/next/", post(next_channel))
         .route("/2fa/confirm/", post(confirm))
 }
 
@@ -172,6 +179,42 @@ pub async fn create(
         }
     };
 
+    // The SMS pumping guard, before anything else is spent on this number.
+    let to = Destination::of(&number);
+    match guard::admit(&state.db, &state.config, &to).await? {
+        Admission::Allowed => {}
+        Admission::CountryNotAllowed => {
+            refused(format!("{} is in {}, not an allowed country", number.masked(), to.country)).await?;
+            return refuse_new(
+                &page,
+                &next,
+                bound.as_ref(),
+                typed,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "This site does not send codes to phone numbers in that country. Please use a number from another country.",
+            )
+            .await;
+        }
+        Admission::Paused { until } => {
+            refused(format!("{} is in {}, where sends are paused", number.masked(), to.country)).await?;
+            let wait = (until - crate::db::now()).max(1) as u64;
+            let msg = format!(
+                "Codes to phone numbers in this country are paused for a while to stop abuse. Please try again in {}.",
+                human_wait(wait)
+            );
+            let res = refuse_new(
+                &page,
+                &next,
+                bound.as_ref(),
+                typed,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &msg,
+            )
+            .await?;
+            return Ok(web::retry_after(res, wait));
+        }
+    }
+
     // Replacing a proven number is binding a new factor: it takes the password again.
     let is_change = bound.as_ref().is_some_and(|b| b != &number);
     let resending_pending = pending.as_ref().is_some_and(|p| p.number == number.e164());
@@ -211,37 +254,18 @@ pub async fn create(
 
     // Limits: a refused send never reaches the provider. The send is counted before it is
     // made, so that sends asked for together cannot all pass the limits.
-    let uid = user.id.to_string();
-    let l = &state.config.limits;
-    let checks = [
-        (Scope::SmsPerUser, uid.as_str(), l.sms_per_user.as_slice()),
-        (
-            Scope::SmsPerNumber,
-            number.e164(),
-            l.sms_per_number.as_slice(),
-        ),
-        (Scope::SmsPerIp, ip.as_str(), l.sms_per_ip.as_slice()),
-    ];
-    if let Err(wait) = limits::reserve(&state.db, &checks).await? {
+    if let Err(wait) = reserve_send(&state, user.id, &number, &to, &ip).await? {
         refused(format!("send limit, to {}", number.masked())).await?;
-        let msg = format!(
-            "Too many codes were sent. To protect you and keep costs down, please try again in {}.",
-            human_wait(wait)
-        );
-        let mut res = refuse_new(
+        let res = refuse_new(
             &page,
             &next,
             bound.as_ref(),
             typed,
             StatusCode::TOO_MANY_REQUESTS,
-            &msg,
+            &too_many_sends(wait),
         )
         .await?;
-        res.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            wait.to_string().parse().expect("digits"),
-        );
-        return Ok(res);
+        return Ok(web::retry_after(res, wait));
     }
 
     // Switching numbers: stop the code still running for the old one, where the API allows.
@@ -257,18 +281,30 @@ pub async fn create(
         Some(p) if resending_pending => p.replaces.clone(),
         _ => bound.as_ref().map(|b| b.e164().to_string()),
     };
-    let (request_id, message) = match verifier(&state).start(&number).await {
+    let client_ref = format!("u{}", user.id);
+    let started = verifier(&state).start(&number, &client_ref).await;
+    let started = match started {
+        Ok(StartOutcome::InProgress { request_id }) => Ok(StartOutcome::InProgress {
+            request_id: own_running_request(&state, user.id, &number, request_id).await?,
+        }),
+        other => other,
+    };
+    let (request_id, message) = match started {
         Ok(StartOutcome::Started { request_id }) => {
-            requests::record(&state.db, &request_id, user.id).await?;
+            requests::record(&state.db, &request_id, user.id, number.e164()).await?;
+            guard::record_send(&state.db, &request_id, &to).await?;
             (
                 request_id,
-                format!("We have sent a code to {}.", number.masked()),
+                match first_channel(&state) {
+                    VerifyChannel::Sms => format!("We have sent a code to {}.", number.masked()),
+                    VerifyChannel::Voice => {
+                        format!("We are calling {} to read you a code.", number.masked())
+                    }
+                },
             )
         }
         // Another account's running request is not joined: its wrong codes would end it.
-        Ok(StartOutcome::InProgress { request_id })
-            if requests::owner(&state.db, &request_id).await? != Some(user.id) =>
-        {
+        Ok(StartOutcome::InProgress { request_id: None }) => {
             refused(format!(
                 "{} has a code running for another account",
                 number.masked()
@@ -284,7 +320,9 @@ pub async fn create(
             )
             .await;
         }
-        Ok(StartOutcome::InProgress { request_id }) => (
+        Ok(StartOutcome::InProgress {
+            request_id: Some(request_id),
+        }) => (
             request_id,
             format!(
                 "A code was already sent to {} a moment ago and is still valid. Enter it below.",
@@ -323,11 +361,72 @@ pub async fn create(
                 request_id,
                 number: number.e164().to_string(),
                 replaces,
+                channel: 0,
             },
         )
         .await?;
     flash::push(&page.session, Level::Info, message).await?;
     Ok(Redirect::to(&format!("/2fa/verify/?next={}", next.query_value())).into_response())
+}
+
+/// Counts one send (a new code, or the code again by another channel) against every send limit
+/// and the guard's budgets for its destination; the seconds to wait when one is reached.
+async fn reserve_send(
+    state: &AppState,
+    user_id: i64,
+    number: &PhoneNumber,
+    to: &Destination,
+    ip: &str,
+) -> AppResult<Result<limits::Reservation, u64>> {
+    let uid = user_id.to_string();
+    let l = &state.config.limits;
+    let [country, prefix] = to.budgets(&state.config);
+    let checks = [
+        (Scope::SmsPerUser, uid.as_str(), l.sms_per_user.as_slice()),
+        (
+            Scope::SmsPerNumber,
+            number.e164(),
+            l.sms_per_number.as_slice(),
+        ),
+        (Scope::SmsPerIp, ip, l.sms_per_ip.as_slice()),
+        country,
+        prefix,
+    ];
+    Ok(limits::reserve(&state.db, &checks).await?)
+}
+
+fn too_many_sends(wait: u64) -> String {
+    format!(
+        "Too many codes were sent. To protect you and keep costs down, please try again in {}.",
+        human_wait(wait)
+    )
+}
+
+/// The provider says a request to this number is running: this account's own, if it started
+/// one (named by the provider, or, when it names none, the newest this account started to the
+/// number within a code's lifetime), else none.
+async fn own_running_request(
+    state: &AppState,
+    user_id: i64,
+    number: &PhoneNumber,
+    named: Option<String>,
+) -> AppResult<Option<String>> {
+    Ok(match named {
+        Some(id) => (requests::owner(&state.db, &id).await? == Some(user_id)).then_some(id),
+        None => {
+            let since = crate::db::now() - guard::settle_after(&state.config).as_secs() as i64;
+            requests::latest_of(&state.db, user_id, number.e164(), since).await?
+        }
+    })
+}
+
+fn first_channel(state: &AppState) -> VerifyChannel {
+    channel_at(state, 0).unwrap_or(VerifyChannel::Sms)
+}
+
+/// The channel at this place in the provider's workflow.
+fn channel_at(state: &AppState, index: usize) -> Option<VerifyChannel> {
+    verifier(state).workflow().get(index).copied()
 }
 
 /// Whether the request's session is still in the store (a logout or the end of the session
@@ -347,24 +446,39 @@ async fn session_alive(state: &AppState, session: &tower_sessions::Session) -> A
 
 /// What the user is told when the provider did not send (`sending`) or check a code, logged
 /// loudly when the fault is ours (the keys or the account) or the provider cannot be reached.
-fn provider_trouble(e: &VerifyError, sending: bool) -> &'static str {
+fn provider_trouble(e: &VerifyError, sending: bool) -> String {
     match e {
-        VerifyError::Busy { .. } => {
+        VerifyError::Busy { retry_after, .. } => {
             tracing::warn!(error = %e, "verify provider busy");
-            "The SMS service is busy right now. Please try again in a minute."
+            let when = match retry_after {
+                Some(wait) => human_wait(*wait),
+                None => "a minute".into(),
+            };
+            format!("The SMS service is busy right now. Please try again in {when}.")
         }
         VerifyError::Misconfigured { .. } => {
-            tracing::error!(error = %e, "verify provider refused our request: check NEXMO_API_KEY, NEXMO_API_SECRET and the account");
+            tracing::error!(error = %e, "verify provider refused our request: check NEXMO_API_KEY, NEXMO_API_SECRET (or the Vonage application) and the account");
             if sending {
-                "We cannot send verification codes right now. Please try again later; we have been notified."
+                "We cannot send verification codes right now. Please try again later; we have been notified.".into()
             } else {
-                "We cannot check codes right now. Please try again later; we have been notified."
+                "We cannot check codes right now. Please try again later; we have been notified.".into()
             }
         }
         VerifyError::Transport(_) => {
             tracing::error!(error = %e, "verify provider unreachable");
-            "We could not reach the SMS service. Please try again in a minute."
+            "We could not reach the SMS service. Please try again in a minute.".into()
         }
+    }
+}
+
+/// A provider's fault as a response: 503, with the provider's `Retry-After` when it gave one.
+fn with_provider_wait(res: Response, e: &VerifyError) -> Response {
+    match e {
+        VerifyError::Busy {
+            retry_after: Some(wait),
+            ..
+        } => web::retry_after(res, *wait),
+        _ => res,
     }
 }
 
@@ -376,15 +490,16 @@ async fn provider_failure(
     e: VerifyError,
 ) -> AppResult<Response> {
     let msg = provider_trouble(&e, true);
-    refuse_new(
+    let res = refuse_new(
         page,
         next,
         bound,
         typed,
         StatusCode::SERVICE_UNAVAILABLE,
-        msg,
+        &msg,
     )
-    .await
+    .await?;
+    Ok(with_provider_wait(res, &e))
 }
 
 async fn refuse_new(
@@ -406,7 +521,7 @@ async fn refuse_new(
     Ok((status, body).into_response())
 }
 
-#[derive(Template)]
+#[derive(Template, Clone)]
 #[template(path = "two_factor/verify.html")]
 pub struct VerifyPage {
     pub ctx: PageContext,
@@ -415,6 +530,37 @@ pub struct VerifyPage {
     pub error: Option<String>,
     /// Days a trusted browser skips the second factor (0: the box is not shown).
     pub trust_days: u32,
+    /// How the code came: by text message, or read out in a call.
+    pub by_call: bool,
+    /// "5 minutes".
+    pub valid_for: String,
+    /// The button to the workflow's next channel ("Call me instead"), if it has one.
+    pub other_channel: Option<&'static str>,
+}
+
+impl VerifyPage {
+    fn new(state: &AppState, ctx: PageContext, next: &SafeNext, p: &Pending) -> VerifyPage {
+        VerifyPage {
+            ctx,
+            next: next.as_str().to_string(),
+            masked: PhoneNumber::from_stored(p.number.clone()).masked(),
+            error: None,
+            trust_days: state.config.trusted_browser_days,
+            by_call: channel_at(state, p.channel) == Some(VerifyChannel::Voice),
+            valid_for: human_wait(state.config.verify.channel_timeout.as_secs()),
+            other_channel: channel_at(state, p.channel + 1).map(|c| match c {
+                VerifyChannel::Voice => "Call me instead",
+                VerifyChannel::Sms => "Text me instead",
+            }),
+        }
+    }
+
+    fn with_error(&self, status: StatusCode, msg: impl Into<String>) -> AppResult<Response> {
+        let mut page = self.clone();
+        page.error = Some(msg.into());
+        let body = web::render(&page)?;
+        Ok((status, body).into_response())
+    }
 }
 
 pub async fn verify(
@@ -429,13 +575,130 @@ pub async fn verify(
     let Some(p) = session::SMS_PENDING.get(&page.session).await? else {
         return Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response());
     };
-    web::render(&VerifyPage {
-        ctx: page.ctx,
-        next: next.as_str().to_string(),
-        masked: PhoneNumber::from_stored(p.number).masked(),
-        error: None,
-        trust_days: state.config.trusted_browser_days,
-    })
+    web::render(&VerifyPage::new(&state, page.ctx, &next, &p))
+}
+
+#[derive(Deserialize)]
+pub struct NextForm {
+    next: Option<String>,
+}
+
+/// "Call me instead": the running request's code by the workflow's next channel. It costs a
+/// send, so it is counted against the same limits and budgets as one.
+pub async fn next_channel(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    page: Page,
+    Form(form): Form<NextForm>,
+) -> AppResult<Response> {
+    let next = SafeNext::or_default(form.next.as_deref());
+    let Some(user) = page.ctx.user.clone() else {
+        return Ok(login_redirect("/2fa/verify/", &next));
+    };
+    let Some(mut pending) = session::SMS_PENDING.get(&page.session).await? else {
+        flash::push(
+            &page.session,
+            Level::Warning,
+            "Your code request has ended. Send a new code.",
+        )
+        .await?;
+        return Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response());
+    };
+    let to_verify = Redirect::to(&format!("/2fa/verify/?next={}", next.query_value()));
+    let Some(channel) = channel_at(&state, pending.channel + 1) else {
+        flash::push(
+            &page.session,
+            Level::Warning,
+            "There is no other way to send this code. Send a new code if it did not arrive.",
+        )
+        .await?;
+        return Ok(to_verify.into_response());
+    };
+    let number = PhoneNumber::from_stored(pending.number.clone());
+    let masked = number.masked();
+    let to = Destination::of(&number);
+    let page_now = VerifyPage::new(&state, page.ctx.clone(), &next, &pending);
+    if let Admission::Paused { until } =
+        guard::admit(&state.db, &state.config, &to).await?
+    {
+        let wait = (until - crate::db::now()).max(1) as u64;
+        let res = page_now.with_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "Codes to phone numbers in this country are paused for a while to stop abuse. Please try again in {}.",
+                human_wait(wait)
+            ),
+        )?;
+        return Ok(web::retry_after(res, wait));
+    }
+    let reservation = match reserve_send(&state, user.id, &number, &to, &ip).await? {
+        Ok(r) => r,
+        Err(wait) => {
+            events::record(
+                &state.db,
+                Kind::CodeRefused,
+                Some(user.id),
+                &ip,
+                &format!("send limit, {} to {masked}", channel.as_str()),
+            )
+            .await?;
+            let res = page_now.with_error(StatusCode::TOO_MANY_REQUESTS, too_many_sends(wait))?;
+            return Ok(web::retry_after(res, wait));
+        }
+    };
+    let outcome = match verifier(&state).next_channel(&pending.request_id).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            limits::release(&state.db, reservation).await?;
+            let res =
+                page_now.with_error(StatusCode::SERVICE_UNAVAILABLE, provider_trouble(&e, true))?;
+            return Ok(with_provider_wait(res, &e));
+        }
+    };
+    match outcome {
+        NextOutcome::Moved => {
+            guard::record_next_channel(&state.db, &pending.request_id).await?;
+            events::record(
+                &state.db,
+                Kind::CodeSent,
+                Some(user.id),
+                &ip,
+                &format!("by {} to {masked}", channel.as_str()),
+            )
+            .await?;
+            pending.channel += 1;
+            session::SMS_PENDING.insert(&page.session, pending).await?;
+            let msg = match channel {
+                VerifyChannel::Voice => format!("We are calling {masked} now to read you a new code."),
+                VerifyChannel::Sms => format!("We have sent a new code to {masked}."),
+            };
+            flash::push(&page.session, Level::Info, msg).await?;
+            Ok(to_verify.into_response())
+        }
+        NextOutcome::NoMore => {
+            limits::release(&state.db, reservation).await?;
+            pending.channel = verifier(&state).workflow().len().saturating_sub(1);
+            session::SMS_PENDING.insert(&page.session, pending).await?;
+            flash::push(
+                &page.session,
+                Level::Warning,
+                "There is no other way to send this code. Send a new code if it did not arrive.",
+            )
+            .await?;
+            Ok(to_verify.into_response())
+        }
+        NextOutcome::Expired => {
+            limits::release(&state.db, reservation).await?;
+            session::SMS_PENDING.remove(&page.session).await?;
+            flash::push(
+                &page.session,
+                Level::Warning,
+                "That code has expired or was already used. Send a new code.",
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response())
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -468,20 +731,12 @@ pub async fn confirm(
         return Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response());
     };
     let masked = PhoneNumber::from_stored(pending.number.clone()).masked();
+    let page_now = VerifyPage::new(&state, page.ctx.clone(), &next, &pending);
     let note = |kind: Kind, detail: String| {
         let (db, ip) = (state.db.clone(), ip.clone());
         async move { events::record(&db, kind, Some(user.id), &ip, &detail).await }
     };
-    let again = |status: StatusCode, msg: String| -> AppResult<Response> {
-        let body = web::render(&VerifyPage {
-            ctx: page.ctx.clone(),
-            next: next.as_str().to_string(),
-            masked: masked.clone(),
-            error: Some(msg),
-            trust_days: state.config.trusted_browser_days,
-        })?;
-        Ok((status, body).into_response())
-    };
+    let again = |status: StatusCode, msg: String| page_now.with_error(status, msg);
     let code: String = form
         .code
         .chars()
@@ -505,8 +760,8 @@ pub async fn confirm(
         Err(e) => {
             // Not a wrong code: the provider did not answer.
             limits::release(&state.db, attempt).await?;
-            let msg = provider_trouble(&e, false);
-            return again(StatusCode::SERVICE_UNAVAILABLE, msg.into());
+            let res = again(StatusCode::SERVICE_UNAVAILABLE, provider_trouble(&e, false))?;
+            return Ok(with_provider_wait(res, &e));
         }
     };
     if matches!(outcome, CheckOutcome::Verified | CheckOutcome::Expired) {
@@ -544,6 +799,7 @@ pub async fn confirm(
                 .await;
             }
             note(Kind::CodeOk, format!("for {masked}")).await?;
+            guard::record_confirmed(&state.db, &pending.request_id).await?;
             match bound_before {
                 Some(old) if old == number => {}
                 Some(old) => {

@@ -9,14 +9,15 @@ use crate::with_db;
 /// Requests are kept this long: a Verify request lives for minutes, this is its owner's record.
 pub const KEEP: Duration = Duration::from_secs(86_400);
 
-pub async fn record(db: &Db, request_id: &str, user_id: i64) -> sqlx::Result<()> {
+pub async fn record(db: &Db, request_id: &str, user_id: i64, number: &str) -> sqlx::Result<()> {
     with_db!(db, p => sqlx::query(
-        "INSERT INTO verify_requests (request_id, user_id, started_at) VALUES ($1, $2, $3) \
+        "INSERT INTO verify_requests (request_id, user_id, started_at, number) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(request_id)
     .bind(user_id)
     .bind(db::now())
+    .bind(number)
     .execute(p)
     .await
     .map(|_| ()))
@@ -28,6 +29,25 @@ pub async fn owner(db: &Db, request_id: &str) -> sqlx::Result<Option<i64>> {
         "SELECT user_id FROM verify_requests WHERE request_id = $1",
     )
     .bind(request_id)
+    .fetch_optional(p)
+    .await)
+}
+
+/// The newest request this account started to `number` since `since` (Unix seconds): the one
+/// a provider means when it says a request to the number is running without naming it.
+pub async fn latest_of(
+    db: &Db,
+    user_id: i64,
+    number: &str,
+    since: i64,
+) -> sqlx::Result<Option<String>> {
+    with_db!(db, p => sqlx::query_scalar::<_, String>(
+        "SELECT request_id FROM verify_requests WHERE user_id = $1 AND number = $2 AND started_at >= $3 \
+         ORDER BY started_at DESC LIMIT 1",
+    )
+    .bind(user_id)
+    .bind(number)
+    .bind(since)
     .fetch_optional(p)
     .await)
 }

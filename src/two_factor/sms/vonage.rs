@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::phone::PhoneNumber;
 use super::verifier::{
-    check_outcome, start_outcome, CheckOutcome, StartOutcome, Verifier, VerifyError,
+    busy, check_outcome, start_outcome, CheckOutcome, StartOutcome, Verifier, VerifyError,
 };
 use crate::config::VonageConfig;
 
@@ -68,7 +68,11 @@ impl VonageVerifier {
 
 #[async_trait]
 impl Verifier for VonageVerifier {
-    async fn start(&self, number: &PhoneNumber) -> Result<StartOutcome, VerifyError> {
+    async fn start(
+        &self,
+        number: &PhoneNumber,
+        _client_ref: &str,
+    ) -> Result<StartOutcome, VerifyError> {
         let r = self
             .post(
                 "/json",
@@ -104,10 +108,7 @@ impl Verifier for VonageVerifier {
                 text: r.error_text,
             }),
             // 6 (no longer active) and 19 (too early or too late to cancel): nothing to do now.
-            _ => Err(VerifyError::Busy {
-                status: r.status,
-                text: r.error_text,
-            }),
+            _ => Err(busy(r.status, r.error_text)),
         }
     }
 }

@@ -1,0 +1,157 @@
+//! "Call me instead" (the workflow's next channel) and running verifications, with the console
+//! provider and with the Verify v2 client against the fake v2 server.
+
+use pollstr::config::VerifyChannel;
+use pollstr::limits::Limit;
+use reqwest::StatusCode;
+
+use crate::each_provider;
+use crate::helpers::{spawn_app_with, Backend, TestApp, PHONE, PHONE_E164, SEED};
+
+each_provider!(
+    call_me_instead_reads_a_new_code,
+    no_call_button_without_a_next_channel,
+    a_call_counts_against_the_send_limits,
+    another_account_cannot_join_a_running_verification,
+);
+
+async fn app_with(backend: Backend, tweak: impl FnOnce(&mut pollstr::config::Config)) -> TestApp {
+    let app = spawn_app_with(backend, tweak, None).await;
+    app.load(SEED).await;
+    app
+}
+
+async fn call_me_instead_reads_a_new_code(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.browser();
+    b.login("test", "test1234").await;
+    b.submit("/2fa/", "/2fa/create/", &[("number", PHONE)])
+        .await;
+    let texted = app.code_for(PHONE_E164).await;
+    let page = b.get("/2fa/verify/").await;
+    assert!(page.has("Type in the code from the text message."));
+    assert!(page.has("It is valid for 5 minutes."));
+    assert!(page.form("/2fa/next/").is_some(), "{}", page.body);
+    assert!(page.has("Call me instead"));
+
+    let moved = b.submit("/2fa/verify/", "/2fa/next/", &[]).await;
+    assert_eq!(
+        moved.location.as_deref(),
+        Some("/2fa/verify/?next=/polls/"),
+        "{}",
+        moved.text()
+    );
+    let called = app.code_for(PHONE_E164).await;
+    let page = b.get("/2fa/verify/").await;
+    assert!(
+        page.has("We are calling +44 •••• ••3456 now to read you a new code."),
+        "{}",
+        page.text()
+    );
+    assert!(page.has("Type in the code you heard in the call."));
+    // Voice was the last channel: no button now, and a post anyway is a message.
+    assert!(page.form("/2fa/next/").is_none());
+    let again = b.post_raw("/2fa/next/", &[("csrf_token", &page.csrf().unwrap())]).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    assert!(b.get("/2fa/verify/").await.has("There is no other way to send this code."));
+    assert!(app.no_code_sent());
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM security_events WHERE kind = 'code_sent' AND detail LIKE 'by voice%'")
+            .await,
+        1
+    );
+    assert_eq!(app.scalar("SELECT channels FROM sms_sends").await, 2);
+
+    // The call's code is the one that counts now.
+    if texted != called {
+        let old = b
+            .submit("/2fa/verify/", "/2fa/confirm/", &[("code", &texted)])
+            .await;
+        assert_eq!(old.status, StatusCode::BAD_REQUEST, "{}", old.text());
+    }
+    let done = b
+        .submit("/2fa/verify/", "/2fa/confirm/", &[("code", &called)])
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/polls/"), "{}", done.text());
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM sms_sends WHERE confirmed_at IS NOT NULL")
+            .await,
+        1
+    );
+}
+
+async fn no_call_button_without_a_next_channel(backend: Backend) {
+    let app = app_with(backend, |c| c.verify.workflow = vec![VerifyChannel::Sms]).await;
+    let b = app.browser();
+    b.login("test", "test1234").await;
+    b.submit("/2fa/", "/2fa/create/", &[("number", PHONE)])
+        .await;
+    let code = app.code_for(PHONE_E164).await;
+    let page = b.get("/2fa/verify/").await;
+    assert!(page.form("/2fa/next/").is_none());
+    assert!(!page.has("Call me instead"));
+    let forced = b.post_raw("/2fa/next/", &[("csrf_token", &page.csrf().unwrap())]).await;
+    assert_eq!(forced.status, StatusCode::SEE_OTHER);
+    assert!(b.get("/2fa/verify/").await.has("There is no other way to send this code."));
+    assert!(app.no_code_sent());
+    let done = b
+        .submit("/2fa/verify/", "/2fa/confirm/", &[("code", &code)])
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/polls/"));
+    // Without a code running, the button's post goes back to the start.
+    let b2 = app.browser();
+    b2.login("test", "test1234").await;
+    let csrf = b2.get("/2fa/").await.csrf().unwrap();
+    let none = b2.post_raw("/2fa/next/", &[("csrf_token", &csrf)]).await;
+    assert_eq!(none.location.as_deref(), Some("/2fa/?next=/polls/"));
+}
+
+async fn a_call_counts_against_the_send_limits(backend: Backend) {
+    let app = app_with(backend, |c| {
+        c.limits.sms_per_user = Limit::parse_list("1/10m").unwrap();
+    })
+    .await;
+    let b = app.browser();
+    b.login("test", "test1234").await;
+    b.submit("/2fa/", "/2fa/create/", &[("number", PHONE)])
+        .await;
+    let code = app.code_for(PHONE_E164).await;
+    let page = b.submit("/2fa/verify/", "/2fa/next/", &[]).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.text());
+    assert!(page.has("Too many codes were sent."));
+    assert!(page.headers.contains_key("retry-after"));
+    assert!(app.no_code_sent());
+    // Nothing was lost: the text message's code still works.
+    let done = b
+        .submit("/2fa/verify/", "/2fa/confirm/", &[("code", &code)])
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/polls/"));
+}
+
+/// Someone else's number, typed while its owner's code is running, does not join the owner's
+/// request: wrong codes there would end it and the owner's right code would be refused.
+async fn another_account_cannot_join_a_running_verification(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let owner = app.browser();
+    owner.login("test", "test1234").await;
+    owner
+        .submit("/2fa/", "/2fa/create/", &[("number", PHONE)])
+        .await;
+    let code = app.code_for(crate::helpers::PHONE_E164).await;
+    let other = app.browser();
+    other.register("mallory").await;
+    let page = other
+        .submit("/2fa/", "/2fa/create/", &[("number", PHONE)])
+        .await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.text());
+    assert!(page.has("A code was sent to this number from another account a moment ago."));
+    // Nothing pending for the other account: it has no code form to guess on.
+    let form = other.get("/2fa/verify/").await;
+    assert!(form.location.is_some(), "{}", form.text());
+    // The owner's code still works.
+    let done = owner
+        .submit("/2fa/verify/", "/2fa/confirm/", &[("code", &code)])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM phone_numbers").await, 1);
+}
