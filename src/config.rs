@@ -241,28 +241,26 @@ impl Config {
 
         let api_key = get("NEXMO_API_KEY").or_else(|| get("VONAGE_API_KEY"));
         let api_secret = get("NEXMO_API_SECRET").or_else(|| get("VONAGE_API_SECRET"));
-        let vonage_application = match (
-            get("VONAGE_APPLICATION_ID"),
-            get("VONAGE_PRIVATE_KEY_PATH"),
-        ) {
-            (None, None) => None,
-            (Some(id), Some(path)) => Some(VonageApplication {
-                id: id.trim().to_string(),
-                private_key_pem: read_private_key(&path)?,
-            }),
-            (Some(_), None) => {
-                return Err(err(
-                    "VONAGE_PRIVATE_KEY_PATH",
-                    "VONAGE_APPLICATION_ID needs the application's private key file",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(err(
-                    "VONAGE_APPLICATION_ID",
-                    "VONAGE_PRIVATE_KEY_PATH needs the application's id",
-                ))
-            }
-        };
+        let vonage_application =
+            match (get("VONAGE_APPLICATION_ID"), get("VONAGE_PRIVATE_KEY_PATH")) {
+                (None, None) => None,
+                (Some(id), Some(path)) => Some(VonageApplication {
+                    id: id.trim().to_string(),
+                    private_key_pem: read_private_key(&path)?,
+                }),
+                (Some(_), None) => {
+                    return Err(err(
+                        "VONAGE_PRIVATE_KEY_PATH",
+                        "VONAGE_APPLICATION_ID needs the application's private key file",
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(err(
+                        "VONAGE_APPLICATION_ID",
+                        "VONAGE_PRIVATE_KEY_PATH needs the application's id",
+                    ))
+                }
+            };
         let has_keys = api_key.is_some() && api_secret.is_some();
         let verify_backend = match get("VERIFY_BACKEND").as_deref() {
             Some("vonage-v2") => VerifyBackend::VonageV2,
@@ -560,12 +558,8 @@ pub fn without_default_port(authority: &str, scheme: &str) -> String {
 fn read_private_key(path: &str) -> Result<Vec<u8>, ConfigError> {
     const NAME: &str = "VONAGE_PRIVATE_KEY_PATH";
     let pem = std::fs::read(path).map_err(|e| err(NAME, format!("cannot read {path:?}: {e}")))?;
-    jsonwebtoken::EncodingKey::from_rsa_pem(&pem).map_err(|e| {
-        err(
-            NAME,
-            format!("{path:?} is not a PEM RSA private key: {e}"),
-        )
-    })?;
+    jsonwebtoken::EncodingKey::from_rsa_pem(&pem)
+        .map_err(|e| err(NAME, format!("{path:?} is not a PEM RSA private key: {e}")))?;
     Ok(pem)
 }
 
@@ -585,7 +579,10 @@ fn verify_settings(get: &impl Fn(&str) -> Option<String>) -> Result<VerifySettin
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             if channels.is_empty() || channels.len() > 3 {
-                return Err(err("VERIFY_WORKFLOW", "one to three channels, e.g. sms,voice"));
+                return Err(err(
+                    "VERIFY_WORKFLOW",
+                    "one to three channels, e.g. sms,voice",
+                ));
             }
             channels
         }
@@ -607,7 +604,9 @@ fn verify_settings(get: &impl Fn(&str) -> Option<String>) -> Result<VerifySettin
             let v = v.trim().to_ascii_lowercase();
             let ok = v.len() <= 10
                 && v.split('-').count() == 2
-                && v.split('-').all(|p| (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase()));
+                && v.split('-').all(|p| {
+                    (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase())
+                });
             if !ok {
                 return Err(err("VERIFY_LOCALE", "a locale such as en-us or es-es"));
             }
@@ -651,7 +650,12 @@ fn sms_guard(get: &impl Fn(&str) -> Option<String>) -> Result<SmsGuardConfig, Co
                 .ok()
                 .filter(|p| (0.0..=100.0).contains(p))
                 .map(|p| p / 100.0)
-                .ok_or_else(|| err("SMS_MIN_CONVERSION", "a percentage from 0% to 100%, e.g. 20%"))?
+                .ok_or_else(|| {
+                    err(
+                        "SMS_MIN_CONVERSION",
+                        "a percentage from 0% to 100%, e.g. 20%",
+                    )
+                })?
         }
         None => 0.2,
     };
@@ -665,8 +669,7 @@ fn sms_guard(get: &impl Fn(&str) -> Option<String>) -> Result<SmsGuardConfig, Co
         None => 50,
     };
     let conversion_window = match get("SMS_CONVERSION_WINDOW") {
-        Some(v) => parse_duration(&v)
-            .ok_or_else(|| err("SMS_CONVERSION_WINDOW", "use e.g. 1d"))?,
+        Some(v) => parse_duration(&v).ok_or_else(|| err("SMS_CONVERSION_WINDOW", "use e.g. 1d"))?,
         None => Duration::from_secs(86_400),
     };
     let pause = match get("SMS_PAUSE") {
@@ -825,7 +828,10 @@ mod tests {
         );
         assert_eq!(
             with(&[
-                ("VONAGE_APPLICATION_ID", "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"),
+                (
+                    "VONAGE_APPLICATION_ID",
+                    "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
+                ),
                 ("VONAGE_PRIVATE_KEY_PATH", "/nonexistent/key.pem"),
             ])
             .unwrap_err()
@@ -848,7 +854,10 @@ mod tests {
         assert_eq!(c.verify.workflow, vec![VerifyChannel::Voice]);
         assert_eq!(c.verify.channel_timeout, Duration::from_secs(120));
         let d = with(&[]).unwrap();
-        assert_eq!(d.verify.workflow, vec![VerifyChannel::Sms, VerifyChannel::Voice]);
+        assert_eq!(
+            d.verify.workflow,
+            vec![VerifyChannel::Sms, VerifyChannel::Voice]
+        );
         assert!(d.sms_guard.allowed_countries.is_empty());
     }
 }

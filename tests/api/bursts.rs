@@ -198,7 +198,9 @@ async fn a_burst_of_sends_to_one_number_starts_one_request(backend: Backend) {
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let (verifier, number) = (verifier.clone(), number.clone());
-        tasks.push(tokio::spawn(async move { verifier.start(&number, "u1").await }));
+        tasks.push(tokio::spawn(
+            async move { verifier.start(&number, "u1").await },
+        ));
     }
     let mut started = 0;
     for t in tasks {

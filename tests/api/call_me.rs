@@ -51,9 +51,14 @@ async fn call_me_instead_reads_a_new_code(backend: Backend) {
     assert!(page.has("Type in the code you heard in the call."));
     // Voice was the last channel: no button now, and a post anyway is a message.
     assert!(page.form("/2fa/next/").is_none());
-    let again = b.post_raw("/2fa/next/", &[("csrf_token", &page.csrf().unwrap())]).await;
+    let again = b
+        .post_raw("/2fa/next/", &[("csrf_token", &page.csrf().unwrap())])
+        .await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);
-    assert!(b.get("/2fa/verify/").await.has("There is no other way to send this code."));
+    assert!(b
+        .get("/2fa/verify/")
+        .await
+        .has("There is no other way to send this code."));
     assert!(app.no_code_sent());
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM security_events WHERE kind = 'code_sent' AND detail LIKE 'by voice%'")
@@ -90,9 +95,14 @@ async fn no_call_button_without_a_next_channel(backend: Backend) {
     let page = b.get("/2fa/verify/").await;
     assert!(page.form("/2fa/next/").is_none());
     assert!(!page.has("Call me instead"));
-    let forced = b.post_raw("/2fa/next/", &[("csrf_token", &page.csrf().unwrap())]).await;
+    let forced = b
+        .post_raw("/2fa/next/", &[("csrf_token", &page.csrf().unwrap())])
+        .await;
     assert_eq!(forced.status, StatusCode::SEE_OTHER);
-    assert!(b.get("/2fa/verify/").await.has("There is no other way to send this code."));
+    assert!(b
+        .get("/2fa/verify/")
+        .await
+        .has("There is no other way to send this code."));
     assert!(app.no_code_sent());
     let done = b
         .submit("/2fa/verify/", "/2fa/confirm/", &[("code", &code)])
@@ -117,7 +127,12 @@ async fn a_call_counts_against_the_send_limits(backend: Backend) {
         .await;
     let code = app.code_for(PHONE_E164).await;
     let page = b.submit("/2fa/verify/", "/2fa/next/", &[]).await;
-    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.text());
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        page.text()
+    );
     assert!(page.has("Too many codes were sent."));
     assert!(page.headers.contains_key("retry-after"));
     assert!(app.no_code_sent());

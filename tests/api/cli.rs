@@ -148,6 +148,7 @@ async fn sigterm_lets_requests_in_flight_finish() {
             ("DATABASE_URL", &url),
             ("NEXMO_API_KEY", "k"),
             ("NEXMO_API_SECRET", "s"),
+            ("VERIFY_BACKEND", "vonage"),
             ("NEXMO_VERIFY_URL", &uri),
         ],
     );

@@ -98,10 +98,18 @@ pub async fn start(outbox: UnboundedSender<(String, String)>) -> String {
 
 async fn new_request(State(f): State<Fake>, headers: HeaderMap, body: String) -> Response {
     if !authorized(&headers) {
-        return problem(StatusCode::UNAUTHORIZED, "Unauthorized", "Invalid credentials");
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Invalid credentials",
+        );
     }
     let Ok(v) = serde_json::from_str::<Value>(&body) else {
-        return problem(StatusCode::UNPROCESSABLE_ENTITY, "Invalid params", "not JSON");
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid params",
+            "not JSON",
+        );
     };
     let workflow = v["workflow"].as_array().cloned().unwrap_or_default();
     let to = workflow
@@ -109,11 +117,15 @@ async fn new_request(State(f): State<Fake>, headers: HeaderMap, body: String) ->
         .and_then(|s| s["to"].as_str())
         .unwrap_or_default()
         .to_string();
-    let valid = v["brand"].as_str().is_some_and(|b| !b.is_empty() && b.len() <= 18)
+    let valid = v["brand"]
+        .as_str()
+        .is_some_and(|b| !b.is_empty() && b.len() <= 18)
         && v["code_length"] == 6
         && v["client_ref"].as_str().is_some()
         && v["locale"].as_str().is_some()
-        && v["channel_timeout"].as_u64().is_some_and(|t| (15..=900).contains(&t))
+        && v["channel_timeout"]
+            .as_u64()
+            .is_some_and(|t| (15..=900).contains(&t))
         && (1..=3).contains(&workflow.len())
         && !to.is_empty()
         && to.bytes().all(|b| b.is_ascii_digit())
@@ -164,7 +176,11 @@ async fn check(
     Json(body): Json<Value>,
 ) -> Response {
     if !authorized(&headers) {
-        return problem(StatusCode::UNAUTHORIZED, "Unauthorized", "Invalid credentials");
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Invalid credentials",
+        );
     }
     let mut requests = f.requests.lock().unwrap();
     let Some(r) = requests.get_mut(&id).filter(|r| r.running()) else {
@@ -196,7 +212,11 @@ async fn check(
 
 async fn cancel(State(f): State<Fake>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     if !authorized(&headers) {
-        return problem(StatusCode::UNAUTHORIZED, "Unauthorized", "Invalid credentials");
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Invalid credentials",
+        );
     }
     let mut requests = f.requests.lock().unwrap();
     match requests.get_mut(&id).filter(|r| r.running()) {
@@ -214,7 +234,11 @@ async fn next_workflow(
     headers: HeaderMap,
 ) -> Response {
     if !authorized(&headers) {
-        return problem(StatusCode::UNAUTHORIZED, "Unauthorized", "Invalid credentials");
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Invalid credentials",
+        );
     }
     let mut requests = f.requests.lock().unwrap();
     let Some(r) = requests.get_mut(&id).filter(|r| r.running()) else {

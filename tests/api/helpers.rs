@@ -7,9 +7,9 @@ use std::sync::{Arc, Once};
 
 use pollstr::app::{self, AppState};
 use pollstr::config::Config;
+use pollstr::config::VonageConfig;
 use pollstr::db::Db;
 use pollstr::polls::cache::PollCache;
-use pollstr::config::VonageConfig;
 use pollstr::two_factor::sms::console::ConsoleVerifier;
 use pollstr::two_factor::sms::vonage_v2::VonageV2Verifier;
 use pollstr::two_factor::sms::Verifier;
@@ -193,9 +193,9 @@ pub async fn spawn_app_with(
     let verifier: Arc<dyn Verifier> = match verifier {
         Some(v) => v,
         None => match provider {
-            Provider::Console => Arc::new(
-                ConsoleVerifier::with_outbox(db.clone(), tx).with_settings(&config.verify),
-            ),
+            Provider::Console => {
+                Arc::new(ConsoleVerifier::with_outbox(db.clone(), tx).with_settings(&config.verify))
+            }
             Provider::FakeVerifyV2 => {
                 let base_url = crate::fake_verify_v2::start(tx).await;
                 Arc::new(

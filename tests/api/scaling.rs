@@ -76,8 +76,13 @@ impl Instance {
         let needle = format!("code for {masked} is ");
         for _ in 0..1000 {
             let found = self.log.lock().unwrap().iter().rev().find_map(|l| {
-                l.find(&needle)
-                    .map(|i| l[i + needle.len()..].trim().to_string())
+                l.find(&needle).map(|i| {
+                    l[i + needle.len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
             });
             if found.is_some() {
                 return found;

@@ -110,13 +110,18 @@ async fn a_country_budget_holds_under_a_burst(backend: Backend) {
             .client
             .post(b.url("/2fa/create/"))
             .form(&[("number", number.as_str()), ("csrf_token", csrf.as_str())]);
-        sends.push(tokio::spawn(async move { request.send().await.unwrap().status() }));
+        sends.push(tokio::spawn(async move {
+            request.send().await.unwrap().status()
+        }));
     }
     let mut statuses = Vec::new();
     for s in sends {
         statuses.push(s.await.unwrap());
     }
-    let sent = statuses.iter().filter(|s| **s == StatusCode::SEE_OTHER).count();
+    let sent = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SEE_OTHER)
+        .count();
     let refused = statuses
         .iter()
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
@@ -139,13 +144,27 @@ async fn a_prefix_budget_spares_other_ranges(backend: Backend) {
         user(&app, "carol").await,
     );
     // +44 7400 90xxxx: one block of 10,000 numbers.
-    assert_eq!(send(&a, "+44 7400 900001").await.status, StatusCode::SEE_OTHER);
-    assert_eq!(send(&b, "+44 7400 900002").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        send(&a, "+44 7400 900001").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        send(&b, "+44 7400 900002").await.status,
+        StatusCode::SEE_OTHER
+    );
     let page = send(&c, "+44 7400 900003").await;
-    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.text());
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        page.text()
+    );
     assert!(page.has("Too many codes were sent."));
     // The next block is open.
-    assert_eq!(send(&c, "+44 7400 910003").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        send(&c, "+44 7400 910003").await.status,
+        StatusCode::SEE_OTHER
+    );
 }
 
 /// Twenty unconfirmed sends to GB in the window, a minimum of 50%: the next sends are refused
@@ -166,8 +185,14 @@ async fn low_conversion_pauses_a_country_once(backend: Backend) {
     }
     for p in pages {
         let page = p.await.unwrap();
-        assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{}", page.text());
-        assert!(page.has("Codes to phone numbers in this country are paused for a while to stop abuse."));
+        assert_eq!(
+            page.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            page.text()
+        );
+        assert!(page
+            .has("Codes to phone numbers in this country are paused for a while to stop abuse."));
         assert!(page.headers.contains_key("retry-after"));
     }
     assert!(app.no_code_sent());
@@ -213,7 +238,10 @@ async fn after_a_pause_only_new_sends_are_judged(backend: Backend) {
     history(&app, 20, 0).await;
     let b = app.browser();
     b.login("test", "test1234").await;
-    assert_eq!(send(&b, PHONE).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        send(&b, PHONE).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     // The pause ends (an hour later): the sends before it are not judged again.
     app.execute(&format!(
         "UPDATE sms_pauses SET paused_until = {}",
@@ -263,7 +291,10 @@ fn event(request_id: &str, status: &str) -> String {
 async fn callbacks_must_be_signed_and_fresh(backend: Backend) {
     // Without a signature secret, there is no callback endpoint.
     let app = app_with(backend, |_| {}).await;
-    assert_eq!(callback(&app, None, &event("r", "failed")).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        callback(&app, None, &event("r", "failed")).await,
+        StatusCode::NOT_FOUND
+    );
 
     let app = app_with(backend, |c| {
         c.vonage_signature_secret = Some(SIGNATURE_SECRET.into());
@@ -275,21 +306,33 @@ async fn callbacks_must_be_signed_and_fresh(backend: Backend) {
     let bearer = |t: String| Some(format!("Bearer {t}"));
     for (auth, what) in [
         (None, "unsigned"),
-        (bearer(signed("another-secret-of-32-characters-long!", now, &body)), "another key"),
+        (
+            bearer(signed("another-secret-of-32-characters-long!", now, &body)),
+            "another key",
+        ),
         (bearer(signed(SIGNATURE_SECRET, now - 3600, &body)), "stale"),
-        (bearer(signed(SIGNATURE_SECRET, now, &event("old-0", "completed"))), "another body"),
+        (
+            bearer(signed(SIGNATURE_SECRET, now, &event("old-0", "completed"))),
+            "another body",
+        ),
         (Some("Basic a2V5OnNlY3JldA==".into()), "not a bearer"),
     ] {
-        assert_eq!(callback(&app, auth, &body).await, StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(
+            callback(&app, auth, &body).await,
+            StatusCode::UNAUTHORIZED,
+            "{what}"
+        );
     }
     assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM sms_sends WHERE outcome IS NOT NULL").await,
+        app.scalar("SELECT COUNT(*) FROM sms_sends WHERE outcome IS NOT NULL")
+            .await,
         0
     );
     let ok = callback(&app, bearer(signed(SIGNATURE_SECRET, now, &body)), &body).await;
     assert_eq!(ok, StatusCode::NO_CONTENT);
     assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM sms_sends WHERE outcome = 'failed'").await,
+        app.scalar("SELECT COUNT(*) FROM sms_sends WHERE outcome = 'failed'")
+            .await,
         1
     );
     // Signed, but not a callback: 400; an unknown request: accepted and ignored.
@@ -300,7 +343,12 @@ async fn callbacks_must_be_signed_and_fresh(backend: Backend) {
     );
     let unknown = event("not-ours", "failed");
     assert_eq!(
-        callback(&app, bearer(signed(SIGNATURE_SECRET, now, &unknown)), &unknown).await,
+        callback(
+            &app,
+            bearer(signed(SIGNATURE_SECRET, now, &unknown)),
+            &unknown
+        )
+        .await,
         StatusCode::NO_CONTENT
     );
 }
@@ -322,16 +370,27 @@ async fn failed_deliveries_reported_by_callbacks_count(backend: Backend) {
     }
     let b = app.browser();
     b.login("test", "test1234").await;
-    assert_eq!(send(&b, "+44 7400 000001").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        send(&b, "+44 7400 000001").await.status,
+        StatusCode::SEE_OTHER
+    );
     let now = pollstr::db::now();
     for i in 0..4 {
         let body = event(&format!("fresh-{i}"), "failed");
-        let status = callback(&app, Some(format!("Bearer {}", signed(SIGNATURE_SECRET, now, &body))), &body).await;
+        let status = callback(
+            &app,
+            Some(format!("Bearer {}", signed(SIGNATURE_SECRET, now, &body))),
+            &body,
+        )
+        .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
     }
     assert_eq!(app.scalar("SELECT COUNT(*) FROM sms_pauses").await, 1);
     let other = user(&app, "mallory").await;
-    assert_eq!(send(&other, "+44 7400 000002").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        send(&other, "+44 7400 000002").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 }
 
 async fn sms_report_and_resume(backend: Backend) {
@@ -339,7 +398,10 @@ async fn sms_report_and_resume(backend: Backend) {
     history(&app, 20, 3).await;
     let b = app.browser();
     b.login("test", "test1234").await;
-    assert_eq!(send(&b, PHONE).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        send(&b, PHONE).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         pollstr_command(dir.path(), &[("DATABASE_URL", &app.database_url)])
@@ -348,7 +410,11 @@ async fn sms_report_and_resume(backend: Backend) {
             .unwrap()
     };
     let out = run(&["sms-report", "--since", "1d"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("GB"), "{text}");
     assert!(text.contains("+44740000"), "{text}");
@@ -372,7 +438,11 @@ async fn sms_report_and_resume(backend: Backend) {
     let bad = run(&["sms-report", "--since", "soon"]);
     assert!(!bad.status.success());
     let ok = run(&["sms-resume", "gb"]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stderr).contains("sends to GB resume now"));
     assert_eq!(send(&b, PHONE).await.status, StatusCode::SEE_OTHER);
 }

@@ -356,10 +356,12 @@ async fn wrong_code_limit_per_user(backend: Backend) {
     // Refused before reaching the provider: its attempt count did not move.
     if app.provider == Provider::Console {
         assert_eq!(
-        app.scalar("SELECT CAST(COALESCE(SUM(wrong_codes), 0) AS BIGINT) FROM console_verify_requests")
+            app.scalar(
+                "SELECT CAST(COALESCE(SUM(wrong_codes), 0) AS BIGINT) FROM console_verify_requests"
+            )
             .await,
-        before
-    );
+            before
+        );
     }
 }
 

@@ -304,8 +304,16 @@ async fn start_maps_every_status() {
         ("0", Some(""), Got::Transport),
         ("10", Some(REQUEST_ID), in_progress()),
         // Running, without its id: the app looks for the account's own request.
-        ("10", None, Got::Ok(StartOutcome::InProgress { request_id: None })),
-        ("10", Some(""), Got::Ok(StartOutcome::InProgress { request_id: None })),
+        (
+            "10",
+            None,
+            Got::Ok(StartOutcome::InProgress { request_id: None }),
+        ),
+        (
+            "10",
+            Some(""),
+            Got::Ok(StartOutcome::InProgress { request_id: None }),
+        ),
         ("3", None, rejected()),
         ("6", Some(""), rejected()),
         ("7", None, rejected()),

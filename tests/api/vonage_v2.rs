@@ -145,7 +145,9 @@ fn is_transport<T>(res: &Result<T, VerifyError>) -> bool {
 
 #[tokio::test]
 async fn starting_a_verification() {
-    let ok = start_with(ResponseTemplate::new(202).set_body_json(json!({ "request_id": REQUEST_ID }))).await;
+    let ok =
+        start_with(ResponseTemplate::new(202).set_body_json(json!({ "request_id": REQUEST_ID })))
+            .await;
     assert_eq!(
         ok.unwrap(),
         StartOutcome::Started {
@@ -159,7 +161,10 @@ async fn starting_a_verification() {
         "Concurrent verifications to the same number are not allowed.",
     ))
     .await;
-    assert_eq!(running.unwrap(), StartOutcome::InProgress { request_id: None });
+    assert_eq!(
+        running.unwrap(),
+        StartOutcome::InProgress { request_id: None }
+    );
     let named = start_with(problem_with(
         409,
         json!({ "request_id": REQUEST_ID }),
@@ -206,21 +211,40 @@ async fn starting_a_verification() {
     }
     for status in [401, 402, 403, 412] {
         let res = start_with(problem(status, "Unauthorized", "Invalid credentials")).await;
-        assert!(is_misconfigured(&res, &status.to_string()), "{status}: {res:?}");
+        assert!(
+            is_misconfigured(&res, &status.to_string()),
+            "{status}: {res:?}"
+        );
     }
     // 429: busy, with the wait Vonage asked for.
     let limited = start_with(
-        problem(429, "Rate Limit Hit", "Please wait, then retry your request")
-            .insert_header("retry-after", "42"),
+        problem(
+            429,
+            "Rate Limit Hit",
+            "Please wait, then retry your request",
+        )
+        .insert_header("retry-after", "42"),
     )
     .await;
     assert!(
-        matches!(limited, Err(VerifyError::Busy { retry_after: Some(42), .. })),
+        matches!(
+            limited,
+            Err(VerifyError::Busy {
+                retry_after: Some(42),
+                ..
+            })
+        ),
         "{limited:?}"
     );
     let limited = start_with(problem(429, "Rate Limit Hit", "later")).await;
     assert!(
-        matches!(limited, Err(VerifyError::Busy { retry_after: None, .. })),
+        matches!(
+            limited,
+            Err(VerifyError::Busy {
+                retry_after: None,
+                ..
+            })
+        ),
         "{limited:?}"
     );
     for reply in [
@@ -247,7 +271,11 @@ async fn checking_a_code() {
             .set_body_json(json!({ "request_id": REQUEST_ID, "status": "failed" })),
     )
     .await;
-    assert_eq!(odd.unwrap(), CheckOutcome::Expired, "only completed verifies");
+    assert_eq!(
+        odd.unwrap(),
+        CheckOutcome::Expired,
+        "only completed verifies"
+    );
     let cases = [
         (400, CheckOutcome::WrongCode),
         (404, CheckOutcome::Expired),
@@ -257,16 +285,31 @@ async fn checking_a_code() {
         let res = check_with(problem(status, "t", "d")).await;
         assert_eq!(res.unwrap(), outcome, "{status}");
     }
-    let busy = check_with(problem(409, "Conflict", "The current Verify workflow step does not support a code.")).await;
+    let busy = check_with(problem(
+        409,
+        "Conflict",
+        "The current Verify workflow step does not support a code.",
+    ))
+    .await;
     assert!(matches!(busy, Err(VerifyError::Busy { .. })), "{busy:?}");
-    let limited = check_with(problem(429, "Rate Limit Hit", "wait").insert_header("retry-after", "7")).await;
+    let limited =
+        check_with(problem(429, "Rate Limit Hit", "wait").insert_header("retry-after", "7")).await;
     assert!(
-        matches!(limited, Err(VerifyError::Busy { retry_after: Some(7), .. })),
+        matches!(
+            limited,
+            Err(VerifyError::Busy {
+                retry_after: Some(7),
+                ..
+            })
+        ),
         "{limited:?}"
     );
     for status in [401, 402, 403, 422] {
         let res = check_with(problem(status, "t", "d")).await;
-        assert!(is_misconfigured(&res, &status.to_string()), "{status}: {res:?}");
+        assert!(
+            is_misconfigured(&res, &status.to_string()),
+            "{status}: {res:?}"
+        );
     }
     for reply in [
         problem(500, "Internal Error", "d"),
@@ -290,14 +333,23 @@ async fn next_channel_and_cancel() {
         NextOutcome::Expired
     );
     let conflict = next_with(problem(409, "Conflict", "try later")).await;
-    assert!(matches!(conflict, Err(VerifyError::Busy { .. })), "{conflict:?}");
-    assert!(is_misconfigured(&next_with(problem(401, "t", "d")).await, "401"));
+    assert!(
+        matches!(conflict, Err(VerifyError::Busy { .. })),
+        "{conflict:?}"
+    );
+    assert!(is_misconfigured(
+        &next_with(problem(401, "t", "d")).await,
+        "401"
+    ));
     assert!(is_transport(&next_with(problem(500, "t", "d")).await));
 
     assert!(cancel_with(ResponseTemplate::new(204)).await.is_ok());
     let gone = cancel_with(problem(404, "Not Found", "Request not found")).await;
     assert!(matches!(gone, Err(VerifyError::Busy { .. })), "{gone:?}");
-    assert!(is_misconfigured(&cancel_with(problem(402, "t", "d")).await, "402"));
+    assert!(is_misconfigured(
+        &cancel_with(problem(402, "t", "d")).await,
+        "402"
+    ));
     assert!(is_transport(&cancel_with(problem(500, "t", "d")).await));
 }
 
@@ -316,7 +368,10 @@ async fn timeouts_are_transport_faults_and_ids_stay_out_of_urls() {
     assert!(is_transport(&res), "{res:?}");
     // A request id that is not one never becomes a path.
     let res = client(&server).check("../../admin", CODE).await;
-    assert!(matches!(res, Err(VerifyError::Misconfigured { .. })), "{res:?}");
+    assert!(
+        matches!(res, Err(VerifyError::Misconfigured { .. })),
+        "{res:?}"
+    );
     let received = server.received_requests().await.unwrap_or_default();
     assert_eq!(received.len(), 1, "only the start reached the server");
 }
@@ -370,14 +425,19 @@ async fn an_application_signs_each_call_with_a_fresh_jwt() {
     let mut ids = Vec::new();
     for r in &requests {
         let auth = r.headers.get("authorization").unwrap().to_str().unwrap();
-        let token = auth.strip_prefix("Bearer ").expect("a bearer token, not Basic");
+        let token = auth
+            .strip_prefix("Bearer ")
+            .expect("a bearer token, not Basic");
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
         validation.required_spec_claims = ["exp".to_string()].into();
         let claims = jsonwebtoken::decode::<Value>(token, &public, &validation)
             .expect("signed with the application's key")
             .claims;
         assert_eq!(claims["application_id"], APP_ID);
-        let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+        let (iat, exp) = (
+            claims["iat"].as_i64().unwrap(),
+            claims["exp"].as_i64().unwrap(),
+        );
         assert!(exp > iat && exp - iat <= 900, "{claims}");
         ids.push(claims["jti"].as_str().unwrap().to_string());
     }

@@ -65,7 +65,8 @@ fn verify_signature(
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     validation.validate_exp = false;
     validation.required_spec_claims.clear();
-    let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()).map_err(|_| "no usable secret")?;
+    let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes())
+        .map_err(|_| "no usable secret")?;
     let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
         .map_err(|_| "bad signature or claims")?
         .claims;
@@ -97,8 +98,7 @@ async fn receive(State(state): State<AppState>, req: Request) -> Response {
         Ok(Err(_)) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
         Err(_) => return StatusCode::REQUEST_TIMEOUT.into_response(),
     };
-    if let Err(why) = verify_signature(&secret, authorization.as_deref(), &body, crate::db::now())
-    {
+    if let Err(why) = verify_signature(&secret, authorization.as_deref(), &body, crate::db::now()) {
         tracing::warn!(why, "refused a Verify callback");
         return (
             StatusCode::UNAUTHORIZED,
@@ -156,7 +156,8 @@ mod tests {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let claims = serde_json::json!({ "iat": iat, "jti": "x", "iss": "Vonage", "payload_hash": hash });
+        let claims =
+            serde_json::json!({ "iat": iat, "jti": "x", "iss": "Vonage", "payload_hash": hash });
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
             &claims,
@@ -173,7 +174,10 @@ mod tests {
         assert_eq!(verify_signature(SECRET, Some(&good), body, now), Ok(()));
         assert!(verify_signature(SECRET, None, body, now).is_err());
         assert!(verify_signature(SECRET, Some(&good), b"{}", now).is_err());
-        let other = format!("Bearer {}", token("another-secret-of-32-characters!!!!", now, body));
+        let other = format!(
+            "Bearer {}",
+            token("another-secret-of-32-characters!!!!", now, body)
+        );
         assert!(verify_signature(SECRET, Some(&other), body, now).is_err());
         let stale = format!("Bearer {}", token(SECRET, now - 301, body));
         assert!(verify_signature(SECRET, Some(&stale), body, now).is_err());

@@ -61,7 +61,7 @@ impl ConsoleVerifier {
     fn deliver(&self, number: &PhoneNumber, code: &str, channel: VerifyChannel) {
         tracing::warn!(
             target: "pollstr::console_sms",
-            "DEVELOPMENT ONLY (console verify provider): code for {} by {} is {code}",
+            "DEVELOPMENT ONLY (console verify provider): code for {} is {code} (by {})",
             number.masked(),
             channel.as_str()
         );

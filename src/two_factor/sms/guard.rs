@@ -67,7 +67,9 @@ pub enum Admission {
     /// The country is not in `SMS_ALLOWED_COUNTRIES`.
     CountryNotAllowed,
     /// The country's sends are paused until this Unix time.
-    Paused { until: i64 },
+    Paused {
+        until: i64,
+    },
 }
 
 /// Whether a code may go to `to` now: an allowed country, not paused, and (judged now, see
@@ -214,14 +216,12 @@ pub async fn review(db: &Db, config: &Config, country: &str) -> sqlx::Result<Opt
     .map(|r| r.rows_affected()))?;
     if made == 0 {
         // Another instance paused it a moment ago (and recorded it).
-        return Ok(Some(
-            with_db!(db, p => sqlx::query_scalar::<_, i64>(
+        return Ok(Some(with_db!(db, p => sqlx::query_scalar::<_, i64>(
                 "SELECT paused_until FROM sms_pauses WHERE country = $1",
             )
             .bind(country)
             .fetch_one(p)
-            .await)?,
-        ));
+            .await)?));
     }
     let detail = format!(
         "codes to {country} paused until {}: {reason}",
@@ -325,11 +325,7 @@ pub async fn report(db: &Db, since: i64) -> sqlx::Result<Report> {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "Codes sent since {}",
-            events::format_time(self.since)
-        )?;
+        writeln!(f, "Codes sent since {}", events::format_time(self.since))?;
         for (title, rows) in [("country", &self.countries), ("prefix", &self.prefixes)] {
             writeln!(f)?;
             writeln!(

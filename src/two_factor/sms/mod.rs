@@ -184,7 +184,12 @@ pub async fn create(
     match guard::admit(&state.db, &state.config, &to).await? {
         Admission::Allowed => {}
         Admission::CountryNotAllowed => {
-            refused(format!("{} is in {}, not an allowed country", number.masked(), to.country)).await?;
+            refused(format!(
+                "{} is in {}, not an allowed country",
+                number.masked(),
+                to.country
+            ))
+            .await?;
             return refuse_new(
                 &page,
                 &next,
@@ -196,7 +201,12 @@ pub async fn create(
             .await;
         }
         Admission::Paused { until } => {
-            refused(format!("{} is in {}, where sends are paused", number.masked(), to.country)).await?;
+            refused(format!(
+                "{} is in {}, where sends are paused",
+                number.masked(),
+                to.country
+            ))
+            .await?;
             let wait = (until - crate::db::now()).max(1) as u64;
             let msg = format!(
                 "Codes to phone numbers in this country are paused for a while to stop abuse. Please try again in {}.",
@@ -461,7 +471,8 @@ fn provider_trouble(e: &VerifyError, sending: bool) -> String {
             if sending {
                 "We cannot send verification codes right now. Please try again later; we have been notified.".into()
             } else {
-                "We cannot check codes right now. Please try again later; we have been notified.".into()
+                "We cannot check codes right now. Please try again later; we have been notified."
+                    .into()
             }
         }
         VerifyError::Transport(_) => {
@@ -618,9 +629,7 @@ pub async fn next_channel(
     let masked = number.masked();
     let to = Destination::of(&number);
     let page_now = VerifyPage::new(&state, page.ctx.clone(), &next, &pending);
-    if let Admission::Paused { until } =
-        guard::admit(&state.db, &state.config, &to).await?
-    {
+    if let Admission::Paused { until } = guard::admit(&state.db, &state.config, &to).await? {
         let wait = (until - crate::db::now()).max(1) as u64;
         let res = page_now.with_error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -669,7 +678,9 @@ pub async fn next_channel(
             pending.channel += 1;
             session::SMS_PENDING.insert(&page.session, pending).await?;
             let msg = match channel {
-                VerifyChannel::Voice => format!("We are calling {masked} now to read you a new code."),
+                VerifyChannel::Voice => {
+                    format!("We are calling {masked} now to read you a new code.")
+                }
                 VerifyChannel::Sms => format!("We have sent a new code to {masked}."),
             };
             flash::push(&page.session, Level::Info, msg).await?;

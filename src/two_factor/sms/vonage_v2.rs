@@ -25,7 +25,10 @@ const JWT_LIFETIME: Duration = Duration::from_secs(300);
 const MAX_RETRY_AFTER: u64 = 3600;
 
 enum Auth {
-    Basic { key: String, secret: String },
+    Basic {
+        key: String,
+        secret: String,
+    },
     Application {
         id: String,
         key: jsonwebtoken::EncodingKey,
@@ -190,7 +193,10 @@ impl VonageV2Verifier {
         })
     }
 
-    fn authorize(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, VerifyError> {
+    fn authorize(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, VerifyError> {
         Ok(match &self.auth {
             Auth::Basic { key, secret } => req.basic_auth(key, Some(secret)),
             Auth::Application { id, key } => {
@@ -330,7 +336,11 @@ impl Verifier for VonageV2Verifier {
     async fn check(&self, request_id: &str, code: &str) -> Result<CheckOutcome, VerifyError> {
         let path = request_path(request_id)?;
         let a = self
-            .call(Method::POST, &path, Some(serde_json::json!({ "code": code })))
+            .call(
+                Method::POST,
+                &path,
+                Some(serde_json::json!({ "code": code })),
+            )
             .await?;
         match a.status.as_u16() {
             200 => match serde_json::from_slice::<Checked>(&a.body) {
