@@ -1,5 +1,5 @@
 //! The audit trail: security events in the database (logins, codes, numbers, password changes,
-//! logouts), each with the user when known, the time and the client address; phone numbers
+//! logouts, what staff do in the admin), each with the user when known, the time and the client address; phone numbers
 //! appear masked. `pollstr events` prints them; the server's housekeeping deletes those older
 //! than `EVENT_RETENTION`.
 //!
@@ -35,6 +35,8 @@ pub enum Kind {
     FactorRemoved,
     OtherSessionsEnded,
     TrustedBrowsersForgotten,
+    /// Something a staff user did in the admin; the detail names the admin and the target.
+    AdminAction,
 }
 
 impl Kind {
@@ -56,6 +58,7 @@ impl Kind {
             Kind::FactorRemoved => "factor_removed",
             Kind::OtherSessionsEnded => "other_sessions_ended",
             Kind::TrustedBrowsersForgotten => "trusted_browsers_forgotten",
+            Kind::AdminAction => "admin_action",
         }
     }
 }
