@@ -570,7 +570,7 @@ async fn the_poll_list_searches_filters_and_pages(backend: Backend) {
         ));
     }
     values.push(format!("('Tomorrow''s poll about dogs', {})", now + 86_400));
-    values.push(format!("('A 100% poll about DOGS', {})", now - 60));
+    values.push(format!("('A 100% poll about DOGS', {now})"));
     values.push(format!("('Last week''s poll', {})", now - 3 * 86_400));
     app.execute(&format!(
         "INSERT INTO questions (question_text, pub_date) VALUES {}",
