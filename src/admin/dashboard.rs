@@ -31,7 +31,7 @@ pub struct EventLine {
 impl EventLine {
     pub fn of(e: events::Event) -> EventLine {
         EventLine {
-            when: super::when(e.at),
+            when: web::when(e.at),
             kind: e.kind.replace('_', " "),
             who: match (&e.username, e.user_id) {
                 (Some(name), _) => name.clone(),

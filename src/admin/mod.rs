@@ -115,19 +115,6 @@ pub async fn record(
     Ok(())
 }
 
-/// `2026-12-01 15:55 UTC`
-pub fn when(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .ok()
-        })
-        .unwrap_or_default()
-}
-
 /// A list's page number from the query: absent is 1; anything but a positive number is a 404
 /// (as the public list).
 pub fn page_number(raw: Option<&str>) -> AppResult<i64> {

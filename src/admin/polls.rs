@@ -144,7 +144,7 @@ impl ListRow {
                 "No"
             },
             id: r.id,
-            published: super::when(r.pub_date),
+            published: web::when(r.pub_date),
             question_text: r.question_text,
             choices: r.choices,
             votes: r.votes,
@@ -645,7 +645,7 @@ async fn submit(
             let when = if edit.pub_date > crate::db::now() {
                 format!(
                     " It is scheduled: it appears on the public list at {}.",
-                    super::when(edit.pub_date)
+                    web::when(edit.pub_date)
                 )
             } else {
                 String::new()

@@ -53,10 +53,10 @@ impl UserLine {
             username: u.username,
             is_staff: u.is_staff,
             is_active: u.is_active,
-            joined: super::when(u.date_joined),
+            joined: web::when(u.date_joined),
             last_login: u
                 .last_login
-                .map(super::when)
+                .map(web::when)
                 .unwrap_or_else(|| "never".into()),
         }
     }
@@ -163,21 +163,15 @@ async fn detail(
     let sessions = crate::db::session_store::of_user(db, user.id)
         .await?
         .into_iter()
-        .map(|record| {
-            let device = record
-                .data
-                .get(crate::session::DEVICE.name())
-                .and_then(|d| serde_json::from_value::<crate::session::Device>(d.clone()).ok());
-            match device {
-                Some(d) => SessionLine {
-                    what: format!("{}, from {}", d.label, d.ip),
-                    since: format!("since {}", super::when(d.since)),
-                },
-                None => SessionLine {
-                    what: "A browser".into(),
-                    since: String::new(),
-                },
-            }
+        .map(|record| match crate::session::Device::of(&record) {
+            Some(d) => SessionLine {
+                what: format!("{}, from {}", d.label, d.ip),
+                since: format!("since {}", web::when(d.since)),
+            },
+            None => SessionLine {
+                what: "A browser".into(),
+                since: String::new(),
+            },
         })
         .collect();
     let events = events::list(db, Some(user.id), crate::db::now() - 30 * 86_400, 50)
@@ -195,7 +189,7 @@ async fn detail(
             .map(|n| n.masked()),
         authenticator_since: totp::store::of_user(db, user.id)
             .await?
-            .map(|f| super::when(f.created_at)),
+            .map(|f| web::when(f.created_at)),
         recovery_left: recovery::store::left(db, user.id).await?,
         trusted: trusted::of_user(db, user.id).await?.len(),
         sessions,
