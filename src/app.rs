@@ -22,7 +22,7 @@ use crate::two_factor::sms::vonage::VonageVerifier;
 use crate::two_factor::sms::vonage_v2::VonageV2Verifier;
 use crate::two_factor::sms::Verifier;
 use crate::users::password::HashQueue;
-use crate::{accounts, polls, two_factor, web};
+use crate::{accounts, admin, polls, two_factor, web};
 
 pub use crate::state::AppState;
 
@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(polls::router(&state))
         .merge(accounts::router(&state))
         .merge(two_factor::router(&state))
+        .merge(admin::router(&state))
         .route("/healthz", axum::routing::get(healthz))
         .fallback(web::not_found)
         .method_not_allowed_fallback(|| async { crate::error::AppError::MethodNotAllowed })

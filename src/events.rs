@@ -1,5 +1,5 @@
 //! The audit trail: security events in the database (logins, codes, numbers, password changes,
-//! logouts), each with the user when known, the time and the client address; phone numbers
+//! logouts, what staff do in the admin), each with the user when known, the time and the client address; phone numbers
 //! appear masked. `pollstr events` prints them; the server's housekeeping deletes those older
 //! than `EVENT_RETENTION`.
 //!
@@ -37,6 +37,8 @@ pub enum Kind {
     TrustedBrowsersForgotten,
     /// The SMS pumping guard paused sends to a country (no user: the site's event).
     SmsCountryPaused,
+    /// Something a staff user did in the admin; the detail names the admin and the target.
+    AdminAction,
 }
 
 impl Kind {
@@ -59,6 +61,7 @@ impl Kind {
             Kind::OtherSessionsEnded => "other_sessions_ended",
             Kind::TrustedBrowsersForgotten => "trusted_browsers_forgotten",
             Kind::SmsCountryPaused => "sms_country_paused",
+            Kind::AdminAction => "admin_action",
         }
     }
 }

@@ -58,6 +58,21 @@ impl LoadReport {
     pub fn total(&self) -> usize {
         self.questions + self.choices + self.users + self.numbers + self.votes + self.factors
     }
+
+    /// What was loaded from `files` fixture(s), as `pollstr loaddata` and the admin say it.
+    pub fn summary(&self, files: usize) -> String {
+        format!(
+            "Installed {} object(s) from {} fixture(s): {} question(s), {} choice(s), {} user(s), {} phone number(s), {} vote(s), {} authenticator app(s) and recovery code(s)",
+            self.total(),
+            files,
+            self.questions,
+            self.choices,
+            self.users,
+            self.numbers,
+            self.votes,
+            self.factors
+        )
+    }
 }
 
 struct Question {

@@ -1,13 +1,15 @@
 //! Pollstr: polls behind a password and a phone verified through Vonage Verify.
 //!
 //! Where things live: `polls` (the poll pages and their queries), `accounts` (login, logout,
-//! register, password hashing), `two_factor` (the verified layer and the Verify providers), `web`
-//! (what every page shares: CSRF, flash messages, safe `next`, templates), `db` (the
-//! SQLite/PostgreSQL choice), `fixtures` (Django dumpdata import/export), `app` (state,
-//! router), `server` (the HTTP server and its limits), `config` (settings), `error` (error
-//! pages), `events` (the audit trail), `logging` (log lines that name their request).
+//! register, password hashing), `two_factor` (the verified layer and the Verify providers),
+//! `admin` (the staff admin under /admin/), `web` (what every page shares: CSRF, flash
+//! messages, safe `next`, templates), `db` (the SQLite/PostgreSQL choice), `fixtures` (Django
+//! dumpdata import/export), `app` (state, router), `server` (the HTTP server and its limits),
+//! `config` (settings), `error` (error pages), `events` (the audit trail), `logging` (log lines
+//! that name their request).
 
 pub mod accounts;
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod crypto;

@@ -77,6 +77,9 @@ enum Command {
         /// Read the password from standard input (one line).
         #[arg(long)]
         password_stdin: bool,
+        /// Make the user staff: they may use the admin at /admin/.
+        #[arg(long)]
+        staff: bool,
     },
 }
 
@@ -170,17 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 texts.push((f.display().to_string(), text));
             }
             let report = fixtures::load(&db, &texts).await?;
-            eprintln!(
-                "Installed {} object(s) from {} fixture(s): {} question(s), {} choice(s), {} user(s), {} phone number(s), {} vote(s), {} authenticator app(s) and recovery code(s)",
-                report.total(),
-                files.len(),
-                report.questions,
-                report.choices,
-                report.users,
-                report.numbers,
-                report.votes,
-                report.factors
-            );
+            eprintln!("{}", report.summary(files.len()));
             Ok(())
         }
         Command::Dumpdata { output } => {
@@ -262,6 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Createuser {
             username,
             password_stdin,
+            staff,
         } => {
             let name = validation::Username::parse(&username).map_err(anyhow::Error::msg)?;
             let pw = if password_stdin || !std::io::stdin().is_terminal() {
@@ -283,7 +277,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = app::connect(&config).await?;
             let hash = password::hash(pw).await?;
             let id = users::create(&db, name.as_str(), &hash).await?;
-            eprintln!("created user {} (id {id})", name.as_str());
+            if staff {
+                pollstr::admin::queries::set_staff(&db, id, true).await?;
+                eprintln!("created staff user {} (id {id})", name.as_str());
+            } else {
+                eprintln!("created user {} (id {id})", name.as_str());
+            }
             Ok(())
         }
     }

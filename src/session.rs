@@ -83,6 +83,14 @@ pub struct Device {
     pub since: i64,
 }
 
+impl Device {
+    /// The device noted in a stored session (`db::session_store::of_user`), if any.
+    pub fn of(record: &tower_sessions::session::Record) -> Option<Device> {
+        let value = record.data.get(DEVICE.name())?;
+        serde_json::from_value(value.clone()).ok()
+    }
+}
+
 /// Proof that this session's user passed the second factor, and when.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Verified {

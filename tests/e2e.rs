@@ -100,6 +100,10 @@ fn main() -> std::process::ExitCode {
             "an_authenticator_app_a_recovery_code_and_a_trusted_browser",
             an_authenticator_app_a_recovery_code_and_a_trusted_browser,
         ),
+        trial(
+            "a_staff_user_adds_and_schedules_polls_and_loads_a_fixture_in_the_admin",
+            a_staff_user_adds_and_schedules_polls_and_loads_a_fixture_in_the_admin,
+        ),
     ];
     let trials = trials
         .into_iter()
@@ -472,6 +476,110 @@ async fn every_page_fits_phone_and_desktop_screens() {
     .await;
 }
 
+/// A staff user made with `pollstr createuser --staff`: the dashboard, a poll with choices added
+/// through the admin (on the public list at once), one scheduled (not on it), a fixture
+/// uploaded (on it), the users; a screenshot of each admin page.
+async fn a_staff_user_adds_and_schedules_polls_and_loads_a_fixture_in_the_admin() {
+    e2e(|b| async move {
+        b.server.createuser("boss", "purple-otter-42", &["--staff"]);
+        b.goto("/admin/").await;
+        b.expect_path("/login/").await;
+        b.log_in("boss", "purple-otter-42").await;
+        b.expect_path("/2fa/").await;
+        let (number, masked) = ("+44 7400 600022", "+44 •••• ••0022");
+        b.send_code_to(number, masked).await;
+        let code = b.server.code_for(masked).await;
+        b.enter_code(&code).await;
+        b.expect_path("/admin/").await;
+        b.expect_text("Dashboard").await;
+        b.expect_text("3 polls").await;
+        b.pictures("admin-dashboard").await;
+
+        // A poll with three choices, published now.
+        b.follow("Polls").await;
+        b.expect_path("/admin/polls/").await;
+        b.pictures("admin-polls").await;
+        b.follow("Add a poll").await;
+        b.expect_path("/admin/polls/new/").await;
+        b.fill("#id_question_text", "Which season is best?").await;
+        b.fill("#id_choice_0_text", "Spring").await;
+        b.fill("#id_choice_1_text", "Summer").await;
+        b.fill("#id_choice_2_text", "Autumn").await;
+        b.press("Save").await;
+        b.expect_text("The poll “Which season is best?” was added.")
+            .await;
+        // Reordered, and a fourth choice, by keyboard alone.
+        b.fill("#id_choice_2_order", "0").await;
+        b.find("#id_choice_3_text").await;
+        b.tab_to("#id_choice_3_text").await;
+        b.type_text("Winter").await;
+        b.tab_to("button[type=submit].btn").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_text("was changed").await;
+        b.pictures("admin-poll").await;
+        b.goto("/polls/").await;
+        b.expect_text("Which season is best?").await;
+        b.expect_text("Autumn Spring Summer Winter").await;
+
+        // A second one, scheduled: not on the public list.
+        b.goto("/admin/polls/new/").await;
+        b.fill("#id_question_text", "Who wins next year?").await;
+        b.js(
+            "document.querySelector('#id_pub_date').value = '2999-01-01'; \
+             document.querySelector('#id_pub_time').value = '09:00';",
+            vec![],
+        )
+        .await;
+        b.fill("#id_choice_0_text", "Us").await;
+        b.fill("#id_choice_1_text", "Them").await;
+        b.press("Save").await;
+        b.expect_text("It is scheduled").await;
+        b.goto("/admin/polls/?date=scheduled").await;
+        b.expect_text("Who wins next year?").await;
+        b.goto("/polls/").await;
+        let polls = b.texts(".poll-card h2").await;
+        assert!(
+            !polls.contains(&"Who wins next year?".to_string()),
+            "a scheduled poll is not listed: {polls:?}"
+        );
+        assert_eq!(polls.len(), 4, "{polls:?}");
+
+        // A fixture by upload.
+        b.goto("/admin/fixtures/").await;
+        b.pictures("admin-fixtures").await;
+        let file = b.server.dir.path().join("upload.json");
+        std::fs::write(
+            &file,
+            r#"[{"model": "polls.question", "pk": 50, "fields": {"question_text": "Tea or coffee?", "pub_date": "2021-05-01T08:00:00Z"}},
+               {"model": "polls.choice", "pk": 500, "fields": {"question": 50, "choice_text": "Tea", "votes": 7}},
+               {"model": "polls.choice", "pk": 501, "fields": {"question": 50, "choice_text": "Coffee", "votes": 5}}]"#,
+        )
+        .unwrap();
+        b.find("#id_file")
+            .await
+            .send_keys(&file.display().to_string())
+            .await
+            .expect("choose the file");
+        b.press("Load").await;
+        b.expect_path("/admin/fixtures/").await;
+        b.expect_text("upload.json: Installed 3 object(s) from 1 fixture(s)")
+            .await;
+        b.goto("/polls/").await;
+        b.expect_text("Tea or coffee?").await;
+
+        // The users, and one of them.
+        b.goto("/admin/users/").await;
+        b.expect_text("2 users.").await;
+        b.pictures("admin-users").await;
+        b.follow("test").await;
+        b.expect_text("Second factors").await;
+        b.pictures("admin-user").await;
+        b.goto("/admin/").await;
+        b.expect_text("admin action").await;
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Running a test: prerequisites, the server, chromedriver, the browser
 
@@ -613,6 +721,30 @@ impl Server {
         assert!(
             out.status.success(),
             "loaddata: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `pollstr createuser NAME` with the password on standard input and `flags`.
+    fn createuser(&self, name: &str, password: &str, flags: &[&str]) {
+        use std::io::Write;
+        let mut child = Server::command(&self.bin, self.dir.path(), &self.database_url)
+            .args(["createuser", name, "--password-stdin"])
+            .args(flags)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pollstr createuser");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().expect("pollstr createuser");
+        assert!(
+            out.status.success(),
+            "createuser: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }

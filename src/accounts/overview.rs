@@ -14,7 +14,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
 use crate::state::AppState;
 use crate::two_factor::{gate, recovery, sms, totp, trusted};
-use crate::web::{self, csrf, flash, ClientIp, Level, Page, PageContext};
+use crate::web::{self, csrf, flash, when, ClientIp, Level, Page, PageContext};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -42,18 +42,6 @@ pub struct AccountPage {
     pub events: Vec<Line>,
 }
 
-fn when(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .ok()
-        })
-        .unwrap_or_default()
-}
-
 async fn overview(State(state): State<AppState>, page: Page) -> AppResult<Response> {
     let page = page.with_form().await?;
     let Some(user) = page.ctx.user.clone() else {
@@ -65,10 +53,7 @@ async fn overview(State(state): State<AppState>, page: Page) -> AppResult<Respon
         .await?
         .into_iter()
         .map(|record| {
-            let device = record
-                .data
-                .get(crate::session::DEVICE.name())
-                .and_then(|d| serde_json::from_value::<crate::session::Device>(d.clone()).ok());
+            let device = crate::session::Device::of(&record);
             let current = Some(record.id) == this;
             let (what, since) = match device {
                 Some(d) => (format!("{}, from {}", d.label, d.ip), d.since),

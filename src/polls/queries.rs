@@ -42,7 +42,7 @@ pub struct ChoiceResult {
 }
 
 /// One page of published questions (not dated in the future, latest first) with their choices
-/// (in id order), and the number of published questions, in one query: on SQLite each query is a
+/// (in their order: position, then id), and the number of published questions, in one query: on SQLite each query is a
 /// round trip to a connection's worker thread, the main cost of a page.
 pub async fn published_page(db: &Db, limit: i64, offset: i64) -> sqlx::Result<Vec<CardRow>> {
     with_db!(db, p => sqlx::query_as::<_, CardRow>(
@@ -50,7 +50,7 @@ pub async fn published_page(db: &Db, limit: i64, offset: i64) -> sqlx::Result<Ve
            (SELECT id, question_text, pub_date, COUNT(*) OVER () AS total FROM questions \
             WHERE pub_date <= $1 ORDER BY pub_date DESC, id DESC LIMIT $2 OFFSET $3) q \
          LEFT JOIN choices c ON c.question_id = q.id \
-         ORDER BY q.pub_date DESC, q.id DESC, c.id",
+         ORDER BY q.pub_date DESC, q.id DESC, c.position, c.id",
     )
     .bind(db::now())
     .bind(limit)
@@ -94,7 +94,7 @@ pub async fn poll_view(db: &Db, question_id: i64, user_id: i64) -> sqlx::Result<
         choice_votes!(),
         " AS votes, (SELECT v.choice_id FROM votes v WHERE v.user_id = $2 AND v.question_id = q.id) AS mine \
          FROM questions q LEFT JOIN choices c ON c.question_id = q.id \
-         WHERE q.id = $1 AND q.pub_date <= $3 ORDER BY c.id",
+         WHERE q.id = $1 AND q.pub_date <= $3 ORDER BY c.position, c.id",
     ))
     .bind(question_id)
     .bind(user_id)

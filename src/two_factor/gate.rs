@@ -105,6 +105,12 @@ pub async fn password_given(session: &Session) -> AppResult<()> {
     Ok(())
 }
 
+/// Whether the password was given in this session within `SUDO_WINDOW` (sudo mode).
+pub async fn has_recent_password(state: &AppState, session: &Session) -> AppResult<bool> {
+    let at = session::PASSWORD_AT.get(session).await?.unwrap_or(0);
+    Ok(crate::db::now() - at <= state.config.sudo_window.as_secs() as i64)
+}
+
 /// Sudo mode, for setting up a factor: the password must have been given in this session
 /// within `SUDO_WINDOW` (ten minutes), else `/account/confirm/?next=` asks for it and comes
 /// back. Put it inside [`require_verified`].
@@ -114,8 +120,7 @@ pub async fn require_recent_password(
     req: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let at = session::PASSWORD_AT.get(&session).await?.unwrap_or(0);
-    if crate::db::now() - at <= state.config.sudo_window.as_secs() as i64 {
+    if has_recent_password(&state, &session).await? {
         return Ok(next.run(req).await);
     }
     // A POST cannot be replayed by a redirect: come back to its page.

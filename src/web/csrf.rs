@@ -32,6 +32,12 @@ pub const COOKIE: &str = "pollstr_csrf";
 const TOKEN_LEN: usize = 43;
 /// The largest form body accepted (login, vote and 2FA forms are a few hundred bytes).
 pub const FORM_LIMIT: usize = 16 * 1024;
+/// The largest file a signed-in user may upload (a fixture in the admin).
+pub const UPLOAD_LIMIT: usize = 5 * 1024 * 1024;
+/// The largest `multipart/form-data` body read from a signed-in session: [`UPLOAD_LIMIT`] and
+/// room for the other fields, so that a file just over the limit reaches its handler, which
+/// says so on its form. Anonymous visitors' multipart bodies are held to [`FORM_LIMIT`].
+pub const MULTIPART_LIMIT: usize = UPLOAD_LIMIT + 64 * 1024;
 
 pub async fn token(session: &Session) -> AppResult<Option<String>> {
     Ok(session::CSRF.get(session).await?)
@@ -92,9 +98,10 @@ pub fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// An unsafe request must carry the session's token in its form body. The body is read here
-/// (bounded by [`FORM_LIMIT`]: larger is 413; by `body_timeout`: slower is 408) and handed back
-/// unchanged.
+/// An unsafe request must carry the session's token in its form body (URL-encoded, or a field
+/// of a `multipart/form-data` upload). The body is read here (bounded by [`FORM_LIMIT`], or
+/// [`MULTIPART_LIMIT`] for a signed-in user's upload: larger is 413; by `body_timeout`: slower
+/// is 408) and handed back unchanged.
 pub async fn check(
     session: &Session,
     req: Request,
@@ -108,16 +115,21 @@ pub async fn check(
         tracing::warn!(path = %req.uri().path(), source = %source, "CSRF check failed: a request from another site");
         return Err(forbidden());
     }
+    let boundary = multipart_boundary(req.headers());
+    let limit = match boundary {
+        Some(_) if session::current_user(session).await?.is_some() => MULTIPART_LIMIT,
+        _ => FORM_LIMIT,
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > FORM_LIMIT) {
+    if declared.is_some_and(|n| n > limit) {
         return Err(AppError::PayloadTooLarge);
     }
     let (parts, body) = req.into_parts();
-    let read = tokio::time::timeout(body_timeout, to_bytes(body, FORM_LIMIT));
+    let read = tokio::time::timeout(body_timeout, to_bytes(body, limit));
     let bytes = read
         .await
         .map_err(|_| AppError::RequestTimeout)?
@@ -130,7 +142,10 @@ pub async fn check(
                 AppError::bad_request("The request body could not be read.")
             }
         })?;
-    let given = form_urlencoded_field(&bytes, FIELD);
+    let given = match boundary {
+        Some(boundary) => multipart_field(&bytes, boundary, FIELD).await,
+        None => form_urlencoded_field(&bytes, FIELD),
+    };
     let expected = match token(session).await? {
         Some(t) => Some(t),
         None => cookie_token(&parts.headers),
@@ -175,4 +190,26 @@ fn foreign_source(headers: &HeaderMap, trusted_origins: &[String]) -> Option<Str
 fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
     pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// The boundary of a `multipart/form-data` body, if the request declares one.
+fn multipart_boundary(headers: &HeaderMap) -> Option<String> {
+    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let media = content_type.split(';').next()?.trim();
+    if !media.eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    multer::parse_boundary(content_type).ok()
+}
+
+/// The text of the field `name` in a multipart body (read up to that field only).
+async fn multipart_field(body: &axum::body::Bytes, boundary: String, name: &str) -> Option<String> {
+    let stream = Body::from(body.clone()).into_data_stream();
+    let mut fields = multer::Multipart::new(stream, boundary);
+    while let Ok(Some(field)) = fields.next_field().await {
+        if field.name() == Some(name) {
+            return field.text().await.ok();
+        }
+    }
+    None
 }

@@ -127,6 +127,19 @@ where
     }
 }
 
+/// A moment as pages show it: `2026-12-01 15:55 UTC`.
+pub fn when(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// A path id such as `/polls/{id}/`: anything but a positive integer is a 404, as in Django.
 pub fn parse_id(raw: &str) -> AppResult<i64> {
     if raw.is_empty() || raw.len() > 18 || !raw.bytes().all(|b| b.is_ascii_digit()) {

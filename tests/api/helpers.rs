@@ -671,3 +671,65 @@ impl Browser {
             .expect("client")
     }
 }
+
+impl TestApp {
+    /// Makes `username` staff (as `pollstr createuser --staff` or an admin would).
+    pub async fn make_staff(&self, username: &str) {
+        self.execute(&format!(
+            "UPDATE users SET is_staff = TRUE WHERE username = '{username}'"
+        ))
+        .await;
+    }
+
+    /// The seed's `test` made staff, signed in with both factors (the login puts the session in
+    /// sudo mode for `SUDO_WINDOW`).
+    pub async fn staff_browser(&self) -> Browser {
+        self.make_staff("test").await;
+        self.verified_browser().await
+    }
+}
+
+impl Browser {
+    /// POSTs a `multipart/form-data` body: `fields`, then `file` as (field, file name, bytes).
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &str, &[u8])>,
+    ) -> Page {
+        let boundary = "----pollstr-test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        if let Some((name, file_name, bytes)) = file {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/json\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        Page::from(
+            self.client
+                .post(self.url(path))
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(body)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+}

@@ -2,6 +2,7 @@
 
 mod account;
 mod accounts;
+mod admin;
 mod bursts;
 mod call_me;
 mod cli;

@@ -1,0 +1,144 @@
+//! The staff admin under `/admin/`: a dashboard (dashboard.rs), the polls and their choices
+//! (polls.rs), the users and their factors, sessions and events (users.rs), and fixture import
+//! and export (fixtures.rs); the SQL only the admin runs is in queries.rs.
+//!
+//! Every page is behind [`require_staff`]: a signed-in user whose `is_staff` and `is_active`
+//! are read from the database on each request (a staff flag removed takes effect at once, on
+//! every instance), and whose session passed the second factor. Anyone else is not told the
+//! admin exists (the site's 404). Destructive actions also take sudo mode
+//! (`gate::require_recent_password`), and every action is a security event naming the admin.
+
+mod dashboard;
+mod fixtures;
+mod polls;
+pub mod queries;
+mod users;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Router;
+use tower_sessions::Session;
+
+use crate::error::{AppError, AppResult};
+use crate::events::{self, Kind};
+use crate::state::AppState;
+use crate::two_factor::gate;
+use crate::web::SafeNext;
+
+/// Rows per page of the admin's lists (as Django's admin).
+pub const PER_PAGE: i64 = 50;
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .merge(dashboard::router())
+        .merge(polls::router(state))
+        .merge(users::router(state))
+        .merge(fixtures::router(state))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_staff))
+}
+
+/// The staff user of an admin request, put there by [`require_staff`].
+#[derive(Clone, Debug)]
+pub struct Staff {
+    pub id: i64,
+    pub username: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Staff {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // Only routes behind `require_staff` ask for it: its absence is a wiring mistake.
+        parts.extensions.get::<Staff>().cloned().ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("admin page reached without the staff gate"))
+        })
+    }
+}
+
+/// The staff gate: anonymous visitors to login, signed-in users who are not active staff to
+/// the 404 page (before anything else, so that the admin is not advertised), staff whose
+/// session has not passed the second factor to `/2fa/`; `next` points back here.
+pub async fn require_staff(
+    State(state): State<AppState>,
+    session: Session,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let back = if req.method() == axum::http::Method::GET {
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/admin/")
+            .to_string()
+    } else {
+        // A POST cannot be replayed by a redirect: come back to its page.
+        req.uri().path().to_string()
+    };
+    let back = SafeNext::or_default(Some(&back));
+    let Some(user) = crate::session::current_user(&session).await? else {
+        return Ok(Redirect::to(&format!("/login/?next={}", back.query_value())).into_response());
+    };
+    match queries::staff_status(&state.db, user.id).await? {
+        Some((true, true)) => {}
+        _ => return Err(AppError::NotFound),
+    }
+    if !gate::is_verified(&session, &user).await? {
+        return Ok(Redirect::to(&format!("/2fa/?next={}", back.query_value())).into_response());
+    }
+    req.extensions_mut().insert(Staff {
+        id: user.id,
+        username: user.username,
+    });
+    Ok(next.run(req).await)
+}
+
+/// Records what a staff user did: an `admin_action` event about `user` (the target when it is
+/// a user, else the admin), whose detail begins with the admin's name.
+pub async fn record(
+    state: &AppState,
+    staff: &Staff,
+    user: Option<i64>,
+    ip: &str,
+    what: &str,
+) -> AppResult<()> {
+    let detail = format!("by {} (#{}): {what}", staff.username, staff.id);
+    events::record(
+        &state.db,
+        Kind::AdminAction,
+        Some(user.unwrap_or(staff.id)),
+        ip,
+        &detail,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A list's page number from the query: absent is 1; anything but a positive number is a 404
+/// (as the public list).
+pub fn page_number(raw: Option<&str>) -> AppResult<i64> {
+    match raw {
+        None | Some("") => Ok(1),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or(AppError::NotFound),
+    }
+}
+
+/// The number of pages of a list of `total` rows.
+pub fn pages(total: i64) -> i64 {
+    ((total + PER_PAGE - 1) / PER_PAGE).max(1)
+}
+
+/// `?q=…&page=…`, with the search text encoded.
+pub fn query_string(pairs: &[(&str, &str)]) -> String {
+    let kept: Vec<(&str, &str)> = pairs
+        .iter()
+        .copied()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    serde_urlencoded::to_string(kept).unwrap_or_default()
+}
