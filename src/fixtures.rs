@@ -410,6 +410,28 @@ const VOTES_PER_STATEMENT: usize = 5_000;
 
 /// Loads fixture files into the database, all of them in one transaction.
 pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, FixtureError> {
+    load_with(db, files, Accounts::Replace).await
+}
+
+/// What a load may do to accounts that exist already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accounts {
+    /// Replace them and their factors (`pollstr loaddata`, run on the server).
+    Replace,
+    /// Add new accounts only: an entry that would change an existing account (its password,
+    /// name, staff or active flag) or its second factors is refused (the admin's upload: a file
+    /// in a browser must not take over accounts or bind a factor to someone else's).
+    AddOnly,
+}
+
+const ACCOUNTS_KEPT: &str = "an existing account or its second factors would change; the admin only adds accounts (load this file on the server with `pollstr loaddata`)";
+
+/// [`load`], with a rule for existing accounts.
+pub async fn load_with(
+    db: &Db,
+    files: &[(String, String)],
+    accounts: Accounts,
+) -> Result<LoadReport, FixtureError> {
     let mut all = Parsed::default();
     for (file, (name, text)) in files.iter().enumerate() {
         let p = parse(name, text)?;
@@ -505,6 +527,64 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
             .bind(base)
             .execute(&mut *tx)
             .await?;
+        }
+        if accounts == Accounts::AddOnly {
+            // The accounts this file names that exist before it is loaded.
+            let mut existed = HashSet::new();
+            let named = all.users.iter().map(|u| u.id)
+                .chain(all.numbers.iter().map(|n| n.user))
+                .chain(all.totps.iter().map(|t| t.user))
+                .chain(all.recovery.iter().map(|r| r.user));
+            for id in named {
+                let found = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if found.is_some() {
+                    existed.insert(id);
+                }
+            }
+            for u in &all.users {
+                let stored = sqlx::query_as::<_, (String, String, bool, bool, bool)>(
+                    "SELECT username, password, is_staff, is_active, is_superuser FROM users WHERE id = $1",
+                )
+                .bind(u.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if stored.is_some_and(|s| s != (u.username.clone(), u.password.clone(), u.is_staff, u.is_active, u.is_superuser)) {
+                    return Err(at_err(origin_of("user", u.id), &format!("auth.user pk {}", u.id), ACCOUNTS_KEPT.into()));
+                }
+            }
+            for n in &all.numbers {
+                let stored = sqlx::query_scalar::<_, String>("SELECT number FROM phone_numbers WHERE user_id = $1")
+                    .bind(n.user)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if existed.contains(&n.user) && stored.as_deref() != Some(n.number.as_str()) {
+                    return Err(at_err(n.at, "two_factor.twofactor", ACCOUNTS_KEPT.into()));
+                }
+            }
+            for t in &all.totps {
+                let stored = sqlx::query_scalar::<_, String>("SELECT secret FROM totp_factors WHERE user_id = $1")
+                    .bind(t.user)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if existed.contains(&t.user) && stored.as_deref() != Some(t.sealed.as_str()) {
+                    return Err(at_err(t.at, "two_factor.totpdevice", ACCOUNTS_KEPT.into()));
+                }
+            }
+            for r in &all.recovery {
+                let stored = sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND code_hash = $2",
+                )
+                .bind(r.user)
+                .bind(&r.hash)
+                .fetch_one(&mut *tx)
+                .await?;
+                if existed.contains(&r.user) && stored == 0 {
+                    return Err(at_err(r.at, "two_factor.recoverycode", ACCOUNTS_KEPT.into()));
+                }
+            }
         }
         for u in &all.users {
             let (key, skeleton) = (username_key(&u.username), username_skeleton(&u.username));

@@ -23,7 +23,7 @@ use crate::web::{self, csrf, flash, ClientIp, Level, Page, PageContext};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/admin/fixtures/", get(form).post(import))
+        .route(crate::web::csrf::UPLOAD_PATH, get(form).post(import))
         .route("/admin/fixtures/download/", get(download))
         // The CSRF check has read the body already, within its own bound for uploads.
         .layer(DefaultBodyLimit::max(csrf::MULTIPART_LIMIT))
@@ -134,7 +134,8 @@ async fn import(
             format!("{name}: not valid JSON: the file is not UTF-8 text."),
         );
     };
-    let report = match fixtures::load(&state.db, &[(name.clone(), text)]).await {
+    let files = [(name.clone(), text)];
+    let report = match fixtures::load_with(&state.db, &files, fixtures::Accounts::AddOnly).await {
         Ok(report) => report,
         Err(FixtureError::Db(e)) => return Err(e.into()),
         Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("{e}. Nothing was loaded.")),

@@ -38,6 +38,12 @@ pub const UPLOAD_LIMIT: usize = 5 * 1024 * 1024;
 /// room for the other fields, so that a file just over the limit reaches its handler, which
 /// says so on its form. Anonymous visitors' multipart bodies are held to [`FORM_LIMIT`].
 pub const MULTIPART_LIMIT: usize = UPLOAD_LIMIT + 64 * 1024;
+/// The one page that takes an upload (the admin's fixture import).
+pub const UPLOAD_PATH: &str = "/admin/fixtures/";
+/// The admin's poll forms: a question and many choices, each up to 200 characters, which
+/// URL-encoding makes up to nine bytes each.
+const ADMIN_POLLS: &str = "/admin/polls/";
+const ADMIN_FORM_LIMIT: usize = 256 * 1024;
 
 pub async fn token(session: &Session) -> AppResult<Option<String>> {
     Ok(session::CSRF.get(session).await?)
@@ -99,8 +105,9 @@ pub fn new_token() -> String {
 }
 
 /// An unsafe request must carry the session's token in its form body (URL-encoded, or a field
-/// of a `multipart/form-data` upload). The body is read here (bounded by [`FORM_LIMIT`], or
-/// [`MULTIPART_LIMIT`] for a signed-in user's upload: larger is 413; by `body_timeout`: slower
+/// of a `multipart/form-data` upload). The body is read here (bounded by [`FORM_LIMIT`], or for
+/// a signed-in user [`MULTIPART_LIMIT`] on [`UPLOAD_PATH`] and 256 KiB on the admin's poll
+/// forms: larger is 413; by `body_timeout`: slower
 /// is 408) and handed back unchanged.
 pub async fn check(
     session: &Session,
@@ -116,8 +123,14 @@ pub async fn check(
         return Err(forbidden());
     }
     let boundary = multipart_boundary(req.headers());
-    let limit = match boundary {
-        Some(_) if session::current_user(session).await?.is_some() => MULTIPART_LIMIT,
+    // Larger bodies only where a page needs them, and only from a signed-in user.
+    let larger = match (&boundary, req.uri().path()) {
+        (Some(_), UPLOAD_PATH) => Some(MULTIPART_LIMIT),
+        (None, path) if path.starts_with(ADMIN_POLLS) => Some(ADMIN_FORM_LIMIT),
+        _ => None,
+    };
+    let limit = match larger {
+        Some(limit) if session::current_user(session).await?.is_some() => limit,
         _ => FORM_LIMIT,
     };
     let declared = req
