@@ -309,6 +309,18 @@ impl Config {
                 "must start with http:// or https://",
             ));
         }
+        // The other version's address, kept from an older setup, would fail every call.
+        let wrong_version = match verify_backend {
+            VerifyBackend::VonageV2 => base_url.ends_with("nexmo.com/verify"),
+            VerifyBackend::Vonage => base_url.ends_with("/v2/verify"),
+            VerifyBackend::Console => false,
+        };
+        if wrong_version {
+            return Err(err(
+                "NEXMO_VERIFY_URL",
+                format!("{base_url} is the address of the other Verify version: unset it (the default follows VERIFY_BACKEND), or set VERIFY_BACKEND=vonage for Verify v1"),
+            ));
+        }
         let verify = verify_settings(&get)?;
         let vonage_signature_secret = get("VONAGE_SIGNATURE_SECRET");
         if vonage_signature_secret
@@ -820,6 +832,13 @@ mod tests {
             with(&[("VERIFY_BACKEND", "vonage-v2")]).unwrap_err().name,
             "NEXMO_API_KEY"
         );
+        // A v1 address kept from an older setup, now that keys mean v2.
+        let old_url = with(&[
+            ("NEXMO_API_KEY", "k"),
+            ("NEXMO_API_SECRET", "s"),
+            ("NEXMO_VERIFY_URL", "https://api.nexmo.com/verify"),
+        ]);
+        assert_eq!(old_url.unwrap_err().name, "NEXMO_VERIFY_URL");
         assert_eq!(
             with(&[("VONAGE_PRIVATE_KEY_PATH", "/nonexistent/key.pem")])
                 .unwrap_err()

@@ -729,26 +729,47 @@ async fn a_fixture_is_uploaded_all_or_nothing_and_the_database_downloaded(backen
     assert_eq!(elsewhere.status, StatusCode::PAYLOAD_TOO_LARGE);
     // The dump loads back through the upload too: nothing in it changes an account.
     let page = upload("dump.json", dump.clone().into_bytes()).await;
-    assert_eq!(page.location.as_deref(), Some("/admin/fixtures/"), "{}", page.text());
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/admin/fixtures/"),
+        "{}",
+        page.text()
+    );
     // A file that would change an account, or bind a factor to an existing one, is refused
     // whole: a browser upload must not take over accounts (pollstr loaddata may).
     let question = r#"{"model": "polls.question", "pk": 90, "fields": {"question_text": "Sneaky?", "pub_date": "2020-01-01T00:00:00Z"}}"#;
     for (name, entry) in [
-        ("takeover.json", r#"{"model": "auth.user", "pk": 1, "fields": {"username": "test", "password": "pbkdf2_sha256$1$x$y", "is_staff": true, "is_active": true}}"#),
-        ("phone.json", r#"{"model": "two_factor.twofactor", "pk": 7, "fields": {"user": 1, "number": "+447400123999"}}"#),
+        (
+            "takeover.json",
+            r#"{"model": "auth.user", "pk": 1, "fields": {"username": "test", "password": "pbkdf2_sha256$1$x$y", "is_staff": true, "is_active": true}}"#,
+        ),
+        (
+            "phone.json",
+            r#"{"model": "two_factor.twofactor", "pk": 7, "fields": {"user": 1, "number": "+447400123999"}}"#,
+        ),
     ] {
         let file = format!("[{question}, {entry}]");
         let page = upload(name, file.into_bytes()).await;
-        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{name}: {}", page.text());
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{name}: {}",
+            page.text()
+        );
         assert!(
             page.has("an existing account or its second factors would change"),
             "{name}: {}",
             page.text()
         );
     }
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM questions WHERE id = 90").await, 0);
     assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM phone_numbers WHERE number = '+447400123999'").await,
+        app.scalar("SELECT COUNT(*) FROM questions WHERE id = 90")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM phone_numbers WHERE number = '+447400123999'")
+            .await,
         0
     );
     let other = spawn_app(backend).await;

@@ -51,6 +51,12 @@ async fn call_me_instead_reads_a_new_code(backend: Backend) {
     assert!(page.has("Type in the code you heard in the call."));
     // Voice was the last channel: no button now, and a post anyway is a message.
     assert!(page.form("/2fa/next/").is_none());
+    // "Send a new code" continues the running request, which stays on its channel.
+    let resent = b.submit("/2fa/verify/", "/2fa/create/", &[]).await;
+    assert_eq!(resent.status, StatusCode::SEE_OTHER, "{}", resent.text());
+    let page = b.get("/2fa/verify/").await;
+    assert!(page.has("A code was already sent"), "{}", page.text());
+    assert!(page.form("/2fa/next/").is_none());
     let again = b
         .post_raw("/2fa/next/", &[("csrf_token", &page.csrf().unwrap())])
         .await;

@@ -22,6 +22,7 @@ both_backends!(
     callbacks_must_be_signed_and_fresh,
     failed_deliveries_reported_by_callbacks_count,
     sms_report_and_resume,
+    a_send_that_fails_does_not_spend_the_budget,
 );
 
 const SIGNATURE_SECRET: &str = "a-signature-secret-of-32-characters!";
@@ -280,7 +281,18 @@ async fn callback(app: &TestApp, auth: Option<String>, body: &str) -> StatusCode
     req.send().await.unwrap().status()
 }
 
+/// A request's summary callback, as Verify v2 sends it.
 fn event(request_id: &str, status: &str) -> String {
+    serde_json::json!({
+        "request_id": request_id, "submitted_at": "2026-12-01T10:00:00Z", "status": status,
+        "type": "summary", "channel_timeout": 300, "client_ref": "u1",
+        "workflow": [{"channel": "sms", "initiated_at": "2026-12-01T10:00:00Z", "status": status}],
+    })
+    .to_string()
+}
+
+/// One channel's event callback.
+fn channel_event(request_id: &str, status: &str) -> String {
     serde_json::json!({
         "request_id": request_id, "triggered_at": "2026-12-01T10:00:00Z", "type": "event",
         "channel": "sms", "status": status, "finalized_at": "2026-12-01T10:00:05Z", "client_ref": "u1",
@@ -323,6 +335,20 @@ async fn callbacks_must_be_signed_and_fresh(backend: Backend) {
             "{what}"
         );
     }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM sms_sends WHERE outcome IS NOT NULL")
+            .await,
+        0
+    );
+    // One channel failing does not settle a request: the workflow goes on to the next.
+    let channel = channel_event("old-0", "failed");
+    let status = callback(
+        &app,
+        bearer(signed(SIGNATURE_SECRET, now, &channel)),
+        &channel,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM sms_sends WHERE outcome IS NOT NULL")
             .await,
@@ -445,4 +471,62 @@ async fn sms_report_and_resume(backend: Backend) {
     );
     assert!(String::from_utf8_lossy(&ok.stderr).contains("sends to GB resume now"));
     assert_eq!(send(&b, PHONE).await.status, StatusCode::SEE_OTHER);
+}
+
+/// The provider fails once: that send did not happen, so it does not use the country's budget
+/// (of one a day here) and the next one goes out.
+async fn a_send_that_fails_does_not_spend_the_budget(backend: Backend) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(
+            serde_json::json!({ "request_id": "c11236f4-00bf-4b89-84ba-88b25df97315" }),
+        ))
+        .mount(&server)
+        .await;
+    let verifier = pollstr::two_factor::sms::vonage_v2::VonageV2Verifier::new(
+        pollstr::config::VonageConfig {
+            api_key: "k".into(),
+            api_secret: "s".into(),
+            brand: "Pollstr".into(),
+            base_url: server.uri(),
+            timeout: std::time::Duration::from_secs(5),
+        },
+        None,
+        Default::default(),
+    )
+    .unwrap();
+    let app = spawn_app_with(
+        backend,
+        |c| c.limits.sms_per_country = Limit::parse_list("1/1d").unwrap(),
+        Some(std::sync::Arc::new(verifier)),
+    )
+    .await;
+    app.load(SEED).await;
+    let b = app.browser();
+    b.login("test", "test1234").await;
+    let failed = send(&b, PHONE).await;
+    assert_eq!(
+        failed.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        failed.text()
+    );
+    let sent = send(&b, PHONE).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    let over = send(&user(&app, "mallory").await, "+44 7400 123457").await;
+    assert_eq!(
+        over.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        over.text()
+    );
 }

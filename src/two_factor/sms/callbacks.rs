@@ -2,8 +2,9 @@
 //! only when `VONAGE_SIGNATURE_SECRET` is set. Each callback must carry a JWT signed with that
 //! secret (HS256) in `Authorization: Bearer`, issued within the last five minutes, whose
 //! `payload_hash` is the SHA-256 of the body; anything else is answered 401 and not read.
-//! A callback's outcome is recorded on the request it names ([`guard::record_outcome`]), and
-//! a delivery that failed makes the guard judge that country again.
+//! A request's summary callback records its outcome on the request it names
+//! ([`guard::record_outcome`]); one that did not complete makes the guard judge that country
+//! again. Per-channel events are logged only (a channel failing is how a workflow moves on).
 
 use std::time::Duration;
 
@@ -129,10 +130,10 @@ async fn receive(State(state): State<AppState>, req: Request) -> Response {
 
 async fn record(state: &AppState, callback: &Callback) -> sqlx::Result<()> {
     let status = callback.status.as_str();
-    // Only final states: a request's outcome, or a channel's failure.
+    // Only a request's final state settles it: one channel failing or timing out is how a
+    // workflow moves on to the next (the code may still come by voice).
     let outcome = match (callback.r#type.as_str(), status) {
-        ("summary", "completed" | "failed" | "expired") => status,
-        (_, "failed" | "rejected" | "user_rejected" | "expired") => status,
+        ("summary", "completed" | "failed" | "expired" | "rejected" | "user_rejected") => status,
         _ => return Ok(()),
     };
     let Some(country) = guard::record_outcome(&state.db, &callback.request_id, outcome).await?

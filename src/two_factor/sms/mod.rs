@@ -196,7 +196,7 @@ pub async fn create(
                 bound.as_ref(),
                 typed,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "This site does not send codes to phone numbers in that country. Please use a number from another country.",
+                NOT_ALLOWED,
             )
             .await;
         }
@@ -208,17 +208,13 @@ pub async fn create(
             ))
             .await?;
             let wait = (until - crate::db::now()).max(1) as u64;
-            let msg = format!(
-                "Codes to phone numbers in this country are paused for a while to stop abuse. Please try again in {}.",
-                human_wait(wait)
-            );
             let res = refuse_new(
                 &page,
                 &next,
                 bound.as_ref(),
                 typed,
                 StatusCode::SERVICE_UNAVAILABLE,
-                &msg,
+                &paused(wait),
             )
             .await?;
             return Ok(web::retry_after(res, wait));
@@ -264,19 +260,24 @@ pub async fn create(
 
     // Limits: a refused send never reaches the provider. The send is counted before it is
     // made, so that sends asked for together cannot all pass the limits.
-    if let Err(wait) = reserve_send(&state, user.id, &number, &to, &ip).await? {
-        refused(format!("send limit, to {}", number.masked())).await?;
-        let res = refuse_new(
-            &page,
-            &next,
-            bound.as_ref(),
-            typed,
-            StatusCode::TOO_MANY_REQUESTS,
-            &too_many_sends(wait),
-        )
-        .await?;
-        return Ok(web::retry_after(res, wait));
-    }
+    // A send that did not happen (the provider failed or refused, or another account's code
+    // runs) takes its reservation back: the country and prefix budgets are everyone's.
+    let reservation = match reserve_send(&state, user.id, &number, &to, &ip).await? {
+        Ok(reservation) => reservation,
+        Err(wait) => {
+            refused(format!("send limit, to {}", number.masked())).await?;
+            let res = refuse_new(
+                &page,
+                &next,
+                bound.as_ref(),
+                typed,
+                StatusCode::TOO_MANY_REQUESTS,
+                &too_many_sends(wait),
+            )
+            .await?;
+            return Ok(web::retry_after(res, wait));
+        }
+    };
 
     // Switching numbers: stop the code still running for the old one, where the API allows.
     if let Some(p) = pending.as_ref().filter(|p| p.number != number.e164()) {
@@ -315,6 +316,7 @@ pub async fn create(
         }
         // Another account's running request is not joined: its wrong codes would end it.
         Ok(StartOutcome::InProgress { request_id: None }) => {
+            limits::release(&state.db, reservation).await?;
             refused(format!(
                 "{} has a code running for another account",
                 number.masked()
@@ -340,6 +342,7 @@ pub async fn create(
             ),
         ),
         Ok(StartOutcome::Rejected) => {
+            limits::release(&state.db, reservation).await?;
             refused(format!("the provider rejected {}", number.masked())).await?;
             return refuse_new(
                 &page,
@@ -352,6 +355,7 @@ pub async fn create(
             .await;
         }
         Err(e) => {
+            limits::release(&state.db, reservation).await?;
             refused(format!("provider error: {e}")).await?;
             return provider_failure(&page, &next, bound.as_ref(), typed, e).await;
         }
@@ -364,6 +368,11 @@ pub async fn create(
         &format!("to {}", number.masked()),
     )
     .await?;
+    // A running request continued stays on the channel it reached.
+    let channel = pending
+        .as_ref()
+        .filter(|p| p.request_id == request_id)
+        .map_or(0, |p| p.channel);
     session::SMS_PENDING
         .insert(
             &page.session,
@@ -371,7 +380,7 @@ pub async fn create(
                 request_id,
                 number: number.e164().to_string(),
                 replaces,
-                channel: 0,
+                channel,
             },
         )
         .await?;
@@ -403,6 +412,15 @@ async fn reserve_send(
         prefix,
     ];
     Ok(limits::reserve(&state.db, &checks).await?)
+}
+
+const NOT_ALLOWED: &str = "This site does not send codes to phone numbers in that country. Please use a number from another country.";
+
+fn paused(wait: u64) -> String {
+    format!(
+        "Codes to phone numbers in this country are paused for a while to stop abuse. Please try again in {}.",
+        human_wait(wait)
+    )
 }
 
 fn too_many_sends(wait: u64) -> String {
@@ -629,16 +647,16 @@ pub async fn next_channel(
     let masked = number.masked();
     let to = Destination::of(&number);
     let page_now = VerifyPage::new(&state, page.ctx.clone(), &next, &pending);
-    if let Admission::Paused { until } = guard::admit(&state.db, &state.config, &to).await? {
-        let wait = (until - crate::db::now()).max(1) as u64;
-        let res = page_now.with_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "Codes to phone numbers in this country are paused for a while to stop abuse. Please try again in {}.",
-                human_wait(wait)
-            ),
-        )?;
-        return Ok(web::retry_after(res, wait));
+    match guard::admit(&state.db, &state.config, &to).await? {
+        Admission::Allowed => {}
+        Admission::CountryNotAllowed => {
+            return page_now.with_error(StatusCode::UNPROCESSABLE_ENTITY, NOT_ALLOWED);
+        }
+        Admission::Paused { until } => {
+            let wait = (until - crate::db::now()).max(1) as u64;
+            let res = page_now.with_error(StatusCode::SERVICE_UNAVAILABLE, paused(wait))?;
+            return Ok(web::retry_after(res, wait));
+        }
     }
     let reservation = match reserve_send(&state, user.id, &number, &to, &ip).await? {
         Ok(r) => r,

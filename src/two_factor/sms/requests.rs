@@ -33,8 +33,9 @@ pub async fn owner(db: &Db, request_id: &str) -> sqlx::Result<Option<i64>> {
     .await)
 }
 
-/// The newest request this account started to `number` since `since` (Unix seconds): the one
-/// a provider means when it says a request to the number is running without naming it.
+/// The newest request this account started to `number` since `since` (Unix seconds) that is
+/// not known to be over (confirmed, or finished by a callback): the one a provider means when
+/// it says a request to the number is running without naming it.
 pub async fn latest_of(
     db: &Db,
     user_id: i64,
@@ -42,8 +43,11 @@ pub async fn latest_of(
     since: i64,
 ) -> sqlx::Result<Option<String>> {
     with_db!(db, p => sqlx::query_scalar::<_, String>(
-        "SELECT request_id FROM verify_requests WHERE user_id = $1 AND number = $2 AND started_at >= $3 \
-         ORDER BY started_at DESC LIMIT 1",
+        "SELECT v.request_id FROM verify_requests v \
+         WHERE v.user_id = $1 AND v.number = $2 AND v.started_at >= $3 \
+         AND NOT EXISTS (SELECT 1 FROM sms_sends s WHERE s.request_id = v.request_id \
+                         AND (s.confirmed_at IS NOT NULL OR s.outcome IS NOT NULL)) \
+         ORDER BY v.started_at DESC LIMIT 1",
     )
     .bind(user_id)
     .bind(number)
