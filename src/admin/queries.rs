@@ -229,6 +229,7 @@ async fn save_poll_once(
         .filter(|c| c.delete)
         .filter_map(|c| c.id)
         .collect();
+    let is_postgres = db.is_postgres();
     with_db!(db, p => {
         let mut tx = p.begin().await?;
         sqlx::query("DELETE FROM admin_submissions WHERE at < $1")
@@ -264,6 +265,15 @@ async fn save_poll_once(
         };
         let mut going = 0;
         for &choice in &deleted {
+            // On PostgreSQL a vote for the choice (its foreign key takes a share lock on the
+            // choice's row) now waits for this transaction, so the count below is the count
+            // deleted; on SQLite this transaction holds the write lock already.
+            if is_postgres {
+                sqlx::query("SELECT id FROM choices WHERE id = $1 FOR UPDATE")
+                    .bind(choice)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let votes: Option<i64> = sqlx::query_scalar(concat!(
                 "SELECT ",
                 choice_votes!(),
@@ -341,8 +351,17 @@ pub async fn poll_votes(db: &Db, id: i64) -> sqlx::Result<Option<i64>> {
 
 /// Deletes a poll with its choices and votes, if its votes number `confirmed`.
 pub async fn delete_poll(db: &Db, id: i64, confirmed: i64) -> sqlx::Result<Saved> {
+    // Locked before it is counted: a vote cast meanwhile waits (PostgreSQL: the row lock its
+    // foreign key needs; SQLite: the write lock, taken by writing first), so the votes counted
+    // are the votes deleted, and SQLite never has to upgrade a read to a write.
+    let lock = if db.is_postgres() {
+        "SELECT id FROM questions WHERE id = $1 FOR UPDATE"
+    } else {
+        "UPDATE questions SET question_text = question_text WHERE id = $1"
+    };
     with_db!(db, p => {
         let mut tx = p.begin().await?;
+        sqlx::query(lock).bind(id).execute(&mut *tx).await?;
         let votes: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT CAST(COALESCE((SELECT SUM(",
             choice_votes!(),

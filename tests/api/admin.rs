@@ -794,7 +794,14 @@ async fn an_admin_resets_factors_ends_sessions_deactivates_and_sets_staff(backen
     let page = b.get(&format!("/admin/users/{id}/")).await;
     assert!(page.has("Phone: +44 •••• ••4321"), "{}", page.text());
     assert!(!page.body.contains("654321"));
-    assert!(page.body.matches("<li>").count() >= 1);
+    // The victim's signed-in session is listed.
+    let sessions = page
+        .body
+        .split(r#"id="sessions""#)
+        .nth(1)
+        .and_then(|rest| rest.split("</ul>").next())
+        .unwrap_or_else(|| panic!("no session list: {}", page.text()));
+    assert_eq!(sessions.matches("<li>").count(), 1, "{sessions}");
     let act = |action: &'static str| {
         let b = &b;
         async move {
@@ -814,6 +821,10 @@ async fn an_admin_resets_factors_ends_sessions_deactivates_and_sets_staff(backen
         .location
         .unwrap()
         .starts_with("/login/"));
+    assert!(b
+        .get(&format!("/admin/users/{id}/"))
+        .await
+        .has("No session."));
     // Resetting the second factor: they prove a phone again at the next login.
     victim.login("victim", STRONG).await;
     act("reset-factors").await;
