@@ -128,6 +128,21 @@ pub fn page_number(raw: Option<&str>) -> AppResult<i64> {
     }
 }
 
+/// The search text of a list: trimmed, at most `max` characters.
+pub fn search_text(raw: Option<String>, max: usize) -> String {
+    raw.unwrap_or_default().trim().chars().take(max).collect()
+}
+
+/// The rows a list has in all, from the count its first row carries: a page past the end
+/// (no rows, not the first page) is not found.
+pub fn list_total(first_row_total: Option<i64>, page: i64) -> AppResult<i64> {
+    match first_row_total {
+        Some(total) => Ok(total),
+        None if page == 1 => Ok(0),
+        None => Err(AppError::NotFound),
+    }
+}
+
 /// The number of pages of a list of `total` rows.
 pub fn pages(total: i64) -> i64 {
     ((total + PER_PAGE - 1) / PER_PAGE).max(1)

@@ -186,13 +186,7 @@ async fn list(
     page: Page,
     Query(query): Query<ListQuery>,
 ) -> AppResult<Response> {
-    let q: String = query
-        .q
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .take(MAX_TEXT)
-        .collect();
+    let q = super::search_text(query.q, MAX_TEXT);
     let Some(date) = DateFilter::parse(query.date.as_deref()) else {
         return Err(AppError::bad_request("There is no such date filter."));
     };
@@ -201,11 +195,7 @@ async fn list(
     let (from, to) = date.bounds(now);
     let rows =
         queries::poll_list(&state.db, &q, from, to, PER_PAGE, (number - 1) * PER_PAGE).await?;
-    let total = match rows.first() {
-        Some(r) => r.total,
-        None if number == 1 => 0,
-        None => return Err(AppError::NotFound),
-    };
+    let total = super::list_total(rows.first().map(|r| r.total), number)?;
     let pages = super::pages(total);
     let link = |n: i64| {
         let n = n.to_string();

@@ -88,20 +88,10 @@ async fn list(
     page: Page,
     Query(query): Query<ListQuery>,
 ) -> AppResult<Response> {
-    let q: String = query
-        .q
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .take(150)
-        .collect();
+    let q = super::search_text(query.q, 150);
     let number = super::page_number(query.page.as_deref())?;
     let rows = queries::user_list(&state.db, &q, PER_PAGE, (number - 1) * PER_PAGE).await?;
-    let total = match rows.first() {
-        Some(r) => r.total,
-        None if number == 1 => 0,
-        None => return Err(AppError::NotFound),
-    };
+    let total = super::list_total(rows.first().map(|r| r.total), number)?;
     let pages = super::pages(total);
     let link = |n: i64| {
         let n = n.to_string();

@@ -414,6 +414,16 @@ async fn reserve_send(
     Ok(limits::reserve(&state.db, &checks).await?)
 }
 
+const ENDED: &str = "Your code request has ended. Send a new code.";
+const NO_OTHER_WAY: &str =
+    "There is no other way to send this code. Send a new code if it did not arrive.";
+
+/// A warning for the next page, and there.
+async fn warn_and_go(page: &Page, to: &str, msg: &str) -> AppResult<Response> {
+    flash::push(&page.session, Level::Warning, msg).await?;
+    Ok(Redirect::to(to).into_response())
+}
+
 const NOT_ALLOWED: &str = "This site does not send codes to phone numbers in that country. Please use a number from another country.";
 
 fn paused(wait: u64) -> String {
@@ -625,23 +635,11 @@ pub async fn next_channel(
         return Ok(login_redirect("/2fa/verify/", &next));
     };
     let Some(mut pending) = session::SMS_PENDING.get(&page.session).await? else {
-        flash::push(
-            &page.session,
-            Level::Warning,
-            "Your code request has ended. Send a new code.",
-        )
-        .await?;
-        return Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response());
+        return warn_and_go(&page, &format!("/2fa/?next={}", next.query_value()), ENDED).await;
     };
-    let to_verify = Redirect::to(&format!("/2fa/verify/?next={}", next.query_value()));
+    let to_verify = format!("/2fa/verify/?next={}", next.query_value());
     let Some(channel) = channel_at(&state, pending.channel + 1) else {
-        flash::push(
-            &page.session,
-            Level::Warning,
-            "There is no other way to send this code. Send a new code if it did not arrive.",
-        )
-        .await?;
-        return Ok(to_verify.into_response());
+        return warn_and_go(&page, &to_verify, NO_OTHER_WAY).await;
     };
     let number = PhoneNumber::from_stored(pending.number.clone());
     let masked = number.masked();
@@ -702,19 +700,13 @@ pub async fn next_channel(
                 VerifyChannel::Sms => format!("We have sent a new code to {masked}."),
             };
             flash::push(&page.session, Level::Info, msg).await?;
-            Ok(to_verify.into_response())
+            Ok(Redirect::to(&to_verify).into_response())
         }
         NextOutcome::NoMore => {
             limits::release(&state.db, reservation).await?;
             pending.channel = verifier(&state).workflow().len().saturating_sub(1);
             session::SMS_PENDING.insert(&page.session, pending).await?;
-            flash::push(
-                &page.session,
-                Level::Warning,
-                "There is no other way to send this code. Send a new code if it did not arrive.",
-            )
-            .await?;
-            Ok(to_verify.into_response())
+            warn_and_go(&page, &to_verify, NO_OTHER_WAY).await
         }
         NextOutcome::Expired => {
             limits::release(&state.db, reservation).await?;
@@ -751,13 +743,7 @@ pub async fn confirm(
         return Ok(login_redirect("/2fa/verify/", &next));
     };
     let Some(pending) = session::SMS_PENDING.get(&page.session).await? else {
-        flash::push(
-            &page.session,
-            Level::Warning,
-            "Your code request has ended. Send a new code.",
-        )
-        .await?;
-        return Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response());
+        return warn_and_go(&page, &format!("/2fa/?next={}", next.query_value()), ENDED).await;
     };
     let masked = PhoneNumber::from_stored(pending.number.clone()).masked();
     let page_now = VerifyPage::new(&state, page.ctx.clone(), &next, &pending);
