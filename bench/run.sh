@@ -263,6 +263,7 @@ run_pollstr() {
     POLLSTR_SEED_DEMO=true \
     VERIFY_BACKEND=console \
     SMS_LIMIT_PER_USER=100000/1h SMS_LIMIT_PER_NUMBER=100000/1h SMS_LIMIT_PER_IP=100000/1h \
+    SMS_LIMIT_PER_COUNTRY=100000/1h SMS_LIMIT_PER_PREFIX=100000/1h \
     "$ROOT/target/release/pollstr" serve) 2>"$dir/server.log" &
   local pid=$!
   PIDS+=("$pid")

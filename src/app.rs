@@ -12,6 +12,7 @@ use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::{Config, VerifyBackend};
+use crate::db::lane::Lane;
 use crate::db::{AppSessionStore, Db, PoolSettings};
 use crate::limits;
 use crate::polls::cache::PollCache;
@@ -35,8 +36,13 @@ pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppStat
         .with(verifier)
         .with(HashQueue::default())
         .with(polls.clone());
-    if let Db::Sqlite(pool) = &db {
-        parts = parts.with(VoteQueue::start(pool.clone(), polls));
+    match &db {
+        Db::Sqlite(pool) => parts = parts.with(VoteQueue::start(pool.clone(), polls)),
+        Db::Postgres(pool) => {
+            if let Some(lane) = Lane::new(pool.clone(), config.database_max_connections) {
+                parts = parts.with(lane);
+            }
+        }
     }
     AppState::new(db.clone(), config, AppSessionStore::for_server(&db), parts)
 }

@@ -5,6 +5,7 @@
 //! migrations folder; the two stay in step, one file per change on each side.
 
 pub mod cache;
+pub mod lane;
 pub mod session_store;
 
 use std::str::FromStr;
@@ -23,7 +24,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 const MIGRATION_LOCK: i64 = 0x0070_6f6c_6c73_7472;
 
 /// A pooled PostgreSQL connection idle for longer than this is pinged before it is lent.
-const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// A pool on one of the two backends.
 #[derive(Clone, Debug)]

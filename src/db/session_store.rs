@@ -1,6 +1,7 @@
 //! One session store type for both backends, so the session layer is not generic. On SQLite,
 //! where one server process owns the database, sessions are also kept in memory.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -260,6 +261,41 @@ async fn update(db: &Db, record: &Record) -> session_store::Result<bool> {
     Ok(updated > 0)
 }
 
+tokio::task_local! {
+    /// A session row read together with a page's own data, in one round trip
+    /// (`polls::prefetch`): the first load of that id in the request answers with it.
+    static PREFETCHED: RefCell<Option<(Id, Option<Record>)>>;
+}
+
+/// Runs `f` (the rest of a request) with the session `id` already read: `record` as the
+/// PostgreSQL store would have loaded it (`None`: no such session, or expired). Only the
+/// first load of that id takes it; any later load reads the database.
+pub async fn with_prefetched<F: std::future::Future>(
+    id: Id,
+    record: Option<Record>,
+    f: F,
+) -> F::Output {
+    PREFETCHED.scope(RefCell::new(Some((id, record))), f).await
+}
+
+fn take_prefetched(id: &Id) -> Option<Option<Record>> {
+    PREFETCHED
+        .try_with(|p| {
+            let mut p = p.borrow_mut();
+            match p.as_ref() {
+                Some((prefetched, _)) if prefetched == id => p.take().map(|(_, r)| r),
+                _ => None,
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// A session row's `data`, decoded as the store does.
+pub fn decode(data: &[u8]) -> session_store::Result<Record> {
+    rmp_serde::from_slice(data).map_err(|e| session_store::Error::Decode(e.to_string()))
+}
+
 /// Each cached session leaves the cache when it expires.
 struct UntilExpiry;
 
@@ -315,7 +351,10 @@ impl SessionStore for AppSessionStore {
         match self {
             AppSessionStore::Sqlite(s, _) => s.load(id).await,
             AppSessionStore::CachedSqlite(s) => s.load(id).await,
-            AppSessionStore::Postgres(s, _) => s.load(id).await,
+            AppSessionStore::Postgres(s, _) => match take_prefetched(id) {
+                Some(record) => Ok(record),
+                None => s.load(id).await,
+            },
         }
     }
 

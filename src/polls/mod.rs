@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod counts;
+pub mod prefetch;
 pub mod queries;
 pub mod vote_queue;
 
@@ -14,6 +15,7 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 use serde::Deserialize;
 
@@ -21,6 +23,7 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::{self, Form, Page, PageContext};
 use cache::{PollCache, PollData, PollList};
+use prefetch::Prefetched;
 use queries::{ChoiceResult, PollView, Question};
 use vote_queue::VoteQueue;
 
@@ -39,6 +42,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::two_factor::gate::require_verified,
+        ))
+        // Outermost: it must read the session before the verified layer does.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            prefetch::session_and_poll,
         ));
     Router::new()
         .route("/", get(|| async { Redirect::to("/polls/") }))
@@ -168,10 +176,19 @@ fn user_id(page: &Page) -> AppResult<i64> {
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("poll page reached without a user")))
 }
 
-/// The poll as this user sees it. Through the cache where it keeps polls (SQLite): a page view
-/// then needs no query at all once the poll and the user's vote are cached.
-async fn load_view(state: &AppState, question_id: i64, page: &Page) -> AppResult<PollView> {
+/// The poll as this user sees it: as read with the session (PostgreSQL, [`prefetch`]), else
+/// through the cache where it keeps polls (SQLite): a page view then needs no query at all once
+/// the poll and the user's vote are cached.
+async fn load_view(
+    state: &AppState,
+    question_id: i64,
+    page: &Page,
+    prefetched: Option<&Prefetched>,
+) -> AppResult<PollView> {
     let uid = user_id(page)?;
+    if let Some(view) = prefetched.and_then(|p| p.view_for(question_id, uid)) {
+        return view.ok_or(AppError::NotFound);
+    }
     let cache = self::cache(state);
     let g = cache.view_generations();
     let (poll, mine) = match (cache.poll(question_id), cache.vote(uid, question_id)) {
@@ -217,8 +234,10 @@ pub async fn detail(
     State(state): State<AppState>,
     page: Page,
     Path(id): Path<String>,
+    prefetched: Option<Extension<Prefetched>>,
 ) -> AppResult<Response> {
-    let view = load_view(&state, web::parse_id(&id)?, &page).await?;
+    let prefetched = prefetched.as_ref().map(|p| &p.0);
+    let view = load_view(&state, web::parse_id(&id)?, &page, prefetched).await?;
     web::render(&detail_page(page, view, None))
 }
 
@@ -257,7 +276,7 @@ pub async fn vote(
         }
     }
     // Nothing counted: an unknown or unpublished poll is a 404, else the form says why.
-    let view = load_view(&state, question_id, &page).await?;
+    let view = load_view(&state, question_id, &page, None).await?;
     let body = detail_page(page, view, Some("You didn't select a choice.".into()));
     Ok((StatusCode::BAD_REQUEST, web::render(&body)?).into_response())
 }
@@ -282,12 +301,14 @@ pub async fn results(
     State(state): State<AppState>,
     page: Page,
     Path(id): Path<String>,
+    prefetched: Option<Extension<Prefetched>>,
 ) -> AppResult<Response> {
+    let prefetched = prefetched.as_ref().map(|p| &p.0);
     let PollView {
         question,
         choices,
         mine,
-    } = load_view(&state, web::parse_id(&id)?, &page).await?;
+    } = load_view(&state, web::parse_id(&id)?, &page, prefetched).await?;
     let total: i64 = choices.iter().map(|c| c.votes).sum();
     let rows = choices
         .into_iter()

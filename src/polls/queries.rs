@@ -127,6 +127,90 @@ pub async fn poll_view(db: &Db, question_id: i64, user_id: i64) -> sqlx::Result<
     }))
 }
 
+/// What [`poll_view_with_session`] read: the session row (`None`: no such session, or
+/// expired), the user the row names, and the poll as that user sees it (`None`: not published).
+pub struct SessionAndPoll {
+    pub session: Option<Vec<u8>>,
+    pub user_id: Option<i64>,
+    pub view: Option<PollView>,
+}
+
+#[derive(FromRow)]
+struct SessionPollRow {
+    session: Option<Vec<u8>>,
+    session_user: Option<i64>,
+    question_id: Option<i64>,
+    question_text: Option<String>,
+    pub_date: Option<i64>,
+    ids: Option<Vec<i64>>,
+    texts: Option<Vec<String>>,
+    votes: Option<Vec<i64>>,
+    mine: Option<i64>,
+}
+
+/// PostgreSQL only: a session row and, in the same statement, [`poll_view`] for the user that
+/// row names: one round trip for a verified poll page (`polls::prefetch`). One row, with the
+/// choices as arrays in their order.
+pub async fn poll_view_with_session(
+    conn: &mut sqlx::PgConnection,
+    session_id: &str,
+    question_id: i64,
+) -> sqlx::Result<SessionAndPoll> {
+    let row = sqlx::query_as::<_, SessionPollRow>(concat!(
+        r#"SELECT s.data AS session, s.user_id AS session_user,
+                  q.id AS question_id, q.question_text, q.pub_date, c.ids, c.texts, c.votes,
+                  (SELECT v.choice_id FROM votes v
+                   WHERE v.user_id = s.user_id AND v.question_id = q.id) AS mine
+           FROM (SELECT 1) AS one
+           LEFT JOIN "tower_sessions"."session" s ON s.id = $1 AND s.expiry_date > $2
+           LEFT JOIN questions q ON q.id = $3 AND q.pub_date <= $4
+           LEFT JOIN LATERAL (
+               SELECT array_agg(c.id ORDER BY c.position, c.id) AS ids,
+                      array_agg(c.choice_text ORDER BY c.position, c.id) AS texts,
+                      array_agg("#,
+        choice_votes!(),
+        r#" ORDER BY c.position, c.id) AS votes
+               FROM choices c WHERE c.question_id = q.id) c ON true"#,
+    ))
+    .bind(session_id)
+    .bind(time::OffsetDateTime::now_utc())
+    .bind(question_id)
+    .bind(db::now())
+    .fetch_one(conn)
+    .await?;
+    let view = match (row.question_id, row.question_text, row.pub_date) {
+        (Some(id), Some(question_text), Some(pub_date)) => {
+            let choices = row
+                .ids
+                .unwrap_or_default()
+                .into_iter()
+                .zip(row.texts.unwrap_or_default())
+                .zip(row.votes.unwrap_or_default())
+                .map(|((id, choice_text), votes)| ChoiceResult {
+                    id,
+                    choice_text,
+                    votes,
+                })
+                .collect();
+            Some(PollView {
+                question: Question {
+                    id,
+                    question_text,
+                    pub_date,
+                },
+                choices,
+                mine: row.mine,
+            })
+        }
+        _ => None,
+    };
+    Ok(SessionAndPoll {
+        session: row.session,
+        user_id: row.session_user,
+        view,
+    })
+}
+
 /// The choice `user_id` voted for on the question, if any.
 pub async fn user_vote(db: &Db, user_id: i64, question_id: i64) -> sqlx::Result<Option<i64>> {
     with_db!(db, p => sqlx::query_scalar::<_, i64>(

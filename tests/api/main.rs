@@ -11,6 +11,8 @@ mod events;
 mod fake_verify_v2;
 mod fixtures;
 mod helpers;
+mod lane;
+mod page_reads;
 mod password_change;
 mod polls;
 mod races;

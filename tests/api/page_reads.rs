@@ -1,0 +1,173 @@
+//! A verified poll page reads its session and its poll together (one statement on PostgreSQL,
+//! `polls::prefetch`): it must stay exactly as fresh as two separate reads. A logout, a
+//! session ended elsewhere or a vote shows on the very next page, and a page never shows
+//! another user's vote.
+
+use reqwest::StatusCode;
+
+use crate::both_backends;
+use crate::helpers::{Backend, Browser, TestApp};
+
+both_backends!(
+    a_logout_racing_page_reads_ends_the_session_for_all_later_reads,
+    each_vote_shows_on_the_next_read,
+    a_session_row_naming_another_user_shows_only_its_own_vote,
+    unknown_unpublished_and_malformed_polls_are_404,
+);
+
+/// The session table of the backend (`db::session_store::table`).
+fn sessions(app: &TestApp) -> &'static str {
+    pollstr::db::session_store::table(&app.db)
+}
+
+async fn a_logout_racing_page_reads_ends_the_session_for_all_later_reads(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.verified_browser().await;
+    let cookie = b.session_cookie().expect("a session cookie");
+    let copy = b.with_cookie(&cookie);
+    // 32 page reads with the session's cookie race its logout.
+    let mut reads = Vec::new();
+    for i in 0..32 {
+        let client = copy.clone();
+        let url = b.url(if i % 2 == 0 {
+            "/polls/1/"
+        } else {
+            "/polls/1/results/"
+        });
+        reads.push(tokio::spawn(async move {
+            client.get(url).send().await.expect("GET").status()
+        }));
+    }
+    let out = b.submit("/polls/", "/logout/", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    for r in reads {
+        let status = r.await.unwrap();
+        // Before the logout: the page; after: to the login page. Never an error.
+        assert!(
+            status == StatusCode::OK || status == StatusCode::SEE_OTHER,
+            "{status}"
+        );
+    }
+    // Every read from now on is anonymous, and no read put the session back.
+    for path in ["/polls/1/", "/polls/1/results/", "/polls/2/"] {
+        let res = copy.get(b.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{path}");
+        let to = res.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(to, format!("/login/?next={path}"));
+    }
+    let id = cookie.split('.').next().unwrap_or(&cookie).to_string();
+    let left = app
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM {} WHERE id = '{id}'",
+            sessions(&app)
+        ))
+        .await;
+    assert_eq!(left, 0, "the ended session was written back");
+}
+
+/// The choice marked as this user's on the poll page and on the results.
+async fn my_choice(b: &Browser) -> (Option<String>, String) {
+    let page = b.get("/polls/1/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let checked = page.body.split("<input").find_map(|input| {
+        input
+            .contains(" checked")
+            .then(|| input.split("value=\"").nth(1)?.split('"').next())
+            .flatten()
+            .map(str::to_string)
+    });
+    let results = b.get("/polls/1/results/").await;
+    assert_eq!(results.status, StatusCode::OK);
+    let mine = results
+        .body
+        .split("<li class=\"result mine\">")
+        .nth(1)
+        .and_then(|s| s.split("<span class=\"result-choice\">").nth(1))
+        .and_then(|s| s.split(" <em>").next())
+        .unwrap_or("")
+        .to_string();
+    (checked, mine)
+}
+
+async fn each_vote_shows_on_the_next_read(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.verified_browser().await;
+    assert_eq!(my_choice(&b).await.0, None);
+    let csrf = b.get("/polls/1/").await.csrf().expect("token");
+    // Vote, change, change back, change again.
+    let names = [
+        (1, "A beagle"),
+        (3, "A cat"),
+        (1, "A beagle"),
+        (2, "A golden retriever"),
+    ];
+    for (choice, name) in names {
+        let voted = b
+            .post_raw(
+                "/polls/1/vote/",
+                &[("choice", &choice.to_string()), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(voted.status, StatusCode::SEE_OTHER);
+        let (checked, mine) = my_choice(&b).await;
+        assert_eq!(checked, Some(choice.to_string()));
+        assert_eq!(mine, name);
+    }
+}
+
+async fn a_session_row_naming_another_user_shows_only_its_own_vote(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let a = app.verified_browser().await;
+    let csrf = a.get("/polls/1/").await.csrf().unwrap();
+    a.post_raw("/polls/1/vote/", &[("choice", "1"), ("csrf_token", &csrf)])
+        .await;
+    let b = app.browser();
+    b.register("second").await;
+    b.verify_phone(&app, "+44 7400 123457").await;
+    let csrf = b.get("/polls/1/").await.csrf().unwrap();
+    b.post_raw("/polls/1/vote/", &[("choice", "3"), ("csrf_token", &csrf)])
+        .await;
+    // B's session row names A (as no code path writes it, but a stale or edited row could):
+    // the page is B's, with B's vote, never A's.
+    let test_id = app
+        .scalar("SELECT id FROM users WHERE username = 'test'")
+        .await;
+    let cookie = b.session_cookie().unwrap();
+    let id = cookie.split('.').next().unwrap_or(&cookie).to_string();
+    app.execute(&format!(
+        "UPDATE {} SET user_id = {test_id} WHERE id = '{id}'",
+        sessions(&app)
+    ))
+    .await;
+    let (checked, mine) = my_choice(&b).await;
+    assert_eq!(checked.as_deref(), Some("3"));
+    assert_eq!(mine, "A cat");
+    assert!(b.get("/polls/1/").await.has("second"));
+    let (checked, _) = my_choice(&a).await;
+    assert_eq!(checked.as_deref(), Some("1"));
+}
+
+async fn unknown_unpublished_and_malformed_polls_are_404(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    app.load(
+        r#"[{"model":"polls.question","pk":70,"fields":{"question_text":"Later?","pub_date":"2999-01-01T00:00:00Z"}}]"#,
+    )
+    .await;
+    let b = app.verified_browser().await;
+    for path in [
+        "/polls/70/",
+        "/polls/70/results/",
+        "/polls/999/",
+        "/polls/999/results/",
+        "/polls/0/",
+        "/polls/1x/",
+        "/polls/99999999999999999999/",
+    ] {
+        assert_eq!(b.get(path).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    // A cookie naming no session: the login page, as without one.
+    let stranger = b.with_cookie("not-a-session");
+    let res = stranger.get(b.url("/polls/1/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/polls/1/").await.status, StatusCode::OK);
+}
