@@ -16,6 +16,7 @@ use crate::db::lane::Lane;
 use crate::db::{AppSessionStore, Db, PoolSettings};
 use crate::limits;
 use crate::polls::cache::PollCache;
+use crate::polls::read_batch::ReadBatch;
 use crate::polls::vote_queue::VoteQueue;
 use crate::state::Parts;
 use crate::two_factor::sms::console::ConsoleVerifier;
@@ -40,7 +41,8 @@ pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppStat
         Db::Sqlite(pool) => parts = parts.with(VoteQueue::start(pool.clone(), polls)),
         Db::Postgres(pool) => {
             if let Some(lane) = Lane::new(pool.clone(), config.database_max_connections) {
-                parts = parts.with(lane);
+                let lane = Arc::new(lane);
+                parts = parts.with(ReadBatch::start(lane.clone())).with(lane);
             }
         }
     }

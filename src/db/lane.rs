@@ -25,6 +25,7 @@ pub struct Lane {
     idle: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
     /// One permit per connection the lane may hold: a borrower waits for one, as in a pool.
     permits: Semaphore,
+    max: usize,
 }
 
 /// A connection lent by the lane. Give it back with [`Held::done`] once its query completed;
@@ -43,6 +44,7 @@ impl Lane {
             pool,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new((pool_size / 2) as usize),
+            max: (pool_size / 2) as usize,
         })
     }
 
@@ -72,6 +74,11 @@ impl Lane {
             lane: self,
             _permit: permit,
         })
+    }
+
+    /// How many connections the lane may hold.
+    pub fn size(&self) -> usize {
+        self.max
     }
 
     /// How many connections sit idle in the lane.

@@ -5,8 +5,11 @@
 //! - **On SQLite only**: each poll with its counts, and each user's vote on it. SQLite runs one
 //!   `pollstr serve` (PostgreSQL is the way to many instances), so every vote goes through this
 //!   process, which updates the cache as the vote commits: a voter sees their vote at once. A
-//!   fixture loaded by another process shows within [`TTL`]. On PostgreSQL another instance may
-//!   have counted a vote a moment ago, so poll views are always read from the database.
+//!   fixture loaded by another process shows within [`TTL`].
+//! - **On PostgreSQL**: each poll with its counts and the snapshot they were read under, for
+//!   [`TTL`]. Another instance may have counted a vote a moment ago, so the snapshot decides:
+//!   a voter whose vote that snapshot did not see gets the poll read again (`prefetch`). Other
+//!   people's votes show within [`TTL`], as an edit of the poll does.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -41,6 +44,13 @@ pub struct PollData {
     pub choices: Vec<ChoiceResult>,
 }
 
+/// A poll read on PostgreSQL, and the snapshot it was read under (`pg_current_snapshot()`).
+#[derive(Debug)]
+pub struct SnapshotPoll {
+    pub poll: Arc<PollData>,
+    pub snapshot: String,
+}
+
 pub struct PollCache {
     /// Page number → the page (`None`: past the end).
     pub pages: GuardedCache<i64, Option<Arc<PollList>>>,
@@ -48,6 +58,8 @@ pub struct PollCache {
     pub polls: Option<GuardedCache<i64, Option<Arc<PollData>>>>,
     /// (user id, question id) → the choice voted for (`None`: no vote). SQLite only.
     pub votes: Option<GuardedCache<(i64, i64), Option<i64>>>,
+    /// Question id → the published poll and its snapshot. PostgreSQL only.
+    pub snapshots: Option<GuardedCache<i64, Arc<SnapshotPoll>>>,
 }
 
 /// The generations of the poll and vote caches, taken before reading a poll view.
@@ -70,6 +82,7 @@ impl PollCache {
             pages: build(MAX_PAGES),
             polls: exclusive.then(|| build(MAX_POLLS)),
             votes: exclusive.then(|| build(MAX_VOTES)),
+            snapshots: (!exclusive).then(|| build(MAX_POLLS)),
         }
     }
 
@@ -108,11 +121,35 @@ impl PollCache {
         }
     }
 
+    /// The poll as last read on PostgreSQL, with its snapshot, if kept.
+    pub fn snapshot_poll(&self, question_id: i64) -> Option<Arc<SnapshotPoll>> {
+        self.snapshots.as_ref()?.get(&question_id)
+    }
+
+    /// The generation of the kept PostgreSQL polls, taken before reading one (`None` on SQLite).
+    pub fn snapshot_generation(&self) -> Option<Generation> {
+        self.snapshots.as_ref().map(|c| c.generation())
+    }
+
+    pub fn fill_snapshot_poll(
+        &self,
+        g: Option<Generation>,
+        question_id: i64,
+        poll: Arc<SnapshotPoll>,
+    ) {
+        if let (Some(snapshots), Some(g)) = (&self.snapshots, g) {
+            snapshots.fill(g, question_id, poll);
+        }
+    }
+
     /// A vote was committed: the poll's counts are read again on next use, and the voter's
     /// choice is known.
     pub fn voted(&self, user_id: i64, question_id: i64, choice_id: i64) {
         if let Some(polls) = &self.polls {
             polls.invalidate(&question_id);
+        }
+        if let Some(snapshots) = &self.snapshots {
+            snapshots.invalidate(&question_id);
         }
         if let Some(votes) = &self.votes {
             votes.set((user_id, question_id), Some(choice_id));
@@ -127,6 +164,9 @@ impl PollCache {
         }
         if let Some(votes) = &self.votes {
             votes.clear();
+        }
+        if let Some(snapshots) = &self.snapshots {
+            snapshots.clear();
         }
     }
 }

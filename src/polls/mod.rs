@@ -4,6 +4,7 @@ pub mod cache;
 pub mod counts;
 pub mod prefetch;
 pub mod queries;
+pub mod read_batch;
 pub mod vote_queue;
 
 use std::sync::Arc;

@@ -1,14 +1,23 @@
-//! On PostgreSQL, a verified poll page (`GET /polls/{id}/` and its results) reads its session
-//! and its poll in one round trip.
+//! On PostgreSQL, a verified poll page (`GET /polls/{id}/` and its results) costs one statement.
 //!
-//! Neither may be kept in memory there: another instance may have ended the session or counted
-//! a vote a moment ago. Read one after the other they cost two queries, and a query to a
-//! database on the network is most of a page's cost. So this layer, in front of the verified
-//! layer, reads both in one statement ([`queries::poll_view_with_session`]) before anything
-//! touches the session: the session store answers the session layer's first load of that id
-//! with the row read here (`db::session_store::with_prefetched`), and [`load_view`] takes the
-//! poll from the request instead of asking again. Both are as fresh as two queries would make
-//! them.
+//! Neither the session nor the user's vote may be kept in memory there: another instance may
+//! have ended the session or taken a vote a moment ago. Read separately, session and poll cost
+//! two queries, and a query to a database on the network is most of a page's cost. So this
+//! layer, in front of the verified layer, reads them before anything touches the session:
+//!
+//! - **Poll kept in memory** (`cache::SnapshotPoll`, at most a second old, with the snapshot it
+//!   was read under): one statement reads the session row, the user's vote, and whether that
+//!   snapshot saw the vote row as it is now (`queries::sessions_and_votes`, with the reads of
+//!   other requests waiting at the same time: `read_batch`). If it did, the kept counts include
+//!   this user's vote, and the page uses them.
+//! - **Otherwise** (nothing kept, or the user voted since, on any instance): one statement reads
+//!   the session row and the whole poll with its snapshot (`queries::poll_view_with_session`),
+//!   and the poll is kept.
+//!
+//! The session store answers the session layer's first load of that id with the row read here
+//! (`db::session_store::with_prefetched`), and [`load_view`] takes the poll from the request.
+//! A logout anywhere shows at once (the session row is read on every request), and so does a
+//! voter's own vote; other people's votes, like an edit of the poll, within a second.
 //!
 //! [`load_view`]: super::load_view
 
@@ -18,7 +27,11 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tower_sessions::Session;
 
-use super::queries::{self, PollView};
+use std::sync::Arc;
+
+use super::cache::{PollData, SnapshotPoll};
+use super::queries::{self, PollView, VoteAsk};
+use super::read_batch::ReadBatch;
 use crate::db::lane::Lane;
 use crate::db::session_store;
 use crate::state::AppState;
@@ -50,21 +63,15 @@ pub async fn session_and_poll(
 ) -> Response {
     // The lane is there on PostgreSQL only.
     let (Some(lane), Some(id), Some(question_id)) =
-        (state.try_part::<Lane>(), session.id(), poll_of(&req))
+        (state.try_part::<Arc<Lane>>(), session.id(), poll_of(&req))
     else {
         return next.run(req).await;
     };
     if req.method() != Method::GET {
         return next.run(req).await;
     }
-    let read = async {
-        let mut conn = lane.acquire().await?;
-        let read = queries::poll_view_with_session(&mut conn, &id.to_string(), question_id).await?;
-        conn.done();
-        Ok::<_, sqlx::Error>(read)
-    };
     // A failed read is left to the ordinary path, which reads again and answers as it would.
-    let Ok(read) = read.await else {
+    let Ok(read) = read(&state, lane, &id.to_string(), question_id).await else {
         return next.run(req).await;
     };
     let Ok(record) = read
@@ -83,6 +90,72 @@ pub async fn session_and_poll(
         });
     }
     session_store::with_prefetched(id, record, next.run(req)).await
+}
+
+/// What one page read: the session row, its user and the poll as that user sees it.
+struct Read {
+    session: Option<Vec<u8>>,
+    user_id: Option<i64>,
+    view: Option<PollView>,
+}
+
+/// The session row and the poll, in one statement: with the poll kept in memory, the session
+/// and the user's vote, and the kept poll if its snapshot saw that vote as it is now; else (or
+/// when it did not) the session and the whole poll, which is then kept with its snapshot.
+async fn read(
+    state: &AppState,
+    lane: &Lane,
+    session_id: &str,
+    question_id: i64,
+) -> sqlx::Result<Read> {
+    let cache = super::cache(state);
+    if let (Some(kept), Some(batch)) = (
+        cache.snapshot_poll(question_id),
+        state.try_part::<ReadBatch>(),
+    ) {
+        let ask = VoteAsk {
+            session_id: session_id.to_string(),
+            question_id,
+            snapshot: kept.snapshot.clone(),
+        };
+        let r = batch
+            .ask(ask)
+            .await
+            .ok_or_else(|| sqlx::Error::Protocol("batched read failed".into()))?;
+        if r.seen {
+            return Ok(Read {
+                session: r.session,
+                user_id: r.user_id,
+                view: Some(PollView {
+                    question: kept.poll.question.clone(),
+                    choices: kept.poll.choices.clone(),
+                    mine: r.mine,
+                }),
+            });
+        }
+    }
+    let mut conn = lane.acquire().await?;
+    let g = cache.snapshot_generation();
+    let r = queries::poll_view_with_session(&mut conn, session_id, question_id).await?;
+    conn.done();
+    if let Some(view) = &r.view {
+        cache.fill_snapshot_poll(
+            g,
+            question_id,
+            Arc::new(SnapshotPoll {
+                poll: Arc::new(PollData {
+                    question: view.question.clone(),
+                    choices: view.choices.clone(),
+                }),
+                snapshot: r.snapshot,
+            }),
+        );
+    }
+    Ok(Read {
+        session: r.session,
+        user_id: r.user_id,
+        view: r.view,
+    })
 }
 
 /// The question id of `/polls/{id}/` or `/polls/{id}/results/`.

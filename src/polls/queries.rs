@@ -128,11 +128,13 @@ pub async fn poll_view(db: &Db, question_id: i64, user_id: i64) -> sqlx::Result<
 }
 
 /// What [`poll_view_with_session`] read: the session row (`None`: no such session, or
-/// expired), the user the row names, and the poll as that user sees it (`None`: not published).
+/// expired), the user the row names, the poll as that user sees it (`None`: not published),
+/// and the snapshot it was read under (`pg_current_snapshot()`, as text).
 pub struct SessionAndPoll {
     pub session: Option<Vec<u8>>,
     pub user_id: Option<i64>,
     pub view: Option<PollView>,
+    pub snapshot: String,
 }
 
 #[derive(FromRow)]
@@ -146,6 +148,7 @@ struct SessionPollRow {
     texts: Option<Vec<String>>,
     votes: Option<Vec<i64>>,
     mine: Option<i64>,
+    snapshot: String,
 }
 
 /// PostgreSQL only: a session row and, in the same statement, [`poll_view`] for the user that
@@ -160,7 +163,8 @@ pub async fn poll_view_with_session(
         r#"SELECT s.data AS session, s.user_id AS session_user,
                   q.id AS question_id, q.question_text, q.pub_date, c.ids, c.texts, c.votes,
                   (SELECT v.choice_id FROM votes v
-                   WHERE v.user_id = s.user_id AND v.question_id = q.id) AS mine
+                   WHERE v.user_id = s.user_id AND v.question_id = q.id) AS mine,
+                  CAST(pg_current_snapshot() AS TEXT) AS snapshot
            FROM (SELECT 1) AS one
            LEFT JOIN "tower_sessions"."session" s ON s.id = $1 AND s.expiry_date > $2
            LEFT JOIN questions q ON q.id = $3 AND q.pub_date <= $4
@@ -208,7 +212,68 @@ pub async fn poll_view_with_session(
         session: row.session,
         user_id: row.session_user,
         view,
+        snapshot: row.snapshot,
     })
+}
+
+/// A poll page's read when its poll is kept in memory (`polls::read_batch`): the session, the
+/// question, and the snapshot the kept poll was read under.
+#[derive(Clone, Debug)]
+pub struct VoteAsk {
+    pub session_id: String,
+    pub question_id: i64,
+    pub snapshot: String,
+}
+
+/// What [`sessions_and_votes`] read for one [`VoteAsk`]: the session row and its user, as
+/// [`SessionAndPoll`], that user's vote on the question, and whether the snapshot saw that
+/// vote as it is now (true when there is no vote).
+#[derive(Debug, FromRow)]
+pub struct SessionAndVote {
+    pub session: Option<Vec<u8>>,
+    pub user_id: Option<i64>,
+    pub mine: Option<i64>,
+    pub seen: bool,
+}
+
+#[derive(FromRow)]
+struct SessionAndVoteRow {
+    n: i64,
+    #[sqlx(flatten)]
+    read: SessionAndVote,
+}
+
+/// PostgreSQL only: for each ask, in order, the session row, its user's vote on the question,
+/// and whether that vote row as it is now was written by a transaction the ask's snapshot sees
+/// (the column `xact`, migrations/postgres/0016): then counts read under that snapshot include
+/// this vote. One statement for them all.
+pub async fn sessions_and_votes(
+    conn: &mut sqlx::PgConnection,
+    asks: &[&VoteAsk],
+) -> sqlx::Result<Vec<SessionAndVote>> {
+    let sessions: Vec<&str> = asks.iter().map(|a| a.session_id.as_str()).collect();
+    let questions: Vec<i64> = asks.iter().map(|a| a.question_id).collect();
+    let snapshots: Vec<&str> = asks.iter().map(|a| a.snapshot.as_str()).collect();
+    let rows = sqlx::query_as::<_, SessionAndVoteRow>(
+        r#"SELECT r.n, s.data AS session, s.user_id, v.choice_id AS mine,
+                  COALESCE(pg_visible_in_snapshot(v.xact, CAST(r.snap AS pg_snapshot)), TRUE) AS seen
+           FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS BIGINT[]), CAST($3 AS TEXT[]))
+                WITH ORDINALITY AS r(sid, qid, snap, n)
+           LEFT JOIN "tower_sessions"."session" s ON s.id = r.sid AND s.expiry_date > $4
+           LEFT JOIN votes v ON v.user_id = s.user_id AND v.question_id = r.qid
+           ORDER BY r.n"#,
+    )
+    .bind(&sessions)
+    .bind(&questions)
+    .bind(&snapshots)
+    .bind(time::OffsetDateTime::now_utc())
+    .fetch_all(conn)
+    .await?;
+    // One row per ask, in order (each ask joins at most one session and one vote).
+    if rows.len() != asks.len() || rows.iter().zip(1..).any(|(r, n)| r.n != n) {
+        return Err(sqlx::Error::Protocol("one row per read expected".into()));
+    }
+    Ok(rows.into_iter().map(|r| r.read).collect())
 }
 
 /// The choice `user_id` voted for on the question, if any.

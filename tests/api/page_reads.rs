@@ -13,6 +13,7 @@ both_backends!(
     each_vote_shows_on_the_next_read,
     a_session_row_naming_another_user_shows_only_its_own_vote,
     unknown_unpublished_and_malformed_polls_are_404,
+    a_burst_of_page_reads_from_many_voters_each_gets_its_own,
 );
 
 /// The session table of the backend (`db::session_store::table`).
@@ -170,4 +171,125 @@ async fn unknown_unpublished_and_malformed_polls_are_404(backend: Backend) {
     let res = stranger.get(b.url("/polls/1/")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(b.get("/polls/1/").await.status, StatusCode::OK);
+}
+
+/// The results as a voter sees them: the choice marked theirs, and each choice's count.
+async fn results_of(b: &Browser) -> (String, Vec<i64>) {
+    let page = b.get("/polls/1/results/").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let mine = page
+        .body
+        .split("<li class=\"result mine\">")
+        .nth(1)
+        .and_then(|s| s.split("<span class=\"result-choice\">").nth(1))
+        .and_then(|s| s.split(" <em>").next())
+        .unwrap_or("")
+        .to_string();
+    let counts = page
+        .body
+        .split("<span class=\"count\">")
+        .skip(1)
+        .map(|s| s.split(" vote").next().unwrap().trim().parse().unwrap())
+        .collect();
+    (mine, counts)
+}
+
+/// Instance B keeps poll 1 in memory; each vote, taken by instance A, shows in B's very next
+/// page, counted: B's kept counts are used for a voter only if their snapshot saw that voter's
+/// vote as it is now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(pollstr_postgres),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
+async fn a_vote_taken_by_one_instance_shows_counted_on_the_next_page_of_another() {
+    let app = TestApp::seeded(Backend::Postgres).await;
+    let other = crate::helpers::spawn_on(Backend::Postgres, &app.database_url).await;
+    let on_a = app.verified_browser().await;
+    let on_b = Browser {
+        base: other,
+        ..on_a.clone()
+    };
+    let csrf = on_a.get("/polls/1/").await.csrf().unwrap();
+    // B reads (and keeps) the poll before each vote.
+    assert_eq!(results_of(&on_b).await, (String::new(), vec![0, 0, 0, 0]));
+    let names = ["A beagle", "A golden retriever", "A cat"];
+    for (round, choice) in [1usize, 3, 1, 2, 2].into_iter().enumerate() {
+        let before = results_of(&on_b).await;
+        assert_eq!(before.1.iter().sum::<i64>(), i64::from(round > 0));
+        let voted = on_a
+            .post_raw(
+                "/polls/1/vote/",
+                &[("choice", &choice.to_string()), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(voted.status, StatusCode::SEE_OTHER);
+        let (mine, counts) = results_of(&on_b).await;
+        assert_eq!(mine, names[choice - 1], "round {round}");
+        let mut expected = vec![0; 4];
+        expected[choice - 1] = 1;
+        assert_eq!(counts, expected, "round {round}");
+        let page = on_b.get("/polls/1/").await;
+        assert!(
+            page.body.contains(&format!("value=\"{choice}\" checked")),
+            "round {round}"
+        );
+    }
+    // Another user's vote shows on B within a second (B keeps a poll for that long at most).
+    let c = app.browser();
+    c.register("third").await;
+    c.verify_phone(&app, "+44 7400 123458").await;
+    let csrf_c = c.get("/polls/1/").await.csrf().unwrap();
+    c.post_raw(
+        "/polls/1/vote/",
+        &[("choice", "4"), ("csrf_token", &csrf_c)],
+    )
+    .await;
+    tokio::time::sleep(pollstr::polls::cache::TTL + std::time::Duration::from_millis(100)).await;
+    assert_eq!(results_of(&on_b).await.1, vec![0, 1, 0, 1]);
+}
+
+/// Many voters read at once (on PostgreSQL their reads are answered together, several per
+/// statement: `polls::read_batch`): each page is its reader's, with its reader's vote.
+async fn a_burst_of_page_reads_from_many_voters_each_gets_its_own(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let names = ["A beagle", "A golden retriever", "A cat"];
+    let mut voters = Vec::new();
+    for i in 0..6usize {
+        let b = app.browser();
+        b.register(&format!("voter{i}")).await;
+        b.verify_phone(&app, &format!("+44 7400 12350{i}")).await;
+        let csrf = b.get("/polls/1/").await.csrf().unwrap();
+        let choice = i % 3 + 1;
+        let voted = b
+            .post_raw(
+                "/polls/1/vote/",
+                &[("choice", &choice.to_string()), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(voted.status, StatusCode::SEE_OTHER);
+        voters.push((b, choice));
+    }
+    // Once, so that the poll is kept; then everyone at once, eight pages each.
+    results_of(&voters[0].0).await;
+    let mut reads = Vec::new();
+    for round in 0..8 {
+        for (b, choice) in &voters {
+            let (b, choice) = (b.clone(), *choice);
+            reads.push(tokio::spawn(async move {
+                if round % 2 == 0 {
+                    (results_of(&b).await, choice)
+                } else {
+                    let (checked, mine) = my_choice(&b).await;
+                    assert_eq!(checked, Some(choice.to_string()));
+                    ((mine, vec![2, 2, 2, 0]), choice)
+                }
+            }));
+        }
+    }
+    for r in reads {
+        let ((mine, counts), choice) = r.await.unwrap();
+        assert_eq!(mine, names[choice - 1]);
+        assert_eq!(counts, vec![2, 2, 2, 0]);
+    }
 }
