@@ -246,7 +246,9 @@ struct SessionAndVoteRow {
 /// PostgreSQL only: for each ask, in order, the session row, its user's vote on the question,
 /// and whether that vote row as it is now was written by a transaction the ask's snapshot sees
 /// (the column `xact`, migrations/postgres/0016): then counts read under that snapshot include
-/// this vote. One statement for them all.
+/// this vote. One statement for them all: a primary-key lookup of each session and each vote
+/// (`LIMIT 1` keeps the planner from joining the whole tables, as a merge join over the votes'
+/// index or a hash of every session would).
 pub async fn sessions_and_votes(
     conn: &mut sqlx::PgConnection,
     asks: &[&VoteAsk],
@@ -259,8 +261,10 @@ pub async fn sessions_and_votes(
                   COALESCE(pg_visible_in_snapshot(v.xact, CAST(r.snap AS pg_snapshot)), TRUE) AS seen
            FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS BIGINT[]), CAST($3 AS TEXT[]))
                 WITH ORDINALITY AS r(sid, qid, snap, n)
-           LEFT JOIN "tower_sessions"."session" s ON s.id = r.sid AND s.expiry_date > $4
-           LEFT JOIN votes v ON v.user_id = s.user_id AND v.question_id = r.qid
+           LEFT JOIN LATERAL (SELECT data, user_id FROM "tower_sessions"."session"
+                              WHERE id = r.sid AND expiry_date > $4 LIMIT 1) s ON TRUE
+           LEFT JOIN LATERAL (SELECT choice_id, xact FROM votes
+                              WHERE user_id = s.user_id AND question_id = r.qid LIMIT 1) v ON TRUE
            ORDER BY r.n"#,
     )
     .bind(&sessions)

@@ -66,6 +66,17 @@ async fn a_logout_racing_page_reads_ends_the_session_for_all_later_reads(backend
     assert_eq!(left, 0, "the ended session was written back");
 }
 
+/// Votes for `choice` on poll 1, which must count.
+async fn vote(b: &Browser, csrf: &str, choice: usize) {
+    let voted = b
+        .post_raw(
+            "/polls/1/vote/",
+            &[("choice", &choice.to_string()), ("csrf_token", csrf)],
+        )
+        .await;
+    assert_eq!(voted.status, StatusCode::SEE_OTHER);
+}
+
 /// The choice marked as this user's on the poll page and on the results.
 async fn my_choice(b: &Browser) -> (Option<String>, String) {
     let page = b.get("/polls/1/").await;
@@ -77,17 +88,7 @@ async fn my_choice(b: &Browser) -> (Option<String>, String) {
             .flatten()
             .map(str::to_string)
     });
-    let results = b.get("/polls/1/results/").await;
-    assert_eq!(results.status, StatusCode::OK);
-    let mine = results
-        .body
-        .split("<li class=\"result mine\">")
-        .nth(1)
-        .and_then(|s| s.split("<span class=\"result-choice\">").nth(1))
-        .and_then(|s| s.split(" <em>").next())
-        .unwrap_or("")
-        .to_string();
-    (checked, mine)
+    (checked, results_of(b).await.0)
 }
 
 async fn each_vote_shows_on_the_next_read(backend: Backend) {
@@ -103,13 +104,7 @@ async fn each_vote_shows_on_the_next_read(backend: Backend) {
         (2, "A golden retriever"),
     ];
     for (choice, name) in names {
-        let voted = b
-            .post_raw(
-                "/polls/1/vote/",
-                &[("choice", &choice.to_string()), ("csrf_token", &csrf)],
-            )
-            .await;
-        assert_eq!(voted.status, StatusCode::SEE_OTHER);
+        vote(&b, &csrf, choice).await;
         let (checked, mine) = my_choice(&b).await;
         assert_eq!(checked, Some(choice.to_string()));
         assert_eq!(mine, name);
@@ -120,14 +115,12 @@ async fn a_session_row_naming_another_user_shows_only_its_own_vote(backend: Back
     let app = TestApp::seeded(backend).await;
     let a = app.verified_browser().await;
     let csrf = a.get("/polls/1/").await.csrf().unwrap();
-    a.post_raw("/polls/1/vote/", &[("choice", "1"), ("csrf_token", &csrf)])
-        .await;
+    vote(&a, &csrf, 1).await;
     let b = app.browser();
     b.register("second").await;
     b.verify_phone(&app, "+44 7400 123457").await;
     let csrf = b.get("/polls/1/").await.csrf().unwrap();
-    b.post_raw("/polls/1/vote/", &[("choice", "3"), ("csrf_token", &csrf)])
-        .await;
+    vote(&b, &csrf, 3).await;
     // B's session row names A (as no code path writes it, but a stale or edited row could):
     // the page is B's, with B's vote, never A's.
     let test_id = app
@@ -217,13 +210,7 @@ async fn a_vote_taken_by_one_instance_shows_counted_on_the_next_page_of_another(
     for (round, choice) in [1usize, 3, 1, 2, 2].into_iter().enumerate() {
         let before = results_of(&on_b).await;
         assert_eq!(before.1.iter().sum::<i64>(), i64::from(round > 0));
-        let voted = on_a
-            .post_raw(
-                "/polls/1/vote/",
-                &[("choice", &choice.to_string()), ("csrf_token", &csrf)],
-            )
-            .await;
-        assert_eq!(voted.status, StatusCode::SEE_OTHER);
+        vote(&on_a, &csrf, choice).await;
         let (mine, counts) = results_of(&on_b).await;
         assert_eq!(mine, names[choice - 1], "round {round}");
         let mut expected = vec![0; 4];
@@ -261,13 +248,7 @@ async fn a_burst_of_page_reads_from_many_voters_each_gets_its_own(backend: Backe
         b.verify_phone(&app, &format!("+44 7400 12350{i}")).await;
         let csrf = b.get("/polls/1/").await.csrf().unwrap();
         let choice = i % 3 + 1;
-        let voted = b
-            .post_raw(
-                "/polls/1/vote/",
-                &[("choice", &choice.to_string()), ("csrf_token", &csrf)],
-            )
-            .await;
-        assert_eq!(voted.status, StatusCode::SEE_OTHER);
+        vote(&b, &csrf, choice).await;
         voters.push((b, choice));
     }
     // Once, so that the poll is kept; then everyone at once, eight pages each.
