@@ -225,10 +225,7 @@ pub async fn of_user(db: &Db, user: i64) -> sqlx::Result<Vec<Record>> {
         .bind(user)
         .fetch_all(p)
         .await)?;
-    Ok(rows
-        .iter()
-        .filter_map(|data| rmp_serde::from_slice::<Record>(data).ok())
-        .collect())
+    Ok(rows.iter().filter_map(|data| decode(data).ok()).collect())
 }
 
 /// The table sessions are rows of (tower-sessions' own, with `user_id` added by migration 0009).
