@@ -20,6 +20,7 @@
 #   BENCH_USERS           verified users (default 4 x BENCH_CONNS; at least 2 x BENCH_CONNS)
 #   BENCH_LOGIN_PAIRS     fresh sessions fetched per login scenario (default 300 x duration)
 #   BENCH_POPULAR_VOTES=1000000  votes loaded on poll 2 for the "popular poll" scenarios (0: none)
+#   BENCH_POPULAR_ROUNDS=3       rounds of the popular poll's pages, each against its no-vote twin
 #   BENCH_ONLY=popular    run only the popular-poll scenarios (e.g. a 10,000,000-vote run);
 #                         BENCH_ONLY=storm only the login storm
 #   BENCH_OUT=BENCHMARKS.md
@@ -38,6 +39,7 @@ USERS=${BENCH_USERS:-$((CONNS * 4))}
 LOGIN_PAIRS=${BENCH_LOGIN_PAIRS:-$((DURATION * 300))}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
 POPULAR=${BENCH_POPULAR_VOTES:-1000000}
+ROUNDS=${BENCH_POPULAR_ROUNDS:-3}
 ONLY=${BENCH_ONLY:-}
 
 PG_SERVER=${TEST_DATABASE_URL:-}
@@ -155,7 +157,7 @@ cargo build --release --example hello
   echo "wrk=$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')"
   echo "rustc=$(rustc --version)"
   echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git status --porcelain 2>/dev/null | grep -q . && echo ' (with uncommitted changes)')"
-  echo "duration=$DURATION conns=$CONNS login_conns=$LOGIN_CONNS storm_conns=$STORM_CONNS threads=$THREADS users=$USERS popular_votes=$POPULAR"
+  echo "duration=$DURATION conns=$CONNS login_conns=$LOGIN_CONNS storm_conns=$STORM_CONNS threads=$THREADS users=$USERS popular_votes=$POPULAR popular_rounds=$ROUNDS"
 } >"$RES/meta"
 
 # --- the ceiling ---------------------------------------------------------------------------------
@@ -205,6 +207,20 @@ vote_check() {
   cat "$out" >&2
 }
 
+# The popular poll's twin: a copy of poll 2 (same question, date and choices) that gets no
+# votes, so that the popular poll's pages are compared with the same pages without votes on
+# the same server, at the same moment, in alternating runs (this VM's speed drifts by 20% from
+# one run to the next).
+TWIN=902
+twin_poll() {
+  local backend=$1 database_url=$2
+  sql "$backend" "$database_url" "INSERT INTO questions (id, question_text, pub_date)
+      SELECT $TWIN, question_text, pub_date FROM questions WHERE id = 2;
+    INSERT INTO choices (id, question_id, choice_text, position, base_votes)
+      SELECT id + $TWIN * 10, $TWIN, choice_text, position, 0 FROM choices WHERE question_id = 2;
+    SELECT COUNT(*) FROM choices WHERE question_id = $TWIN" >/dev/null
+}
+
 # load_popular BACKEND DATABASE_URL N: N users ("popular1"…) with one vote each on poll 2, spread
 # over its four choices, inserted straight into the database (one INSERT … SELECT for the users,
 # one for the votes; the vote triggers keep the counts as the rows go in): the votes a viral poll
@@ -232,21 +248,30 @@ load_popular() {
   fi
 }
 
-# popular BACKEND DATABASE_URL: poll 2's page and results with no votes, then with $POPULAR votes
-# loaded, then votes from every connection on that poll (and their check).
+# popular BACKEND DATABASE_URL: $POPULAR votes loaded on poll 2; then, $ROUNDS times, its twin
+# with no votes and poll 2, each page in turn (the report takes the median of the rounds); then
+# votes from every connection on poll 2 (and their check).
 popular() {
   local backend=$1 database_url=$2 dir=$WORK/$1
   local sessions=BENCH_SESSIONS=$dir/sessions.tsv
-  bench "$backend.pop0_detail" "$BASE/polls/2/" session_get.lua "$CONNS" "$THREADS" "$sessions" BENCH_EXPECT=200
-  bench "$backend.pop0_results" "$BASE/polls/2/results/" session_get.lua "$CONNS" "$THREADS" "$sessions" BENCH_EXPECT=200
+  twin_poll "$backend" "$database_url"
   log "$backend: loading $POPULAR votes on poll 2 straight into the database"
   local t0=$SECONDS loaded
   loaded=$(load_popular "$backend" "$database_url" "$POPULAR")
   echo "votes=$loaded seconds=$((SECONDS - t0))" >"$RES/$backend.pop_load"
   cat "$RES/$backend.pop_load" >&2
   sleep 1.5 # what the server keeps in memory of poll 2 has expired
-  bench "$backend.popN_detail" "$BASE/polls/2/" session_get.lua "$CONNS" "$THREADS" "$sessions" BENCH_EXPECT=200
-  bench "$backend.popN_results" "$BASE/polls/2/results/" session_get.lua "$CONNS" "$THREADS" "$sessions" BENCH_EXPECT=200
+  local round page
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for page in detail results; do
+      local path=${page/detail/}
+      path=${path:+$path/}
+      bench "$backend.pop0_${page}_$round" "$BASE/polls/$TWIN/$path" session_get.lua "$CONNS" "$THREADS" \
+        "$sessions" BENCH_EXPECT=200
+      bench "$backend.popN_${page}_$round" "$BASE/polls/2/$path" session_get.lua "$CONNS" "$THREADS" \
+        "$sessions" BENCH_EXPECT=200
+    done
+  done
   bench "$backend.popN_votes" "$BASE/polls/2/vote/" vote.lua "$CONNS" "$THREADS" "$sessions" \
     BENCH_EXPECT=303 BENCH_CHOICES=5,6,7,8 BENCH_ACKS="$dir/acks2.tsv"
   vote_check "$backend" "$database_url" 2 "$dir/acks2.tsv" "$RES/$backend.pop_votecheck"

@@ -29,7 +29,7 @@ use crate::{accounts, admin, polls, two_factor, web};
 pub use crate::state::AppState;
 
 /// The state of a server: the shared pieces and each feature's part. Must run inside a Tokio
-/// runtime (it starts the SQLite vote writer).
+/// runtime (it starts the vote writer).
 pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppState {
     // On SQLite this process is the only server, so it sees every vote.
     let polls = Arc::new(PollCache::new(!db.is_postgres()));
@@ -37,13 +37,11 @@ pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppStat
         .with(verifier)
         .with(HashQueue::default())
         .with(polls.clone());
-    match &db {
-        Db::Sqlite(pool) => parts = parts.with(VoteQueue::start(pool.clone(), polls)),
-        Db::Postgres(pool) => {
-            if let Some(lane) = Lane::new(pool.clone(), config.database_max_connections) {
-                let lane = Arc::new(lane);
-                parts = parts.with(ReadBatch::start(lane.clone())).with(lane);
-            }
+    parts = parts.with(VoteQueue::start(db.clone(), polls));
+    if let Db::Postgres(pool) = &db {
+        if let Some(lane) = Lane::new(pool.clone(), config.database_max_connections) {
+            let lane = Arc::new(lane);
+            parts = parts.with(ReadBatch::start(lane.clone())).with(lane);
         }
     }
     AppState::new(db.clone(), config, AppSessionStore::for_server(&db), parts)

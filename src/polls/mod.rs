@@ -261,17 +261,8 @@ pub async fn vote(
         .and_then(|c| c.trim().parse::<i64>().ok());
     // One statement, which counts only a choice of this question, and only if it is published.
     if let Some(c) = choice {
-        let counted = match state.try_part::<VoteQueue>() {
-            // The queue updates the cache itself, in commit order.
-            Some(queue) => queue.cast(uid, question_id, c).await?,
-            None => {
-                let counted = queries::cast_vote(&state.db, uid, question_id, c).await?;
-                if counted {
-                    cache(&state).voted(uid, question_id, c);
-                }
-                counted
-            }
-        };
+        // The queue updates the cache itself, in commit order.
+        let counted = state.part::<VoteQueue>().cast(uid, question_id, c).await?;
         if counted {
             return Ok(Redirect::to(&format!("/polls/{question_id}/results/")).into_response());
         }

@@ -293,7 +293,7 @@ pub async fn user_vote(db: &Db, user_id: i64, question_id: i64) -> sqlx::Result<
 
 /// The vote upsert: `$1` user, `$2` now, `$3` choice, `$4` question. It writes a row only when
 /// the choice is one of this question's and the question is published.
-const CAST_VOTE: &str = "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
+pub(crate) const CAST_VOTE: &str = "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
      SELECT $1, c.question_id, c.id, $2 FROM choices c JOIN questions q ON q.id = c.question_id \
      WHERE c.id = $3 AND c.question_id = $4 AND q.pub_date <= $2 \
      ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at";
@@ -318,59 +318,67 @@ pub async fn cast_vote(
     Ok(done > 0)
 }
 
-/// [`cast_vote`] on SQLite, in a given transaction (the vote queue's) or on a pool.
-pub async fn cast_vote_sqlite(
-    conn: impl sqlx::SqliteExecutor<'_>,
-    user_id: i64,
-    question_id: i64,
-    choice_id: i64,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(CAST_VOTE)
-        .bind(user_id)
-        .bind(db::now())
-        .bind(choice_id)
-        .bind(question_id)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected() > 0)
-}
-
-/// Several users' votes in one SQLite statement (the vote queue's batch). `ballots` are
-/// (user id, question id, choice id), at most one per (user, question): within one statement
-/// SQLite does not promise the order in which two votes of the same user would apply. Each
-/// answer is [`cast_vote`]'s for that ballot.
-pub async fn cast_votes_sqlite(
-    conn: impl sqlx::SqliteExecutor<'_>,
-    ballots: &[(i64, i64, i64)],
-) -> sqlx::Result<Vec<bool>> {
+/// Several users' votes in one statement (the vote queue's batch). `ballots` are (user id,
+/// question id, choice id), at most one per (user, question): one statement cannot apply two
+/// votes of the same user in a promised order (PostgreSQL refuses it). Each answer is
+/// [`cast_vote`]'s for that ballot.
+pub async fn cast_votes(db: &Db, ballots: &[(i64, i64, i64)]) -> sqlx::Result<Vec<bool>> {
     if ballots.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = String::from(
-        "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
-         SELECT b.column1, c.question_id, c.id, ?1 FROM (VALUES ",
-    );
-    for i in 0..ballots.len() {
-        let n = 2 + 3 * i;
-        if i > 0 {
-            sql.push(',');
+    let written: Vec<(i64, i64, i64)> = match db {
+        Db::Sqlite(pool) => {
+            let mut sql = String::from(
+                "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
+                 SELECT b.column1, c.question_id, c.id, ?1 FROM (VALUES ",
+            );
+            for i in 0..ballots.len() {
+                let n = 2 + 3 * i;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(?{}, ?{}, ?{})", n, n + 1, n + 2));
+            }
+            sql.push_str(
+                ") AS b JOIN choices c ON c.id = b.column3 AND c.question_id = b.column2 \
+                 JOIN questions q ON q.id = c.question_id WHERE q.pub_date <= ?1 \
+                 ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at \
+                 RETURNING user_id, question_id, choice_id",
+            );
+            // Batch sizes vary: not kept in the connection's statement cache.
+            let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql)
+                .persistent(false)
+                .bind(db::now());
+            for &(user_id, question_id, choice_id) in ballots {
+                query = query.bind(user_id).bind(question_id).bind(choice_id);
+            }
+            query.fetch_all(pool).await?
         }
-        sql.push_str(&format!("(?{}, ?{}, ?{})", n, n + 1, n + 2));
-    }
-    sql.push_str(
-        ") AS b JOIN choices c ON c.id = b.column3 AND c.question_id = b.column2 \
-         JOIN questions q ON q.id = c.question_id WHERE q.pub_date <= ?1 \
-         ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at \
-         RETURNING user_id, question_id, choice_id",
-    );
-    // Batch sizes vary: not kept in the connection's statement cache.
-    let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql)
-        .persistent(false)
-        .bind(db::now());
-    for &(user_id, question_id, choice_id) in ballots {
-        query = query.bind(user_id).bind(question_id).bind(choice_id);
-    }
-    let written: std::collections::HashSet<(i64, i64, i64)> =
-        query.fetch_all(conn).await?.into_iter().collect();
+        // Arrays: one statement text whatever the batch's size. Rows go in in (user, question)
+        // order, the order in which any two batches then lock the vote rows they update.
+        Db::Postgres(pool) => {
+            let users: Vec<i64> = ballots.iter().map(|b| b.0).collect();
+            let questions: Vec<i64> = ballots.iter().map(|b| b.1).collect();
+            let choices: Vec<i64> = ballots.iter().map(|b| b.2).collect();
+            sqlx::query_as::<_, (i64, i64, i64)>(
+                "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
+                 SELECT b.user_id, c.question_id, c.id, $4 \
+                 FROM unnest(CAST($1 AS BIGINT[]), CAST($2 AS BIGINT[]), CAST($3 AS BIGINT[])) \
+                      AS b(user_id, question_id, choice_id) \
+                 JOIN choices c ON c.id = b.choice_id AND c.question_id = b.question_id \
+                 JOIN questions q ON q.id = c.question_id WHERE q.pub_date <= $4 \
+                 ORDER BY b.user_id, b.question_id \
+                 ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at \
+                 RETURNING user_id, question_id, choice_id",
+            )
+            .bind(&users)
+            .bind(&questions)
+            .bind(&choices)
+            .bind(db::now())
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    let written: std::collections::HashSet<(i64, i64, i64)> = written.into_iter().collect();
     Ok(ballots.iter().map(|b| written.contains(b)).collect())
 }

@@ -1,20 +1,28 @@
-//! Votes on SQLite go through one writer task, which writes whatever votes are waiting in one
-//! statement (one transaction).
+//! Votes go through one writer task per server, which writes whatever votes are waiting in one
+//! statement (one transaction, one commit).
 //!
 //! SQLite has one writer at a time. When many requests each wrote their own vote, the losers
 //! of the write lock slept in SQLite's busy handler (1, 2, 5, 10, 15, 20, 25… ms), and those
 //! sleeps were the vote's p99. Here votes wait in a queue instead, in order, and a busy second
-//! costs one commit per batch rather than one per vote. PostgreSQL has row locks, so there each
-//! request writes its own vote.
+//! costs one commit per batch rather than one per vote.
+//!
+//! On PostgreSQL a vote written alone cost a statement, its counter triggers and a commit (a
+//! WAL flush), and the commits of one popular poll's voters queued on the same few counter rows'
+//! locks. In a batch, the counter triggers (per statement) update each counter row once for
+//! all its votes, and one commit serves them all (A/B on 2 cores: 3.6k → 9.3k votes/s, p99
+//! 22–29 → 11–13 ms). Several servers each have their writer. Each counter trigger takes its rows
+//! in (choice, shard) order, and a batch that fails for any reason, a deadlock between two
+//! servers' batches included, is written again one vote at a time.
 
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::cache::PollCache;
 use super::queries;
+use crate::db::Db;
 use crate::error::{AppError, AppResult};
+use crate::with_db;
 
 /// The most votes committed in one transaction.
 const MAX_BATCH: usize = 128;
@@ -37,9 +45,9 @@ pub struct VoteQueue {
 impl VoteQueue {
     /// Starts the writer task (on the current Tokio runtime). It updates `cache` as each batch
     /// commits, in commit order, before any voter hears back.
-    pub fn start(pool: SqlitePool, cache: Arc<PollCache>) -> VoteQueue {
+    pub fn start(db: Db, cache: Arc<PollCache>) -> VoteQueue {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_votes(pool, cache, rx));
+        tokio::spawn(write_votes(db, cache, rx));
         VoteQueue { tx }
     }
 
@@ -63,10 +71,10 @@ fn writer_gone() -> AppError {
     AppError::Unavailable(anyhow::anyhow!("the vote writer has stopped"))
 }
 
-async fn write_votes(pool: SqlitePool, cache: Arc<PollCache>, mut rx: mpsc::Receiver<Ballot>) {
+async fn write_votes(db: Db, cache: Arc<PollCache>, mut rx: mpsc::Receiver<Ballot>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match commit(&pool, &batch).await {
+        match commit(&db, &batch).await {
             Ok(counted) => {
                 for (ballot, counted) in batch.drain(..).zip(counted) {
                     answer(&cache, ballot, Ok(counted));
@@ -76,8 +84,8 @@ async fn write_votes(pool: SqlitePool, cache: Arc<PollCache>, mut rx: mpsc::Rece
             Err(e) => {
                 tracing::warn!(error = %e, votes = batch.len(), "a batch of votes failed; casting them one by one");
                 for ballot in batch.drain(..) {
-                    let result = queries::cast_vote_sqlite(
-                        &pool,
+                    let result = queries::cast_vote(
+                        &db,
                         ballot.user_id,
                         ballot.question_id,
                         ballot.choice_id,
@@ -91,7 +99,7 @@ async fn write_votes(pool: SqlitePool, cache: Arc<PollCache>, mut rx: mpsc::Rece
     }
 }
 
-async fn commit(pool: &SqlitePool, batch: &[Ballot]) -> sqlx::Result<Vec<bool>> {
+async fn commit(db: &Db, batch: &[Ballot]) -> sqlx::Result<Vec<bool>> {
     let ballots: Vec<(i64, i64, i64)> = batch
         .iter()
         .map(|b| (b.user_id, b.question_id, b.choice_id))
@@ -100,17 +108,30 @@ async fn commit(pool: &SqlitePool, batch: &[Ballot]) -> sqlx::Result<Vec<bool>> 
     keys.sort_unstable();
     keys.dedup();
     if keys.len() == ballots.len() {
-        // The usual case: one statement (one round trip to SQLite's thread, one commit).
-        return queries::cast_votes_sqlite(pool, &ballots).await;
+        // The usual case: one statement (one round trip, one commit).
+        return queries::cast_votes(db, &ballots).await;
     }
     // A user voted twice on one poll in this batch: one statement per vote, in order, in one
-    // transaction. IMMEDIATE takes the write lock at BEGIN.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    // transaction (on SQLite, IMMEDIATE takes the write lock at BEGIN).
+    let begin = match db {
+        Db::Sqlite(_) => "BEGIN IMMEDIATE",
+        Db::Postgres(_) => "BEGIN",
+    };
     let mut counted = Vec::with_capacity(batch.len());
-    for &(user_id, question_id, choice_id) in &ballots {
-        counted.push(queries::cast_vote_sqlite(&mut *tx, user_id, question_id, choice_id).await?);
-    }
-    tx.commit().await?;
+    with_db!(db, pool => {
+        let mut tx = pool.begin_with(begin).await?;
+        for &(user_id, question_id, choice_id) in &ballots {
+            let done = sqlx::query(queries::CAST_VOTE)
+                .bind(user_id)
+                .bind(crate::db::now())
+                .bind(choice_id)
+                .bind(question_id)
+                .execute(&mut *tx)
+                .await?;
+            counted.push(done.rows_affected() > 0);
+        }
+        tx.commit().await?;
+    });
     Ok(counted)
 }
 

@@ -360,17 +360,46 @@ async fn changes_made_elsewhere_show_within_a_second(backend: Backend) {
         .contains("value=\"2\" checked"));
 }
 
-/// The SQLite vote queue commits waiting votes together; a vote that fails (here: a user that
-/// does not exist, refused by the foreign key) fails alone, and the others of its batch count.
-#[tokio::test]
-async fn a_failing_vote_does_not_fail_its_batch() {
+/// The vote queue's tests run on a current-thread runtime: the writer runs only once every
+/// vote of a `join!` is queued, so they make one batch.
+mod vote_queue {
+    use crate::helpers::Backend;
+
+    #[tokio::test]
+    async fn sqlite_a_failing_vote_does_not_fail_its_batch() {
+        super::a_failing_vote_does_not_fail_its_batch(Backend::Sqlite).await
+    }
+
+    #[tokio::test]
+    #[cfg_attr(
+        not(pollstr_postgres),
+        ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+    )]
+    async fn postgres_a_failing_vote_does_not_fail_its_batch() {
+        super::a_failing_vote_does_not_fail_its_batch(Backend::Postgres).await
+    }
+
+    #[tokio::test]
+    async fn sqlite_a_batch_of_votes_counts_like_votes_one_by_one() {
+        super::a_batch_of_votes_counts_like_votes_one_by_one(Backend::Sqlite).await
+    }
+
+    #[tokio::test]
+    #[cfg_attr(
+        not(pollstr_postgres),
+        ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+    )]
+    async fn postgres_a_batch_of_votes_counts_like_votes_one_by_one() {
+        super::a_batch_of_votes_counts_like_votes_one_by_one(Backend::Postgres).await
+    }
+}
+
+/// The vote queue commits waiting votes together; a vote that fails (here: a user that does
+/// not exist, refused by the foreign key) fails alone, and the others of its batch count.
+async fn a_failing_vote_does_not_fail_its_batch(backend: Backend) {
     use pollstr::polls::{cache::PollCache, vote_queue::VoteQueue};
-    let app = TestApp::seeded(Backend::Sqlite).await;
-    let pollstr::db::Db::Sqlite(pool) = app.db.clone() else {
-        unreachable!()
-    };
-    let queue = VoteQueue::start(pool, std::sync::Arc::new(PollCache::new(true)));
-    // A current-thread runtime: the writer runs only once all three are queued, as one batch.
+    let app = TestApp::seeded(backend).await;
+    let queue = VoteQueue::start(app.db.clone(), std::sync::Arc::new(PollCache::new(true)));
     let (good, unknown_user, foreign_choice) = tokio::join!(
         queue.cast(1, 1, 2),
         queue.cast(999_999, 1, 2),
@@ -385,35 +414,39 @@ async fn a_failing_vote_does_not_fail_its_batch() {
         1
     );
     assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 1);
+    assert_eq!(
+        pollstr::polls::counts::recount(&app.db).await.unwrap(),
+        Vec::new()
+    );
 }
 
 /// A batch answers each vote as a vote on its own would: a foreign choice is not counted while
 /// the others are, and a user voting twice on one poll in a batch ends with the later vote.
-#[tokio::test]
-async fn a_batch_of_votes_counts_like_votes_one_by_one() {
+async fn a_batch_of_votes_counts_like_votes_one_by_one(backend: Backend) {
     use pollstr::polls::{cache::PollCache, vote_queue::VoteQueue};
-    let app = TestApp::seeded(Backend::Sqlite).await;
-    let pollstr::db::Db::Sqlite(pool) = app.db.clone() else {
-        unreachable!()
-    };
+    let app = TestApp::seeded(backend).await;
     let hash = pollstr::users::password::hash("s3cret-pass!".into())
         .await
         .unwrap();
     let other = pollstr::users::create(&app.db, "other", &hash)
         .await
         .unwrap();
-    let queue = VoteQueue::start(pool, std::sync::Arc::new(PollCache::new(true)));
-    // One statement: distinct voters.
-    let (a, b, foreign) = tokio::join!(
-        queue.cast(1, 1, 2),
-        queue.cast(other, 1, 3),
-        queue.cast(other, 2, 1),
-    );
-    assert!(a.unwrap() && b.unwrap());
+    let queue = VoteQueue::start(app.db.clone(), std::sync::Arc::new(PollCache::new(true)));
+    // One statement: a vote, and a choice of another poll, which writes nothing.
+    let (a, foreign) = tokio::join!(queue.cast(1, 1, 2), queue.cast(other, 2, 1));
+    assert!(a.unwrap());
+    assert!(!foreign.unwrap());
+    let others = format!("SELECT COUNT(*) FROM votes WHERE user_id = {other}");
+    assert_eq!(app.scalar(&others).await, 0);
+    let (b, foreign) = tokio::join!(queue.cast(other, 1, 3), queue.cast(other, 2, 1));
+    assert!(b.unwrap());
     assert!(!foreign.unwrap());
     // The same voter twice in one batch: both count, the later one stands.
     let (first, second) = tokio::join!(queue.cast(1, 1, 4), queue.cast(1, 1, 1));
     assert!(first.unwrap() && second.unwrap());
+    // A changed vote and a new one in one statement.
+    let (changed, new) = tokio::join!(queue.cast(other, 1, 4), queue.cast(other, 3, 9));
+    assert!(changed.unwrap() && new.unwrap());
     assert_eq!(
         app.scalar("SELECT choice_id FROM votes WHERE user_id = 1 AND question_id = 1")
             .await,
@@ -424,7 +457,68 @@ async fn a_batch_of_votes_counts_like_votes_one_by_one() {
             "SELECT choice_id FROM votes WHERE user_id = {other} AND question_id = 1"
         ))
         .await,
-        3
+        4
     );
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 2);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 3);
+    assert_eq!(
+        pollstr::polls::counts::recount(&app.db).await.unwrap(),
+        Vec::new()
+    );
+}
+
+/// Two instances over one PostgreSQL database, each with its vote writer: voters vote at once,
+/// each alternating between the instances and changing their vote, so the two writers' batches
+/// update the same counter rows (and may deadlock, then are written again one by one). Every
+/// vote is acknowledged, each voter's last vote stands, and the kept counts equal the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(pollstr_postgres),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
+async fn votes_through_two_instances_at_once_count_exactly() {
+    let app = TestApp::seeded(Backend::Postgres).await;
+    let other = crate::helpers::spawn_on(Backend::Postgres, &app.database_url).await;
+    let mut voters = Vec::new();
+    for i in 0..8usize {
+        let b = app.browser();
+        b.register(&format!("voter{i}")).await;
+        b.verify_phone(&app, &format!("+44 7400 3{i:05}")).await;
+        let csrf = b.get("/polls/1/").await.csrf().unwrap();
+        voters.push((b, csrf));
+    }
+    let mut tasks = Vec::new();
+    for (i, (b, csrf)) in voters.into_iter().enumerate() {
+        let on_b = crate::helpers::Browser {
+            base: other.clone(),
+            ..b.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut last = 0;
+            for round in 0..6 {
+                let choice = 1 + (i + round) % 4;
+                let via = if round % 2 == 0 { &b } else { &on_b };
+                let page = via
+                    .post_raw(
+                        "/polls/1/vote/",
+                        &[("choice", &choice.to_string()), ("csrf_token", &csrf)],
+                    )
+                    .await;
+                assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+                last = choice;
+            }
+            last
+        }));
+    }
+    let mut expected = [0i64; 5];
+    for t in tasks {
+        expected[t.await.unwrap()] += 1;
+    }
+    for (choice, want) in expected.iter().enumerate().skip(1) {
+        let sql = format!("SELECT COUNT(*) FROM votes WHERE choice_id = {choice}");
+        assert_eq!(app.scalar(&sql).await, *want, "choice {choice}");
+    }
+    assert_eq!(
+        pollstr::polls::counts::recount(&app.db).await.unwrap(),
+        Vec::new()
+    );
 }
