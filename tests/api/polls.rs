@@ -308,20 +308,24 @@ async fn concurrent_votes_count_exactly(backend: Backend) {
             last
         }));
     }
+    last_votes_stand(&app, tasks).await;
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM votes").await,
+        voters as i64
+    );
+}
+
+/// Each voter's last vote (on poll 1, the choice each task returns) is the row that stands, and
+/// the counts the pages read were kept right through the votes (the vote writer's batches).
+async fn last_votes_stand(app: &TestApp, voters: Vec<tokio::task::JoinHandle<usize>>) {
     let mut expected = [0i64; 5];
-    for t in tasks {
+    for t in voters {
         expected[t.await.unwrap()] += 1;
     }
     for (choice, want) in expected.iter().enumerate().skip(1) {
         let sql = format!("SELECT COUNT(*) FROM votes WHERE choice_id = {choice}");
         assert_eq!(app.scalar(&sql).await, *want, "choice {choice}");
     }
-    assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM votes").await,
-        voters as i64
-    );
-    // The counts the pages read were kept right through the votes (on SQLite, the vote queue's
-    // batches).
     assert_eq!(
         pollstr::polls::counts::recount(&app.db).await.unwrap(),
         Vec::new()
@@ -509,16 +513,5 @@ async fn votes_through_two_instances_at_once_count_exactly() {
             last
         }));
     }
-    let mut expected = [0i64; 5];
-    for t in tasks {
-        expected[t.await.unwrap()] += 1;
-    }
-    for (choice, want) in expected.iter().enumerate().skip(1) {
-        let sql = format!("SELECT COUNT(*) FROM votes WHERE choice_id = {choice}");
-        assert_eq!(app.scalar(&sql).await, *want, "choice {choice}");
-    }
-    assert_eq!(
-        pollstr::polls::counts::recount(&app.db).await.unwrap(),
-        Vec::new()
-    );
+    last_votes_stand(&app, tasks).await;
 }
