@@ -1,5 +1,5 @@
 //! What handlers and layers reach: the database, the settings, the session store, and one value
-//! per feature that keeps something for the life of the server (the poll cache, the SQLite vote
+//! per feature that keeps something for the life of the server (the poll cache, the vote
 //! writer, the hash queue, the Verify provider), registered by `app` at start-up and found by
 //! type ([`AppState::part`]). This module imports no feature, so features depend on it and not
 //! on each other or on `app`.

@@ -80,7 +80,19 @@ async fn write_votes(db: Db, cache: Arc<PollCache>, mut rx: mpsc::Receiver<Ballo
                     answer(&cache, ballot, Ok(counted));
                 }
             }
-            // One bad vote must not fail the others: each is tried again on its own.
+            // No statement was refused: the database could not be reached, or the connection
+            // broke. Trying each vote again alone would make every voter wait out the outage
+            // once more, in turn; they are told to try again instead (a vote is an upsert, so
+            // one that did commit before the break is not doubled by its retry).
+            Err(e) if !matches!(e, sqlx::Error::Database(_)) => {
+                tracing::warn!(error = %e, votes = batch.len(), "a batch of votes failed: database unavailable");
+                for ballot in batch.drain(..) {
+                    let error = anyhow::anyhow!("the vote could not be written: {e}");
+                    answer(&cache, ballot, Err(AppError::Unavailable(error)));
+                }
+            }
+            // A statement was refused (a bad vote, or on PostgreSQL a deadlock with another
+            // server's batch). One bad vote must not fail the others: each is tried again alone.
             Err(e) => {
                 tracing::warn!(error = %e, votes = batch.len(), "a batch of votes failed; casting them one by one");
                 for ballot in batch.drain(..) {

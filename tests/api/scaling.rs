@@ -564,3 +564,68 @@ async fn database_outage_is_503_and_recovers() {
     );
     assert_eq!(b.get("/healthz").await.status, StatusCode::OK);
 }
+
+/// The vote writer through a database outage: the votes waiting when the database went away are
+/// answered "unavailable" (the 503 page), and once it is back the same writer takes votes again.
+/// A current-thread runtime: the writer runs only once the three votes are queued (one batch).
+#[tokio::test]
+#[cfg_attr(
+    not(pollstr_postgres),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
+async fn the_vote_writer_answers_an_outage_and_recovers() {
+    use pollstr::error::AppError;
+    use pollstr::polls::{cache::PollCache, vote_queue::VoteQueue};
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(Backend::Postgres, &dir).await;
+    let parsed: reqwest::Url = url.parse().unwrap();
+    let pg: SocketAddr = format!(
+        "{}:{}",
+        parsed.host_str().unwrap().replace("localhost", "127.0.0.1"),
+        parsed.port().unwrap_or(5432)
+    )
+    .parse()
+    .unwrap();
+    let mut relay = Relay::start(pg, "127.0.0.1:0".parse().unwrap()).await;
+    let mut via = parsed.clone();
+    via.set_host(Some("127.0.0.1")).unwrap();
+    via.set_port(Some(relay.addr.port())).unwrap();
+    let app = spawn_app_with(
+        Backend::Postgres,
+        |c| {
+            c.database_url = via.to_string();
+            c.database_connect_timeout = Duration::from_secs(1);
+        },
+        None,
+    )
+    .await;
+    app.load(SEED).await;
+    let user = app
+        .scalar("SELECT id FROM users WHERE username = 'test'")
+        .await;
+    let queue = VoteQueue::start(app.db.clone(), Arc::new(PollCache::new(false)));
+    relay.down();
+    let (a, b, c) = tokio::join!(
+        queue.cast(user, 1, 1),
+        queue.cast(user, 1, 2),
+        queue.cast(user, 2, 5),
+    );
+    for answer in [a, b, c] {
+        assert!(
+            matches!(answer, Err(AppError::Unavailable(_))),
+            "{answer:?}"
+        );
+    }
+    relay.up().await;
+    // Back by itself (a dead pooled connection may fail one more vote).
+    let mut counted = None;
+    for _ in 0..5 {
+        if let Ok(c) = queue.cast(user, 1, 3).await {
+            counted = Some(c);
+            break;
+        }
+    }
+    assert_eq!(counted, Some(true));
+    let sql = format!("SELECT choice_id FROM votes WHERE user_id = {user} AND question_id = 1");
+    assert_eq!(app.scalar(&sql).await, 3);
+}
