@@ -469,7 +469,8 @@ pub async fn load_with(
     let origin_of =
         |key: &'static str, pk: i64| all.origin.get(&(key, pk)).copied().unwrap_or((0, 0));
     let report = with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        // It reads (what exists), then writes.
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         let question_ids: HashSet<i64> = all.questions.iter().map(|q| q.id).collect();
         for q in &all.questions {
             sqlx::query(

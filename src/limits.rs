@@ -94,14 +94,14 @@ pub async fn reserve(db: &Db, checks: &[Check<'_>]) -> sqlx::Result<Result<Reser
         .collect();
     keys.sort();
     keys.dedup();
-    let (begin, id) = match db {
-        Db::Sqlite(_) => ("BEGIN IMMEDIATE", "rowid"),
-        Db::Postgres(_) => ("BEGIN", "id"),
+    let id = match db {
+        Db::Sqlite(_) => "rowid",
+        Db::Postgres(_) => "id",
     };
     let insert =
         format!("INSERT INTO limit_events (scope, subject, at) VALUES ($1, $2, $3) RETURNING {id}");
     with_db!(db, pool => {
-        let mut tx = pool.begin_with(begin).await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         if db.is_postgres() {
             for key in &keys {
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")

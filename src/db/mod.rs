@@ -153,6 +153,16 @@ impl Db {
     pub fn is_postgres(&self) -> bool {
         matches!(self, Db::Postgres(_))
     }
+
+    /// The statement that begins a transaction that will write. On SQLite, IMMEDIATE takes the
+    /// write lock at BEGIN: a deferred transaction that reads, then writes, fails at once
+    /// ("database is locked", no waiting) if another connection wrote in between.
+    pub fn begin_write(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "BEGIN IMMEDIATE",
+            Db::Postgres(_) => "BEGIN",
+        }
+    }
 }
 
 /// True when `e` is a unique-constraint violation (on either backend).

@@ -34,16 +34,12 @@ const DIFFERENCES: &str = "SELECT c.id, c.question_id, \
 /// triggers kept every count right.
 pub async fn recount(db: &Db) -> sqlx::Result<Vec<Fix>> {
     // How each backend holds votes still, and spreads a count over rows (the migrations' shard).
-    let (begin, hold, shard) = match db {
-        Db::Sqlite(_) => ("BEGIN IMMEDIATE", None, "0"),
-        Db::Postgres(_) => (
-            "BEGIN",
-            Some("LOCK TABLE votes IN SHARE MODE"),
-            "user_id % 16",
-        ),
+    let (hold, shard) = match db {
+        Db::Sqlite(_) => (None, "0"),
+        Db::Postgres(_) => (Some("LOCK TABLE votes IN SHARE MODE"), "user_id % 16"),
     };
     let rows: Vec<(i64, i64, i64, i64)> = with_db!(db, pool => {
-        let mut tx = pool.begin_with(begin).await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         if let Some(hold) = hold {
             sqlx::query(hold).execute(&mut *tx).await?;
         }

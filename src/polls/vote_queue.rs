@@ -124,14 +124,10 @@ async fn commit(db: &Db, batch: &[Ballot]) -> sqlx::Result<Vec<bool>> {
         return queries::cast_votes(db, &ballots).await;
     }
     // A user voted twice on one poll in this batch: one statement per vote, in order, in one
-    // transaction (on SQLite, IMMEDIATE takes the write lock at BEGIN).
-    let begin = match db {
-        Db::Sqlite(_) => "BEGIN IMMEDIATE",
-        Db::Postgres(_) => "BEGIN",
-    };
+    // transaction.
     let mut counted = Vec::with_capacity(batch.len());
     with_db!(db, pool => {
-        let mut tx = pool.begin_with(begin).await?;
+        let mut tx = pool.begin_with(db.begin_write()).await?;
         for &(user_id, question_id, choice_id) in &ballots {
             let done = sqlx::query(queries::CAST_VOTE)
                 .bind(user_id)

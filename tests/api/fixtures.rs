@@ -9,6 +9,7 @@ both_backends!(
     dump_then_load_round_trips,
     a_voted_choice_cannot_move_to_another_poll,
     imported_counts_are_bounded,
+    a_load_waits_for_a_write_in_progress,
 );
 
 async fn seed_loads_idempotently(backend: Backend) {
@@ -197,4 +198,35 @@ async fn imported_counts_are_bounded(backend: Backend) {
     assert!(b.get("/polls/1/results/").await.has("1000000000 votes"));
     let dump = pollstr::fixtures::dump(&app.db).await.unwrap();
     assert!(dump.contains("\"votes\": 1000000000"));
+}
+
+/// A load while another connection is writing (the server's housekeeping, a vote batch): it
+/// waits for that write and then loads. On SQLite a transaction that read before it wrote would
+/// instead fail ("database is locked") once the other write committed: the load takes the write
+/// lock first (`Db::begin_write`).
+async fn a_load_waits_for_a_write_in_progress(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.load(SEED).await;
+    let other = pollstr::with_db!(&app.db, p => {
+        let mut tx = p.begin_with(app.db.begin_write()).await.unwrap();
+        sqlx::query("UPDATE questions SET question_text = 'Edited elsewhere?' WHERE id = 3")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        // The load starts (and, were it deferred, reads) while this write is in progress.
+        let db = app.db.clone();
+        let load = tokio::spawn(async move {
+            let user = r#"[{"model":"auth.user","pk":7,"fields":{"username":"later","password":"pbkdf2_sha256$1$x$y"}}]"#;
+            pollstr::fixtures::load(&db, &[("users.json".into(), user.into())]).await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tx.commit().await.unwrap();
+        load
+    });
+    other.await.unwrap().expect("the load waits, then loads");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users WHERE username = 'later'")
+            .await,
+        1
+    );
 }
