@@ -11,7 +11,7 @@ use pollstr::limits::Limit;
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    fresh_database, pollstr_command, postgres_url, spawn_app_with, Backend, Browser, TestApp, SEED,
+    fresh_database, pollstr_command, spawn_app_with, Backend, Browser, TestApp, SEED,
 };
 
 /// A `pollstr serve` child process; its log lines are kept (the console provider prints codes).
@@ -491,13 +491,9 @@ impl Relay {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(pollstr_postgres),
-    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
-)]
-async fn database_outage_is_503_and_recovers() {
-    let base = postgres_url();
+/// An app with the demo polls on a fresh PostgreSQL database that it reaches through a
+/// [`Relay`], so that a test can take the database away (`relay.down()`) and back.
+async fn seeded_app_behind_a_relay() -> (TestApp, Relay) {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database(Backend::Postgres, &dir).await;
     let parsed: reqwest::Url = url.parse().unwrap();
@@ -508,8 +504,7 @@ async fn database_outage_is_503_and_recovers() {
     )
     .parse()
     .unwrap();
-    let _ = base;
-    let mut relay = Relay::start(pg, "127.0.0.1:0".parse().unwrap()).await;
+    let relay = Relay::start(pg, "127.0.0.1:0".parse().unwrap()).await;
     let mut via = parsed.clone();
     via.set_host(Some("127.0.0.1")).unwrap();
     via.set_port(Some(relay.addr.port())).unwrap();
@@ -523,6 +518,16 @@ async fn database_outage_is_503_and_recovers() {
     )
     .await;
     app.load(SEED).await;
+    (app, relay)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(pollstr_postgres),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
+async fn database_outage_is_503_and_recovers() {
+    let (app, mut relay) = seeded_app_behind_a_relay().await;
     let b = app.browser();
     assert_eq!(b.get("/polls/").await.status, StatusCode::OK);
     relay.down();
@@ -576,30 +581,7 @@ async fn database_outage_is_503_and_recovers() {
 async fn the_vote_writer_answers_an_outage_and_recovers() {
     use pollstr::error::AppError;
     use pollstr::polls::{cache::PollCache, vote_queue::VoteQueue};
-    let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database(Backend::Postgres, &dir).await;
-    let parsed: reqwest::Url = url.parse().unwrap();
-    let pg: SocketAddr = format!(
-        "{}:{}",
-        parsed.host_str().unwrap().replace("localhost", "127.0.0.1"),
-        parsed.port().unwrap_or(5432)
-    )
-    .parse()
-    .unwrap();
-    let mut relay = Relay::start(pg, "127.0.0.1:0".parse().unwrap()).await;
-    let mut via = parsed.clone();
-    via.set_host(Some("127.0.0.1")).unwrap();
-    via.set_port(Some(relay.addr.port())).unwrap();
-    let app = spawn_app_with(
-        Backend::Postgres,
-        |c| {
-            c.database_url = via.to_string();
-            c.database_connect_timeout = Duration::from_secs(1);
-        },
-        None,
-    )
-    .await;
-    app.load(SEED).await;
+    let (app, mut relay) = seeded_app_behind_a_relay().await;
     let user = app
         .scalar("SELECT id FROM users WHERE username = 'test'")
         .await;
