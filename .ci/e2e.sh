@@ -18,6 +18,20 @@ fi
 /usr/bin/chromium --version 2>/dev/null || true
 /usr/bin/chromedriver --version
 
+# The Nu Html Checker: the suite validates every page it checks (needs Java).
+vnu_dir=${CARGO_TARGET_DIR:-target}/vnu
+if [[ ! -f $vnu_dir/node_modules/vnu-jar/build/dist/vnu.jar ]]; then
+  echo "e2e.sh: installing the Nu Html Checker (npm vnu-jar)"
+  mkdir -p "$vnu_dir"
+  npm install --prefix "$vnu_dir" --no-save --silent vnu-jar@26 >/dev/null
+fi
+if ! command -v java >/dev/null; then
+  echo "e2e.sh: installing Java for the Nu Html Checker (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq default-jre-headless >/dev/null
+fi
+
 if [[ ${1:-} == --prepare ]]; then
   exit 0
 fi

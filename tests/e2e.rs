@@ -600,6 +600,13 @@ where
     let _ = browser.client.clone().close().await;
     if outcome.is_ok() {
         browser.server.assert_no_errors();
+        let pages = std::mem::take(&mut *browser.pages.lock().unwrap());
+        let errors = html_errors(&pages);
+        assert!(
+            errors.is_empty(),
+            "pages that are not valid HTML (the Nu Html Checker):\n  {}",
+            errors.join("\n  ")
+        );
     }
     drop(browser);
     drop(driver);
@@ -609,6 +616,79 @@ where
             Err(e) => panic!("the test was cancelled: {e}"),
         }
     }
+}
+
+/// The Nu Html Checker (npm's `vnu-jar`, run with Java), where `.ci/e2e.sh --prepare` installs
+/// it: `vnu/` in the target directory, or `POLLSTR_VNU_JAR`.
+fn vnu_jar() -> Option<PathBuf> {
+    if let Some(jar) = std::env::var_os("POLLSTR_VNU_JAR") {
+        return Some(PathBuf::from(jar));
+    }
+    // This binary is target/debug/deps/e2e-…: the target directory is three levels up.
+    let exe = std::env::current_exe().ok()?;
+    let jar = exe
+        .ancestors()
+        .nth(3)?
+        .join("vnu/node_modules/vnu-jar/build/dist/vnu.jar");
+    jar.is_file().then_some(jar)
+}
+
+/// Every error the Nu Html Checker finds in `pages` (path, HTML), one line each. Without the
+/// checker (or Java) the check is skipped with a notice, unless the suite is required.
+fn html_errors(pages: &[(String, String)]) -> Vec<String> {
+    let java_runs = || Command::new("java").arg("-version").output().is_ok();
+    let Some(jar) = vnu_jar().filter(|_| java_runs()) else {
+        assert!(
+            !required(),
+            "the Nu Html Checker is missing: run `bash .ci/e2e.sh --prepare` (npm's vnu-jar, Java)"
+        );
+        eprintln!("notice: the Nu Html Checker (npm's vnu-jar, and Java) not found: pages are not validated (bash .ci/e2e.sh --prepare installs it)");
+        return Vec::new();
+    };
+    if pages.is_empty() {
+        return Vec::new();
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let files: Vec<PathBuf> = pages
+        .iter()
+        .enumerate()
+        .map(|(i, (_, html))| {
+            let file = dir.path().join(format!("{i}.html"));
+            std::fs::write(&file, html).expect("write a page");
+            file
+        })
+        .collect();
+    let out = Command::new("java")
+        .arg("-jar")
+        .arg(&jar)
+        .args(["--errors-only", "--format", "json"])
+        .args(&files)
+        .output()
+        .expect("run the Nu Html Checker");
+    let report: Value = serde_json::from_slice(&out.stderr).unwrap_or_else(|e| {
+        panic!(
+            "the Nu Html Checker's answer is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let mut errors = Vec::new();
+    for m in report["messages"].as_array().into_iter().flatten() {
+        if m["type"] != "error" && m["subType"] != "fatal" {
+            continue;
+        }
+        let url = m["url"].as_str().unwrap_or("");
+        let page = files
+            .iter()
+            .position(|f| url.ends_with(&format!("/{}", f.file_name().unwrap().to_string_lossy())))
+            .map_or("?", |i| pages[i].0.as_str());
+        errors.push(format!(
+            "{page} line {}: {} ({})",
+            m["lastLine"],
+            m["message"].as_str().unwrap_or(""),
+            m["extract"].as_str().unwrap_or("").trim()
+        ));
+    }
+    errors
 }
 
 fn required() -> bool {
@@ -860,6 +940,8 @@ struct Browser {
     client: Client,
     server: Server,
     viewport: Mutex<Viewport>,
+    /// Each checked page's HTML as the server sent it, by path, for the Nu Html Checker.
+    pages: Mutex<Vec<(String, String)>>,
     _profile: tempfile::TempDir,
 }
 
@@ -916,6 +998,7 @@ impl Browser {
             client,
             server,
             viewport: Mutex::new(DESKTOP),
+            pages: Mutex::new(Vec::new()),
             _profile: profile,
         };
         b.set_viewport(DESKTOP).await;
@@ -1268,6 +1351,7 @@ impl Browser {
         problems.extend(self.foreign_requests().await);
         problems.extend(self.console_errors().await);
         problems.extend(self.layout_problems().await);
+        self.keep_html().await;
         if !problems.is_empty() {
             let v = *self.viewport.lock().unwrap();
             panic!(
@@ -1277,6 +1361,32 @@ impl Browser {
                 v.height,
                 problems.join("\n  ")
             );
+        }
+    }
+
+    /// Keeps the current page's HTML for [`html_errors`] at the end: as the server sends it
+    /// (fetched again with this browser's cookies, since the DOM hides what the parser mended)
+    /// when a GET of its address answers with the page's status; else (a page shown in answer
+    /// to a POST: a form with its errors, a wrong code) as the DOM serialises it. Runs after
+    /// the console was read, and empties the console of its own request's errors.
+    async fn keep_html(&self) {
+        let path = self.path().await;
+        let html = self
+            .js(
+                "const nav = performance.getEntriesByType('navigation')[0];
+                 const dom = () => (document.doctype ? '<!DOCTYPE html>\\n' : '')
+                   + document.documentElement.outerHTML;
+                 return fetch(location.href, {credentials: 'same-origin', redirect: 'manual'})
+                   .then(r => r.status === nav.responseStatus ? r.text() : dom())
+                   .catch(dom);",
+                vec![],
+            )
+            .await;
+        self.session_post("se/log", json!({"type": "browser"}))
+            .await;
+        let mut pages = self.pages.lock().unwrap();
+        if let Some(html) = html.as_str().filter(|h| pages.iter().all(|(_, p)| p != h)) {
+            pages.push((path, html.to_string()));
         }
     }
 

@@ -133,6 +133,12 @@ async fn render_setup(
                 .render::<qrcode::render::svg::Color>()
                 .min_dimensions(200, 200)
                 .build();
+            // The renderer writes a standalone SVG file; inline in HTML the XML declaration is
+            // an error (the Nu Html Checker's "Saw <?"), so the page gets the `<svg>` alone.
+            let qr = match qr.find("<svg") {
+                Some(start) => qr[start..].to_string(),
+                None => qr,
+            };
             let grouped = base32
                 .as_bytes()
                 .chunks(4)
