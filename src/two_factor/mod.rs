@@ -1,9 +1,12 @@
 //! The second factor. [`gate`] decides what a session has proven and guards the pages that need
 //! it; each factor is a folder beside it with its own pages and state: [`sms`] (a code by text
 //! message through a Verify provider), [`totp`] (an authenticator app), [`recovery`] (single-use
-//! codes for a lost phone). A new factor is a folder
-//! here and a line in [`router`].
+//! codes for a lost phone). Each factor's answer at login goes through one skeleton,
+//! [`challenge::answer`] (limits, events, completion), the factor supplying only how its answer
+//! is read and checked. A new factor is a folder here, an implementation of
+//! [`challenge::Factor`], and a line in [`router`].
 
+pub mod challenge;
 pub mod gate;
 pub mod recovery;
 pub mod sms;

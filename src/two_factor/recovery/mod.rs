@@ -16,9 +16,9 @@ use serde::Deserialize;
 
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
-use crate::limits::{self};
 use crate::session::SessionUser;
 use crate::state::AppState;
+use crate::two_factor::challenge::{self, Attempt, Factor, Verdict};
 use crate::two_factor::gate;
 use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::web::next::NextQuery;
@@ -220,78 +220,80 @@ async fn login(
         return Ok(Redirect::to(&format!("/login/?next={}", next.query_value())).into_response());
     };
     let page = page.with_form().await?;
-    let again = |page: Page, status: StatusCode, msg: String| -> AppResult<Response> {
+    let challenge = CodeChallenge {
+        ctx: page.ctx.clone(),
+        next: next.as_str().to_string(),
+        trust_days: state.config.trusted_browser_days,
+    };
+    let at = Attempt {
+        state: &state,
+        session: &page.session,
+        user: &user,
+        ip: &ip,
+        headers: &headers,
+        next: &next,
+        remember: form.remember.is_some(),
+    };
+    challenge::answer(&challenge, at, &form.code).await
+}
+
+/// A recovery code's challenge at login: what its form shows again.
+struct CodeChallenge {
+    ctx: PageContext,
+    next: String,
+    trust_days: u32,
+}
+
+#[async_trait::async_trait]
+impl Factor for CodeChallenge {
+    type Answer = String;
+    const NAME: &'static str = "recovery code";
+
+    fn parse(&self, typed: &str) -> Result<String, String> {
+        let code = normalize(typed);
+        if code.len() != 10 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(
+                "Enter one of your recovery codes (ten letters and digits, like abcde-fgh23)."
+                    .into(),
+            );
+        }
+        Ok(code)
+    }
+
+    async fn check(&self, at: &Attempt<'_>, code: String) -> AppResult<Verdict> {
+        let (state, user) = (at.state, at.user);
+        if !store::use_code(&state.db, user.id, &digest(state, user.id, &code)?).await? {
+            return Ok(Verdict::Wrong {
+                detail: Self::NAME.into(),
+                message: "That recovery code is not right, or was already used.".into(),
+            });
+        }
+        let left = store::left(&state.db, user.id).await?;
+        let msg = match left {
+            0 => "You used your last recovery code. Make new ones now from your account page."
+                .to_string(),
+            1 => "You used a recovery code. 1 is left.".to_string(),
+            n => format!("You used a recovery code. {n} are left."),
+        };
+        let level = if left < 3 {
+            Level::Warning
+        } else {
+            Level::Info
+        };
+        flash::push(at.session, level, msg).await?;
+        Ok(Verdict::Right {
+            detail: format!("recovery code ({left} left)"),
+            also: Vec::new(),
+        })
+    }
+
+    fn refuse(&self, status: StatusCode, message: String) -> AppResult<Response> {
         let body = web::render(&LoginPage {
-            ctx: page.ctx,
-            next: next.as_str().to_string(),
-            error: Some(msg),
-            trust_days: state.config.trusted_browser_days,
+            ctx: self.ctx.clone(),
+            next: self.next.clone(),
+            error: Some(message),
+            trust_days: self.trust_days,
         })?;
         Ok((status, body).into_response())
-    };
-    let code = normalize(&form.code);
-    if code.len() != 10 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return again(
-            page,
-            StatusCode::BAD_REQUEST,
-            "Enter one of your recovery codes (ten letters and digits, like abcde-fgh23).".into(),
-        );
     }
-    let attempt = match gate::reserve_code_check(&state, &user, &ip, "recovery code").await? {
-        Ok(attempt) => attempt,
-        Err(wait) => {
-            let res = again(
-                page,
-                StatusCode::TOO_MANY_REQUESTS,
-                gate::too_many_codes(wait),
-            )?;
-            return Ok(web::retry_after(res, wait));
-        }
-    };
-    if !store::use_code(&state.db, user.id, &digest(&state, user.id, &code)?).await? {
-        events::record(
-            &state.db,
-            Kind::CodeWrong,
-            Some(user.id),
-            &ip,
-            "recovery code",
-        )
-        .await?;
-        return again(
-            page,
-            StatusCode::BAD_REQUEST,
-            "That recovery code is not right, or was already used.".into(),
-        );
-    }
-    limits::release(&state.db, attempt).await?;
-    let left = store::left(&state.db, user.id).await?;
-    events::record(
-        &state.db,
-        Kind::CodeOk,
-        Some(user.id),
-        &ip,
-        &format!("recovery code ({left} left)"),
-    )
-    .await?;
-    let msg = match left {
-        0 => "You used your last recovery code. Make new ones now from your account page."
-            .to_string(),
-        1 => "You used a recovery code. 1 is left.".to_string(),
-        n => format!("You used a recovery code. {n} are left."),
-    };
-    let level = if left < 3 {
-        Level::Warning
-    } else {
-        Level::Info
-    };
-    flash::push(&page.session, level, msg).await?;
-    gate::complete(
-        &state,
-        &page.session,
-        &user,
-        form.remember.is_some(),
-        &headers,
-        &next,
-    )
-    .await
 }

@@ -5,6 +5,7 @@
 //! pumping [`guard`], which Verify v2's signed [`callbacks`] inform.
 
 pub mod callbacks;
+mod code;
 pub mod console;
 pub mod guard;
 pub mod numbers;
@@ -27,11 +28,9 @@ use crate::events::{self, Kind};
 use crate::limits::{self, human_wait, Scope};
 use crate::session::{self, SmsPending as Pending};
 use crate::state::AppState;
-use crate::two_factor::gate;
 use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 use guard::{Admission, Destination};
-use numbers::Bind;
 use phone::PhoneNumber;
 pub use verifier::{CheckOutcome, NextOutcome, StartOutcome, Verifier, VerifyChannel, VerifyError};
 
@@ -46,7 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/2fa/create/", post(create))
         .route("/2fa/verify/", get(verify))
         .route("/2fa/next/", post(next_channel))
-        .route("/2fa/confirm/", post(confirm))
+        .route("/2fa/confirm/", post(code::confirm))
 }
 
 fn login_redirect(here: &str, next: &SafeNext) -> Response {
@@ -717,149 +716,6 @@ pub async fn next_channel(
                 "That code has expired or was already used. Send a new code.",
             )
             .await?;
-            Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response())
-        }
-    }
-}
-
-#[derive(Deserialize)]
-pub struct ConfirmForm {
-    #[serde(default)]
-    code: String,
-    next: Option<String>,
-    /// "Trust this browser" was ticked.
-    remember: Option<String>,
-}
-
-pub async fn confirm(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    headers: axum::http::HeaderMap,
-    page: Page,
-    Form(form): Form<ConfirmForm>,
-) -> AppResult<Response> {
-    let next = SafeNext::or_default(form.next.as_deref());
-    let Some(user) = page.ctx.user.clone() else {
-        return Ok(login_redirect("/2fa/verify/", &next));
-    };
-    let Some(pending) = session::SMS_PENDING.get(&page.session).await? else {
-        return warn_and_go(&page, &format!("/2fa/?next={}", next.query_value()), ENDED).await;
-    };
-    let masked = PhoneNumber::from_stored(pending.number.clone()).masked();
-    let page_now = VerifyPage::new(&state, page.ctx.clone(), &next, &pending);
-    let note = |kind: Kind, detail: String| {
-        let (db, ip) = (state.db.clone(), ip.clone());
-        async move { events::record(&db, kind, Some(user.id), &ip, &detail).await }
-    };
-    let again = |status: StatusCode, msg: String| page_now.with_error(status, msg);
-    let code: String = form
-        .code
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .collect();
-    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return again(
-            StatusCode::BAD_REQUEST,
-            "Enter the 6-digit code from the text message.".into(),
-        );
-    }
-    let attempt = match gate::reserve_code_check(&state, &user, &ip, "text message").await? {
-        Ok(attempt) => attempt,
-        Err(wait) => {
-            let res = again(StatusCode::TOO_MANY_REQUESTS, gate::too_many_codes(wait))?;
-            return Ok(web::retry_after(res, wait));
-        }
-    };
-    let outcome = match verifier(&state).check(&pending.request_id, &code).await {
-        Ok(o) => o,
-        Err(e) => {
-            // Not a wrong code: the provider did not answer.
-            limits::release(&state.db, attempt).await?;
-            let res = again(StatusCode::SERVICE_UNAVAILABLE, provider_trouble(&e, false))?;
-            return Ok(with_provider_wait(res, &e));
-        }
-    };
-    if matches!(outcome, CheckOutcome::Verified | CheckOutcome::Expired) {
-        limits::release(&state.db, attempt).await?;
-    }
-    match outcome {
-        CheckOutcome::Verified if !session_alive(&state, &page.session).await? => {
-            // Logged out (in another tab) while the provider answered: nothing is done in the
-            // name of a session that has ended, and no new one is started from it.
-            Ok(login_redirect("/2fa/verify/", &next))
-        }
-        CheckOutcome::Verified => {
-            let number = PhoneNumber::from_stored(pending.number);
-            let bound_before = numbers::of_user(&state.db, user.id).await?;
-            let refused = match numbers::bind(&state.db, user.id, &number, pending.replaces.as_deref()).await? {
-                Bind::Bound => None,
-                Bind::Taken => Some("This number is already verified by another account. Use a different number."),
-                Bind::Changed => Some("Your phone number was changed in another session meanwhile. To replace it, send a code again and confirm with your password."),
-            };
-            if let Some(message) = refused {
-                note(
-                    Kind::CodeRefused,
-                    format!("right code, but {masked} was not bound: {message}"),
-                )
-                .await?;
-                session::SMS_PENDING.remove(&page.session).await?;
-                return refuse_new(
-                    &page,
-                    &next,
-                    numbers::of_user(&state.db, user.id).await?.as_ref(),
-                    "",
-                    StatusCode::CONFLICT,
-                    message,
-                )
-                .await;
-            }
-            note(Kind::CodeOk, format!("for {masked}")).await?;
-            guard::record_confirmed(&state.db, &pending.request_id).await?;
-            match bound_before {
-                Some(old) if old == number => {}
-                Some(old) => {
-                    let detail = format!("{} replaced by {masked}", old.masked());
-                    note(Kind::NumberReplaced, detail).await?
-                }
-                None => note(Kind::NumberBound, masked.clone()).await?,
-            }
-            flash::push(
-                &page.session,
-                Level::Success,
-                "Your phone number is verified.",
-            )
-            .await?;
-            gate::complete(
-                &state,
-                &page.session,
-                &user,
-                form.remember.is_some(),
-                &headers,
-                &next,
-            )
-            .await
-        }
-        CheckOutcome::WrongCode => {
-            note(Kind::CodeWrong, format!("for {masked}")).await?;
-            again(
-                StatusCode::BAD_REQUEST,
-                "That code is not right. Please try again.".into(),
-            )
-        }
-        CheckOutcome::TooManyWrong | CheckOutcome::Expired => {
-            let detail = if outcome == CheckOutcome::TooManyWrong {
-                format!("for {masked}: too many wrong codes, the request ended")
-            } else {
-                format!("for {masked}: expired or already used")
-            };
-            note(Kind::CodeWrong, detail).await?;
-            session::SMS_PENDING.remove(&page.session).await?;
-            let msg = if outcome == CheckOutcome::TooManyWrong {
-                "That code was wrong too many times, so it no longer works. Send a new code."
-            } else {
-                "That code has expired or was already used. Send a new code."
-            };
-            flash::push(&page.session, Level::Warning, msg).await?;
             Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response())
         }
     }

@@ -19,9 +19,9 @@ use totp_rs::{Builder, Secret, Totp};
 use crate::crypto::SecretKey;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
-use crate::limits::{self};
 use crate::session::{self, SessionUser};
 use crate::state::AppState;
+use crate::two_factor::challenge::{self, Attempt, Factor, Verdict};
 use crate::two_factor::gate;
 use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::web::next::NextQuery;
@@ -349,83 +349,84 @@ async fn login(
         );
     };
     let page = page.with_form().await?;
-    let recovery_left = super::recovery::store::left(&state.db, user.id).await?;
-    let again = |page: Page, status: StatusCode, msg: String| -> AppResult<Response> {
-        let body = web::render(&LoginPage {
-            ctx: page.ctx,
+    let challenge = AppChallenge {
+        form: LoginPage {
+            ctx: page.ctx.clone(),
             next: next.as_str().to_string(),
-            error: Some(msg),
-            recovery_left,
+            error: None,
+            recovery_left: super::recovery::store::left(&state.db, user.id).await?,
             trust_days: state.config.trusted_browser_days,
+        },
+        factor,
+    };
+    let at = Attempt {
+        state: &state,
+        session: &page.session,
+        user: &user,
+        ip: &ip,
+        headers: &headers,
+        next: &next,
+        remember: form.remember.is_some(),
+    };
+    challenge::answer(&challenge, at, &form.code).await
+}
+
+/// The authenticator app's challenge at login: its form, and the user's sealed secret.
+struct AppChallenge {
+    form: LoginPage,
+    factor: store::Factor,
+}
+
+#[async_trait::async_trait]
+impl Factor for AppChallenge {
+    type Answer = String;
+    const NAME: &'static str = "authenticator app";
+
+    fn parse(&self, typed: &str) -> Result<String, String> {
+        digits(typed).ok_or_else(|| "Enter the 6-digit code from your authenticator app.".into())
+    }
+
+    async fn check(&self, at: &Attempt<'_>, code: String) -> AppResult<Verdict> {
+        let (state, user) = (at.state, at.user);
+        let Some(secret) = key(state)?.open(&self.factor.secret, &store::owner(user.id)) else {
+            tracing::error!(
+                user = user.id,
+                "an authenticator secret does not open with POLLSTR_SECRET_KEY (was the key changed?)"
+            );
+            return Ok(Verdict::NotChecked(self.refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Your authenticator app cannot be checked right now. Use a code by text message instead.".into(),
+            )?));
+        };
+        let step = totp(secret, &user.username)?.check(&code, now());
+        let accepted = match step {
+            Some(step) => store::accept_step(&state.db, user.id, step as i64).await?,
+            None => false,
+        };
+        Ok(match (accepted, step) {
+            (true, _) => Verdict::Right {
+                detail: Self::NAME.into(),
+                also: Vec::new(),
+            },
+            (false, Some(_)) => Verdict::Wrong {
+                detail: "authenticator app: a code already used".into(),
+                message: "That code was already used. Wait for the next one and type it in.".into(),
+            },
+            (false, None) => Verdict::Wrong {
+                detail: Self::NAME.into(),
+                message: "That code is not right. Please try again.".into(),
+            },
+        })
+    }
+
+    fn refuse(&self, status: StatusCode, message: String) -> AppResult<Response> {
+        let body = web::render(&LoginPage {
+            ctx: self.form.ctx.clone(),
+            next: self.form.next.clone(),
+            error: Some(message),
+            recovery_left: self.form.recovery_left,
+            trust_days: self.form.trust_days,
         })?;
         Ok((status, body).into_response())
-    };
-    let Some(code) = digits(&form.code) else {
-        return again(
-            page,
-            StatusCode::BAD_REQUEST,
-            "Enter the 6-digit code from your authenticator app.".into(),
-        );
-    };
-    let attempt = match gate::reserve_code_check(&state, &user, &ip, "authenticator app").await? {
-        Ok(attempt) => attempt,
-        Err(wait) => {
-            let res = again(
-                page,
-                StatusCode::TOO_MANY_REQUESTS,
-                gate::too_many_codes(wait),
-            )?;
-            return Ok(web::retry_after(res, wait));
-        }
-    };
-    let Some(secret) = key(&state)?.open(&factor.secret, &store::owner(user.id)) else {
-        tracing::error!(
-            user = user.id,
-            "an authenticator secret does not open with POLLSTR_SECRET_KEY (was the key changed?)"
-        );
-        limits::release(&state.db, attempt).await?;
-        return again(
-            page,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Your authenticator app cannot be checked right now. Use a code by text message instead.".into(),
-        );
-    };
-    let step = totp(secret, &user.username)?.check(&code, now());
-    let accepted = match step {
-        Some(step) => store::accept_step(&state.db, user.id, step as i64).await?,
-        None => false,
-    };
-    if !accepted {
-        let (detail, msg) = if step.is_some() {
-            (
-                "authenticator app: a code already used",
-                "That code was already used. Wait for the next one and type it in.",
-            )
-        } else {
-            (
-                "authenticator app",
-                "That code is not right. Please try again.",
-            )
-        };
-        events::record(&state.db, Kind::CodeWrong, Some(user.id), &ip, detail).await?;
-        return again(page, StatusCode::BAD_REQUEST, msg.into());
     }
-    limits::release(&state.db, attempt).await?;
-    events::record(
-        &state.db,
-        Kind::CodeOk,
-        Some(user.id),
-        &ip,
-        "authenticator app",
-    )
-    .await?;
-    gate::complete(
-        &state,
-        &page.session,
-        &user,
-        form.remember.is_some(),
-        &headers,
-        &next,
-    )
-    .await
 }
