@@ -609,51 +609,10 @@ async fn submit(
     }
     match queries::save_poll(&state.db, &edit, &form.token, staff.id, form.confirm_votes).await? {
         Saved::Saved(id) => {
-            changed(state);
-            let deleted = edit.choices.iter().filter(|c| c.delete).count();
-            let kept = edit.choices.len() - deleted;
-            let what = format!(
-                "{} poll #{id} {:?}: {kept} choice(s){}{}",
-                if poll_id.is_some() {
-                    "changed"
-                } else {
-                    "created"
-                },
-                edit.question_text,
-                if deleted > 0 {
-                    format!(", {deleted} deleted")
-                } else {
-                    String::new()
-                },
-                if form.confirm_votes > 0 {
-                    format!(" with their {} vote(s)", form.confirm_votes)
-                } else {
-                    String::new()
-                },
-            );
-            super::record(state, staff, None, ip, &what).await?;
-            let when = if edit.pub_date > crate::db::now() {
-                format!(
-                    " It is scheduled: it appears on the public list at {}.",
-                    web::when(edit.pub_date)
-                )
-            } else {
-                String::new()
-            };
-            flash::push(
-                &session,
-                Level::Success,
-                format!(
-                    "The poll “{}” was {}.{when}",
-                    edit.question_text,
-                    if poll_id.is_some() {
-                        "changed"
-                    } else {
-                        "added"
-                    }
-                ),
-            )
-            .await?;
+            let is_new = poll_id.is_none();
+            let msg =
+                announce_saved(state, staff, ip, &edit, id, is_new, form.confirm_votes).await?;
+            flash::push(&session, Level::Success, msg).await?;
             Ok(Redirect::to(&format!("/admin/polls/{id}/")).into_response())
         }
         Saved::Duplicate(to) => {
@@ -678,21 +637,70 @@ async fn submit(
         }
         Saved::VotesToConfirm(n) => {
             form.confirm_votes = n;
-            let one = voted.len() == 1;
-            form.warning = Some(format!(
-                "The {} marked for deletion {} {n} vote{}, which will be deleted with {}. Nothing was saved yet: press Save again to confirm.",
-                if voted.is_empty() {
-                    "choices".to_string()
-                } else {
-                    format!("choice{} “{}”", if one { "" } else { "s" }, voted.join("”, “"))
-                },
-                if one { "has" } else { "have" },
-                if n == 1 { "" } else { "s" },
-                if one { "it" } else { "them" },
-            ));
+            form.warning = Some(votes_to_confirm(&voted, n));
             Ok((StatusCode::CONFLICT, web::render(&form)?).into_response())
         }
     }
+}
+
+/// A saved poll: the admin's event; returns the message that says so.
+async fn announce_saved(
+    state: &AppState,
+    staff: &Staff,
+    ip: &str,
+    edit: &PollEdit,
+    id: i64,
+    is_new: bool,
+    confirmed_votes: i64,
+) -> AppResult<String> {
+    changed(state);
+    let deleted = edit.choices.iter().filter(|c| c.delete).count();
+    let kept = edit.choices.len() - deleted;
+    let what = format!(
+        "{} poll #{id} {:?}: {kept} choice(s){}{}",
+        if is_new { "created" } else { "changed" },
+        edit.question_text,
+        if deleted > 0 {
+            format!(", {deleted} deleted")
+        } else {
+            String::new()
+        },
+        if confirmed_votes > 0 {
+            format!(" with their {confirmed_votes} vote(s)")
+        } else {
+            String::new()
+        },
+    );
+    super::record(state, staff, None, ip, &what).await?;
+    let when = if edit.pub_date > crate::db::now() {
+        format!(
+            " It is scheduled: it appears on the public list at {}.",
+            web::when(edit.pub_date)
+        )
+    } else {
+        String::new()
+    };
+    let done = if is_new { "added" } else { "changed" };
+    Ok(format!(
+        "The poll “{}” was {done}.{when}",
+        edit.question_text
+    ))
+}
+
+/// What the form says when deleting choices would delete `n` votes (of the choices `voted`).
+fn votes_to_confirm(voted: &[&str], n: i64) -> String {
+    let one = voted.len() == 1;
+    format!(
+        "The {} marked for deletion {} {n} vote{}, which will be deleted with {}. Nothing was saved yet: press Save again to confirm.",
+        if voted.is_empty() {
+            "choices".to_string()
+        } else {
+            format!("choice{} “{}”", if one { "" } else { "s" }, voted.join("”, “"))
+        },
+        if one { "has" } else { "have" },
+        if n == 1 { "" } else { "s" },
+        if one { "it" } else { "them" },
+    )
 }
 
 // -- Deleting a poll --------------------------------------------------------------------------
