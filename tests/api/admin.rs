@@ -23,6 +23,7 @@ both_backends!(
     destructive_actions_need_the_password_again,
     the_poll_list_searches_filters_and_pages,
     a_fixture_is_uploaded_all_or_nothing_and_the_database_downloaded,
+    an_upload_never_grants_staff_nor_rewrites_an_account,
     an_admin_resets_factors_ends_sessions_deactivates_and_sets_staff,
     admin_forms_need_the_csrf_token,
 );
@@ -782,6 +783,161 @@ async fn a_fixture_is_uploaded_all_or_nothing_and_the_database_downloaded(backen
         .await
         .iter()
         .any(|e| e.starts_with("by test (#1): downloaded the database")));
+}
+
+/// An entry of `dump` (a downloaded fixture): the `model` entry whose `key` field is `value`.
+fn entry_of(
+    dump: &serde_json::Value,
+    model: &str,
+    key: &str,
+    value: serde_json::Value,
+) -> serde_json::Value {
+    dump.as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["model"] == model && (e[key] == value || e["fields"][key] == value))
+        .unwrap_or_else(|| panic!("no {model} with {key} {value} in the dump"))
+        .clone()
+}
+
+async fn an_upload_never_grants_staff_nor_rewrites_an_account(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    // An account with what an upload must leave alone: its fields, a phone, a vote.
+    let (victim, id) = other_user(&app, "victim", OTHER_PHONE).await;
+    let voted = victim
+        .submit("/polls/1/", "/polls/1/vote/", &[("choice", "2")])
+        .await;
+    assert_eq!(voted.status, StatusCode::SEE_OTHER, "{}", voted.text());
+    let b = app.staff_browser().await;
+    let csrf = b.get("/admin/fixtures/").await.csrf().unwrap();
+    let upload = |name: String, file: String| {
+        let csrf = csrf.clone();
+        let b = &b;
+        async move {
+            b.post_multipart(
+                "/admin/fixtures/",
+                &[("csrf_token", &csrf)],
+                Some(("file", &name, file.as_bytes())),
+            )
+            .await
+        }
+    };
+    let dump = b.get("/admin/fixtures/download/").await.body;
+    let parsed: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    let user = entry_of(&parsed, "auth.user", "pk", id.into());
+    let vote = entry_of(&parsed, "polls.vote", "user", id.into());
+    assert_eq!(vote["fields"]["choice"], 2, "{vote}");
+    let with = |mut entry: serde_json::Value, field: &str, value: serde_json::Value| {
+        entry["fields"][field] = value;
+        entry.to_string()
+    };
+    let new_user = |pk: i64, name: &str, flags: &str| {
+        format!(
+            r#"{{"model": "auth.user", "pk": {pk}, "fields": {{"username": "{name}", "password": "pbkdf2_sha256$1$x$y"{flags}}}}}"#
+        )
+    };
+    // Each file: a new poll first (it must not be written either), then the entry refused.
+    let question = r#"{"model": "polls.question", "pk": 90, "fields": {"question_text": "Sneaky?", "pub_date": "2020-01-01T00:00:00Z"}}"#;
+    let cases: Vec<(&str, Vec<String>, String)> = vec![
+        ("staff.json", vec![new_user(50, "backdoor", r#", "is_staff": true"#)], "entry 2 (auth.user pk 50): a new account would have is_staff or is_superuser set".into()),
+        ("superuser.json", vec![new_user(51, "backdoor", r#", "is_superuser": true"#)], "entry 2 (auth.user pk 51): a new account would have is_staff or is_superuser set".into()),
+        ("email.json", vec![with(user.clone(), "email", "eve@example.com".into())], format!("entry 2 (auth.user pk {id}): an existing account or its second factors would change (email)")),
+        ("first.json", vec![with(user.clone(), "first_name", "Eve".into())], "(first_name)".into()),
+        ("last.json", vec![with(user.clone(), "last_name", "Eve".into())], "(last_name)".into()),
+        ("joined.json", vec![with(user.clone(), "date_joined", "2001-01-01T00:00:00Z".into())], "(date_joined)".into()),
+        ("seen.json", vec![with(user.clone(), "last_login", "2001-01-01T00:00:00Z".into())], "(last_login)".into()),
+        ("revote.json", vec![with(vote.clone(), "choice", 3.into())], format!("(polls.vote): the vote of user {id}, who exists already, on question 1 would change or be added")),
+        ("addvote.json", vec![with(with(vote.clone(), "question", 2.into()).parse().unwrap(), "choice", 5.into())], "on question 2 would change or be added".into()),
+        ("phone.json", vec![new_user(52, "newcomer", ""), r#"{"model": "two_factor.twofactor", "pk": 9, "fields": {"user": 52, "number": "+447400123999"}}"#.into()], "entry 3 (two_factor.twofactor): user 52 is created by this file, and nobody proved this number for them".into()),
+    ];
+    for (name, entries, message) in &cases {
+        let file = format!("[{question}, {}]", entries.join(", "));
+        let page = upload(name.to_string(), file).await;
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{name}: {}",
+            page.text()
+        );
+        for part in [
+            message.as_str(),
+            "the admin only adds accounts (load this file on the server with `pollstr loaddata`). Nothing was loaded.",
+        ] {
+            assert!(page.has(part), "{name}: {part}: {}", page.text());
+        }
+    }
+    // Nothing was written, and the victim's account is as it was.
+    for sql in [
+        "SELECT COUNT(*) FROM questions WHERE id = 90".to_string(),
+        "SELECT COUNT(*) FROM users WHERE id >= 50".into(),
+        "SELECT COUNT(*) FROM phone_numbers WHERE number = '+447400123999'".into(),
+        format!("SELECT COUNT(*) FROM votes WHERE user_id = {id} AND NOT (question_id = 1 AND choice_id = 2)"),
+        format!("SELECT COUNT(*) FROM users WHERE id = {id} AND (email <> '' OR first_name <> '' OR last_name <> '' OR last_login IS NOT NULL OR date_joined < 1000000000)"),
+    ] {
+        assert_eq!(app.scalar(&sql).await, 0, "{sql}");
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users WHERE is_staff")
+            .await,
+        1
+    );
+    // Each refusal is on the trail, naming the admin.
+    let events = admin_events(&app).await;
+    for (name, _, _) in &cases {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.starts_with(&format!("by test (#1): refused \"{name}\": "))),
+            "{name}: {events:?}"
+        );
+    }
+    // What the rule allows: the dump as it is, and a plain new account with its own vote,
+    // named in the event and the message.
+    let page = upload("dump.json".into(), dump.clone()).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/admin/fixtures/"),
+        "{}",
+        page.text()
+    );
+    let file = format!(
+        r#"[{}, {{"model": "polls.vote", "fields": {{"user": 53, "question": 1, "choice": 4}}}}]"#,
+        new_user(53, "newcomer", "")
+    );
+    let page = upload("newcomer.json".into(), file).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/admin/fixtures/"),
+        "{}",
+        page.text()
+    );
+    assert!(
+        b.get("/admin/fixtures/").await.has("1 user(s), 0 phone number(s), 1 vote(s), 0 authenticator app(s) and recovery code(s); new account(s): newcomer (#53)."),
+    );
+    assert!(admin_events(&app).await.iter().any(|e| e
+        .starts_with("by test (#1): loaded \"newcomer.json\": ")
+        && e.ends_with("; new account(s): newcomer (#53)")),);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users WHERE id = 53 AND NOT is_staff")
+            .await,
+        1
+    );
+    // `pollstr loaddata`, on the server, still loads all of it.
+    let report = pollstr::fixtures::load(
+        &app.db,
+        &[(
+            "server.json".into(),
+            format!("[{}]", new_user(50, "operator", r#", "is_staff": true"#)),
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.users, 1);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users WHERE id = 50 AND is_staff")
+            .await,
+        1
+    );
 }
 
 async fn an_admin_resets_factors_ends_sessions_deactivates_and_sets_staff(backend: Backend) {
