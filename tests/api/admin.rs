@@ -25,6 +25,8 @@ both_backends!(
     a_fixture_is_uploaded_all_or_nothing_and_the_database_downloaded,
     an_upload_never_grants_staff_nor_rewrites_an_account,
     an_admin_resets_factors_ends_sessions_deactivates_and_sets_staff,
+    ending_sessions_or_deactivating_forgets_trusted_browsers,
+    resetting_the_second_factor_removes_every_factor_and_session,
     admin_forms_need_the_csrf_token,
 );
 
@@ -1081,6 +1083,162 @@ async fn an_admin_resets_factors_ends_sessions_deactivates_and_sets_staff(backen
     );
     let admin_view = b.get(&format!("/admin/users/{id}/")).await;
     assert!(admin_view.has(&format!("made victim (#{id}) staff")));
+}
+
+/// Sends a code to `phone` and types it in with "Trust this browser" ticked.
+async fn prove_trusting(app: &TestApp, b: &Browser, phone: &str) {
+    let sent = b
+        .submit("/2fa/", "/2fa/create/", &[("number", phone)])
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    let e164 = pollstr::two_factor::sms::phone::PhoneNumber::parse(phone, None).unwrap();
+    let code = app.code_for(e164.e164()).await;
+    let done = b
+        .submit(
+            sent.location.as_deref().unwrap(),
+            "/2fa/confirm/",
+            &[("code", &code), ("remember", "1")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+}
+
+/// A user other than `test`, signed up, with a proven phone, in a browser they trust; their id.
+async fn trusting_user(app: &TestApp, name: &str, phone: &str) -> (Browser, i64) {
+    let b = app.browser();
+    b.register(name).await;
+    prove_trusting(app, &b, phone).await;
+    let id = app
+        .scalar(&format!("SELECT id FROM users WHERE username = '{name}'"))
+        .await;
+    (b, id)
+}
+
+/// Where a poll page sends `b` (None: it opens).
+async fn poll_page_sends(b: &Browser) -> Option<String> {
+    b.get("/polls/1/").await.location
+}
+
+/// Logs `b` in as `name` with the password only: where a poll page then sends them.
+async fn password_login_sends(b: &Browser, name: &str) -> Option<String> {
+    b.login(name, STRONG).await;
+    poll_page_sends(b).await
+}
+
+/// Posts the confirmed admin `action` on user `id` as staff browser `b`.
+async fn admin_act(b: &Browser, id: i64, action: &str) {
+    let path = format!("/admin/users/{id}/{action}/");
+    let done = b.submit(&path, &path, &[]).await;
+    assert_eq!(
+        done.location,
+        Some(format!("/admin/users/{id}/")),
+        "{action}: {}",
+        done.text()
+    );
+}
+
+fn to_login(sent: Option<String>) -> bool {
+    sent.is_some_and(|to| to.starts_with("/login/"))
+}
+
+fn to_second_factor(sent: Option<String>) -> bool {
+    sent.is_some_and(|to| to.starts_with("/2fa/"))
+}
+
+async fn ending_sessions_or_deactivating_forgets_trusted_browsers(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let (victim, id) = trusting_user(&app, "victim", OTHER_PHONE).await;
+    // Their trusted browser skips the second factor at login.
+    victim.submit("/polls/", "/logout/", &[]).await;
+    assert_eq!(password_login_sends(&victim, "victim").await, None);
+    let b = app.staff_browser().await;
+    admin_act(&b, id, "end-sessions").await;
+    assert!(to_login(poll_page_sends(&victim).await));
+    let sent = password_login_sends(&victim, "victim").await;
+    assert!(to_second_factor(sent.clone()), "{sent:?}");
+    // Trusted again, and signed in in another browser (half way: password only), then
+    // deactivated: every session ends, the trust with them, and activating brings neither
+    // back.
+    prove_trusting(&app, &victim, OTHER_PHONE).await;
+    let other = app.browser();
+    let sent = password_login_sends(&other, "victim").await;
+    assert!(to_second_factor(sent.clone()), "{sent:?}");
+    admin_act(&b, id, "deactivate").await;
+    for session in [&victim, &other] {
+        assert!(to_login(poll_page_sends(session).await));
+    }
+    admin_act(&b, id, "activate").await;
+    for session in [&victim, &other] {
+        assert!(to_login(poll_page_sends(session).await));
+    }
+    let sent = password_login_sends(&victim, "victim").await;
+    assert!(to_second_factor(sent.clone()), "{sent:?}");
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM trusted_browsers WHERE user_id = {id}"
+        ))
+        .await,
+        0
+    );
+    let events = admin_events(&app).await;
+    for what in ["ended every session of victim (#", "deactivated victim (#"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.contains(what) && e.contains("forgot 1 trusted browser(s)")),
+            "{what}: {events:?}"
+        );
+    }
+}
+
+async fn resetting_the_second_factor_removes_every_factor_and_session(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let (victim, id) = trusting_user(&app, "victim", OTHER_PHONE).await;
+    // In again (the trusted browser skips the code; the password opens the setup page), for an
+    // authenticator app and its recovery codes.
+    victim.submit("/polls/", "/logout/", &[]).await;
+    assert_eq!(password_login_sends(&victim, "victim").await, None);
+    crate::totp::set_up_with_codes(&victim).await;
+    let count = |table: &'static str| {
+        let app = &app;
+        async move {
+            app.scalar(&format!(
+                "SELECT COUNT(*) FROM {table} WHERE user_id = {id}"
+            ))
+            .await
+        }
+    };
+    let sessions = || async {
+        pollstr::db::session_store::of_user(&app.db, id)
+            .await
+            .unwrap()
+            .len()
+    };
+    let tables = [
+        "phone_numbers",
+        "totp_factors",
+        "recovery_codes",
+        "trusted_browsers",
+    ];
+    for (table, before) in tables.iter().zip([1, 1, 10, 1]) {
+        assert_eq!(count(table).await, before, "{table}");
+    }
+    assert_eq!(sessions().await, 1);
+    let b = app.staff_browser().await;
+    admin_act(&b, id, "reset-factors").await;
+    for table in tables {
+        assert_eq!(count(table).await, 0, "{table}");
+    }
+    assert_eq!(sessions().await, 0);
+    // By behaviour: their session is over, and their trusted browser is asked to prove a
+    // phone again (not the app they had).
+    assert!(to_login(poll_page_sends(&victim).await));
+    let sent = password_login_sends(&victim, "victim").await;
+    assert_eq!(sent.as_deref(), Some("/2fa/?next=/polls/1/"));
+    assert!(victim
+        .get("/2fa/")
+        .await
+        .has("To continue we need to verify your phone number."));
 }
 
 async fn admin_forms_need_the_csrf_token(backend: Backend) {

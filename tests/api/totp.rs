@@ -58,7 +58,7 @@ async fn set_up(b: &Browser) -> Totp {
 }
 
 /// Sets up the authenticator; returns the app and the recovery codes shown once.
-async fn set_up_with_codes(b: &Browser) -> (Totp, Vec<String>) {
+pub(crate) async fn set_up_with_codes(b: &Browser) -> (Totp, Vec<String>) {
     let page = b.get(SETUP).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text());
     assert!(page.body.contains("<svg"), "a QR code drawn in the page");
