@@ -27,6 +27,7 @@ both_backends!(
     an_admin_resets_factors_ends_sessions_deactivates_and_sets_staff,
     ending_sessions_or_deactivating_forgets_trusted_browsers,
     resetting_the_second_factor_removes_every_factor_and_session,
+    the_user_sees_an_admin_action_without_the_admin_address,
     admin_forms_need_the_csrf_token,
 );
 
@@ -1239,6 +1240,64 @@ async fn resetting_the_second_factor_removes_every_factor_and_session(backend: B
         .get("/2fa/")
         .await
         .has("To continue we need to verify your phone number."));
+}
+
+/// A browser behind the app's trusted proxy, whose client address is `ip`.
+fn browser_from(app: &TestApp, ip: &str) -> Browser {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", ip.parse().unwrap());
+    Browser {
+        base: app.addr.clone(),
+        client: reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        jar,
+    }
+}
+
+async fn the_user_sees_an_admin_action_without_the_admin_address(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        |c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()],
+        None,
+    )
+    .await;
+    app.load(SEED).await;
+    let (victim, id) = other_user(&app, "victim", OTHER_PHONE).await;
+    app.make_staff("test").await;
+    let admin_address = "203.0.113.50";
+    let b = browser_from(&app, admin_address);
+    b.login("test", "test1234").await;
+    b.verify_phone(&app, PHONE).await;
+    admin_act(&b, id, "make-staff").await;
+    let account = victim.get("/account/").await;
+    assert!(
+        account.has(&format!(
+            "admin action: by test (#1): made victim (#{id}) staff"
+        )),
+        "{}",
+        account.text()
+    );
+    assert!(!account.body.contains(admin_address), "{}", account.text());
+    // Their own events keep their address.
+    assert!(account.has("(from 127.0.0.1)"), "{}", account.text());
+    // The admin's page and `pollstr events` keep the admin's.
+    let admin_view = b.get(&format!("/admin/users/{id}/")).await;
+    assert!(
+        admin_view.body.contains(admin_address),
+        "{}",
+        admin_view.text()
+    );
+    let events = pollstr::events::list(&app.db, Some(id), 0, 100)
+        .await
+        .unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "admin_action" && e.ip == admin_address));
 }
 
 async fn admin_forms_need_the_csrf_token(backend: Backend) {
