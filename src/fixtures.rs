@@ -2,7 +2,7 @@
 //! `polls.choice`, `auth.user`, `two_factor.twofactor` and (Pollstr's own) `polls.vote`.
 //!
 //! Loading is all-or-nothing (one transaction) and idempotent by primary key; every error names
-//! the entry and the problem.
+//! the entry and the problem. The admin's upload loads under [`Accounts::AddOnly`].
 
 use std::collections::{HashMap, HashSet};
 
