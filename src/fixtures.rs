@@ -2,7 +2,7 @@
 //! `polls.choice`, `auth.user`, `two_factor.twofactor` and (Pollstr's own) `polls.vote`.
 //!
 //! Loading is all-or-nothing (one transaction) and idempotent by primary key; every error names
-//! the entry and the problem.
+//! the entry and the problem. The admin's upload loads under [`Accounts::AddOnly`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -52,6 +52,10 @@ pub struct LoadReport {
     pub votes: usize,
     /// Authenticator apps and recovery codes.
     pub factors: usize,
+    /// The accounts an [`Accounts::AddOnly`] load created, as (id, username): the admin's
+    /// event names them (a count alone would hide a planted account). Empty for a
+    /// [`Accounts::Replace`] load, which does not look.
+    pub created: Vec<(i64, String)>,
 }
 
 impl LoadReport {
@@ -418,13 +422,58 @@ pub async fn load(db: &Db, files: &[(String, String)]) -> Result<LoadReport, Fix
 pub enum Accounts {
     /// Replace them and their factors (`pollstr loaddata`, run on the server).
     Replace,
-    /// Add new accounts only: an entry that would change an existing account (its password,
-    /// name, staff or active flag) or its second factors is refused (the admin's upload: a file
-    /// in a browser must not take over accounts or bind a factor to someone else's).
+    /// Add new accounts only (the admin's upload: a file in a browser, perhaps a stolen
+    /// session's, must not take over accounts nor plant one that outranks a sign-up). Refused:
+    /// an entry that would change any stored field of an existing account, give it a second
+    /// factor or change or add one of its votes; a new account with `is_staff` or
+    /// `is_superuser` (staff is granted by name: `createuser --staff`, the admin's make-staff);
+    /// a phone number for an account the file creates (nobody proved it).
     AddOnly,
 }
 
-const ACCOUNTS_KEPT: &str = "an existing account or its second factors would change; the admin only adds accounts (load this file on the server with `pollstr loaddata`)";
+/// An [`Accounts::AddOnly`] refusal: `what` would happen, and where such a file loads instead.
+fn only_adds(what: &str) -> String {
+    format!("{what}; the admin only adds accounts (load this file on the server with `pollstr loaddata`)")
+}
+
+const ACCOUNTS_KEPT: &str = "an existing account or its second factors would change";
+
+/// An existing user's stored fields, in the order of [`STORED_USER_FIELDS`].
+type StoredUser = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    bool,
+    bool,
+    bool,
+    i64,
+    Option<i64>,
+);
+
+const STORED_USER_FIELDS: &str = "username, password, email, first_name, last_name, is_superuser, is_staff, is_active, date_joined, last_login";
+
+/// The fields (as Django names them) whose stored value `u` would replace. Django's `groups`
+/// and `user_permissions` are not stored (a dump writes them empty), so they change nothing.
+fn changed_fields(stored: &StoredUser, u: &User) -> Vec<&'static str> {
+    let (username, password, email, first, last, su, staff, active, joined, last_login) = stored;
+    [
+        ("username", *username != u.username),
+        ("password", *password != u.password),
+        ("email", *email != u.email),
+        ("first_name", *first != u.first_name),
+        ("last_name", *last != u.last_name),
+        ("is_superuser", *su != u.is_superuser),
+        ("is_staff", *staff != u.is_staff),
+        ("is_active", *active != u.is_active),
+        ("date_joined", *joined != u.date_joined),
+        ("last_login", *last_login != u.last_login),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
+}
 
 /// [`load`], with a rule for existing accounts.
 pub async fn load_with(
@@ -529,13 +578,16 @@ pub async fn load_with(
             .execute(&mut *tx)
             .await?;
         }
+        let mut created = Vec::new();
         if accounts == Accounts::AddOnly {
             // The accounts this file names that exist before it is loaded.
             let mut existed = HashSet::new();
-            let named = all.users.iter().map(|u| u.id)
+            let named: HashSet<i64> = all.users.iter().map(|u| u.id)
                 .chain(all.numbers.iter().map(|n| n.user))
                 .chain(all.totps.iter().map(|t| t.user))
-                .chain(all.recovery.iter().map(|r| r.user));
+                .chain(all.recovery.iter().map(|r| r.user))
+                .chain(all.votes.iter().map(|v| v.user))
+                .collect();
             for id in named {
                 let found = sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE id = $1")
                     .bind(id)
@@ -546,23 +598,42 @@ pub async fn load_with(
                 }
             }
             for u in &all.users {
-                let stored = sqlx::query_as::<_, (String, String, bool, bool, bool)>(
-                    "SELECT username, password, is_staff, is_active, is_superuser FROM users WHERE id = $1",
-                )
+                let stored = sqlx::query_as::<_, StoredUser>(&format!(
+                    "SELECT {STORED_USER_FIELDS} FROM users WHERE id = $1"
+                ))
                 .bind(u.id)
                 .fetch_optional(&mut *tx)
                 .await?;
-                if stored.is_some_and(|s| s != (u.username.clone(), u.password.clone(), u.is_staff, u.is_active, u.is_superuser)) {
-                    return Err(at_err(origin_of("user", u.id), &format!("auth.user pk {}", u.id), ACCOUNTS_KEPT.into()));
+                let at = origin_of("user", u.id);
+                let what = format!("auth.user pk {}", u.id);
+                match stored {
+                    None if u.is_staff || u.is_superuser => {
+                        return Err(at_err(at, &what, only_adds(
+                            "a new account would have is_staff or is_superuser set, and an upload never grants staff (`pollstr createuser --staff` and the admin's make-staff action do, by name)",
+                        )));
+                    }
+                    None => created.push((u.id, u.username.clone())),
+                    Some(stored) => {
+                        let changed = changed_fields(&stored, u);
+                        if !changed.is_empty() {
+                            return Err(at_err(at, &what, only_adds(&format!("{ACCOUNTS_KEPT} ({})", changed.join(", ")))));
+                        }
+                    }
                 }
             }
+            let new_accounts: HashSet<i64> = created.iter().map(|(id, _)| *id).collect();
             for n in &all.numbers {
+                if new_accounts.contains(&n.user) {
+                    return Err(at_err(n.at, "two_factor.twofactor", only_adds(&format!(
+                        "user {} is created by this file, and nobody proved this number for them", n.user
+                    ))));
+                }
                 let stored = sqlx::query_scalar::<_, String>("SELECT number FROM phone_numbers WHERE user_id = $1")
                     .bind(n.user)
                     .fetch_optional(&mut *tx)
                     .await?;
                 if existed.contains(&n.user) && stored.as_deref() != Some(n.number.as_str()) {
-                    return Err(at_err(n.at, "two_factor.twofactor", ACCOUNTS_KEPT.into()));
+                    return Err(at_err(n.at, "two_factor.twofactor", only_adds(ACCOUNTS_KEPT)));
                 }
             }
             for t in &all.totps {
@@ -571,7 +642,7 @@ pub async fn load_with(
                     .fetch_optional(&mut *tx)
                     .await?;
                 if existed.contains(&t.user) && stored.as_deref() != Some(t.sealed.as_str()) {
-                    return Err(at_err(t.at, "two_factor.totpdevice", ACCOUNTS_KEPT.into()));
+                    return Err(at_err(t.at, "two_factor.totpdevice", only_adds(ACCOUNTS_KEPT)));
                 }
             }
             for r in &all.recovery {
@@ -583,7 +654,23 @@ pub async fn load_with(
                 .fetch_one(&mut *tx)
                 .await?;
                 if existed.contains(&r.user) && stored == 0 {
-                    return Err(at_err(r.at, "two_factor.recoverycode", ACCOUNTS_KEPT.into()));
+                    return Err(at_err(r.at, "two_factor.recoverycode", only_adds(ACCOUNTS_KEPT)));
+                }
+            }
+            // A vote is the account's own act: an upload may bring the votes of the accounts it
+            // creates, and an existing account's votes only as they stand (a dump loads back).
+            for v in all.votes.iter().filter(|v| existed.contains(&v.user)) {
+                let stored = sqlx::query_scalar::<_, i64>(
+                    "SELECT choice_id FROM votes WHERE user_id = $1 AND question_id = $2",
+                )
+                .bind(v.user)
+                .bind(v.question)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if stored != Some(v.choice) {
+                    return Err(at_err(v.at, "polls.vote", only_adds(&format!(
+                        "the vote of user {}, who exists already, on question {} would change or be added", v.user, v.question
+                    ))));
                 }
             }
         }
@@ -754,6 +841,7 @@ pub async fn load_with(
             numbers: all.numbers.len(),
             votes: all.votes.len(),
             factors: all.totps.len() + all.recovery.len(),
+            created,
         }
     });
     if let Db::Postgres(p) = db {

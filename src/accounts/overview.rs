@@ -1,6 +1,6 @@
 //! `/account/`: the signed-in user's page: their second factors, their password, the browsers
 //! they trust and their sessions (with "log out everywhere else"), and their recent security
-//! events.
+//! events (each with its address, except an admin's action: that address is the admin's).
 
 use askama::Template;
 use axum::extract::State;
@@ -80,13 +80,23 @@ async fn overview(State(state): State<AppState>, page: Page) -> AppResult<Respon
         .await?
         .into_iter()
         .rev()
-        .map(|e| Line {
-            what: if e.detail.is_empty() {
+        .map(|e| {
+            let what = if e.detail.is_empty() {
                 e.kind.replace('_', " ")
             } else {
                 format!("{}: {}", e.kind.replace('_', " "), e.detail)
-            } + &format!(" (from {})", e.ip),
-            when: when(e.at),
+            };
+            // An admin action's address is the admin's, not theirs: it stays in `pollstr
+            // events` and the admin's pages.
+            let what = if e.kind == Kind::AdminAction.as_str() {
+                what
+            } else {
+                format!("{what} (from {})", e.ip)
+            };
+            Line {
+                what,
+                when: when(e.at),
+            }
         })
         .collect();
     web::render(&AccountPage {

@@ -1,6 +1,9 @@
 //! `/admin/fixtures/`: a Django dumpdata file uploaded and loaded with the rules and messages of
 //! `pollstr loaddata` (all or nothing, a summary of what was loaded), and the whole database
 //! downloaded as one (as `pollstr dumpdata`). Both in sudo mode: a dump holds password hashes.
+//! An upload only adds accounts, never staff ones (`fixtures::Accounts::AddOnly`); its event
+//! names each account it created, and a refused upload is an event too, so an account planted
+//! from a stolen admin session shows on the trail by name.
 
 use std::sync::Arc;
 
@@ -138,10 +141,14 @@ async fn import(
     let report = match fixtures::load_with(&state.db, &files, fixtures::Accounts::AddOnly).await {
         Ok(report) => report,
         Err(FixtureError::Db(e)) => return Err(e.into()),
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("{e}. Nothing was loaded.")),
+        Err(e) => {
+            // On the trail too: a refused account or staff grant is what a stolen session tries.
+            super::record(&state, &staff, None, &ip, &format!("refused {name:?}: {e}")).await?;
+            return refuse(StatusCode::BAD_REQUEST, format!("{e}. Nothing was loaded."));
+        }
     };
     state.part::<Arc<PollCache>>().clear();
-    let summary = report.summary(1);
+    let summary = report.summary(1) + &created(&report.created);
     super::record(
         &state,
         &staff,
@@ -152,6 +159,25 @@ async fn import(
     .await?;
     flash::push(&session, Level::Success, format!("{name}: {summary}.")).await?;
     Ok(Redirect::to("/admin/fixtures/").into_response())
+}
+
+/// How many new accounts an upload's event and message name; past it, how many more.
+const NAMED_ACCOUNTS: usize = 20;
+
+/// The accounts an upload created, by name: "; new account(s): eve (#12), …".
+fn created(accounts: &[(i64, String)]) -> String {
+    if accounts.is_empty() {
+        return String::new();
+    }
+    let mut names: Vec<String> = accounts
+        .iter()
+        .take(NAMED_ACCOUNTS)
+        .map(|(id, name)| format!("{name} (#{id})"))
+        .collect();
+    if accounts.len() > NAMED_ACCOUNTS {
+        names.push(format!("and {} more", accounts.len() - NAMED_ACCOUNTS));
+    }
+    format!("; new account(s): {}", names.join(", "))
 }
 
 async fn download(

@@ -2,7 +2,8 @@
 //! masked), sessions and security events; and what an admin may do to them, each asked again
 //! on a page of its own, in sudo mode, and recorded as an event naming the admin: reset the
 //! second factor (they enrol again), end every session, deactivate (or activate again), and
-//! the staff flag.
+//! the staff flag. Ending sessions (alone, with a deactivation or a reset) also forgets the
+//! user's trusted browsers, so their next login asks for the second factor.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -235,12 +236,12 @@ impl Action {
             ),
             Action::EndSessions => (
                 format!("Log {name} out everywhere?"),
-                "Every session of theirs ends at once, on every instance: they log in again (with their second factor).".into(),
+                "Every session of theirs ends at once, on every instance, and no browser of theirs stays trusted: they log in again with their second factor.".into(),
                 "End every session",
             ),
             Action::Deactivate => (
                 format!("Deactivate {name}?"),
-                "Every session of theirs ends and they can no longer log in, until an admin activates the account again. Their votes stay.".into(),
+                "Every session of theirs ends, no browser of theirs stays trusted, and they can no longer log in until an admin activates the account again (then with their second factor). Their votes stay.".into(),
                 "Deactivate",
             ),
             Action::Activate => (
@@ -353,19 +354,20 @@ async fn act(
     };
     let db = &state.db;
     let name = format!("{} (#{})", user.username, user.id);
+    // Every session ends, and so does every trusted browser: else the next login from one of
+    // them would skip the second factor. Nothing brings them back (activating does not).
     let end_sessions = || async {
         users::end_sessions(db, user.id, None).await?;
         state.sessions.forget_cached();
-        AppResult::Ok(())
+        AppResult::Ok(trusted::forget_all(db, user.id).await?)
     };
     let (what, done) = match action {
         Action::ResetFactors => {
             // Sessions first: none of theirs stays verified while the factors go.
-            end_sessions().await?;
+            let browsers = end_sessions().await?;
             let phone = queries::remove_phone(db, user.id).await?;
             let app = totp::store::remove(db, user.id).await?;
             recovery::store::remove_all(db, user.id).await?;
-            let browsers = trusted::forget_all(db, user.id).await?;
             (
                 format!(
                     "reset the second factor of {name}: {}, {}, recovery codes and {browsers} trusted browser(s) removed, every session ended",
@@ -376,17 +378,17 @@ async fn act(
             )
         }
         Action::EndSessions => {
-            end_sessions().await?;
+            let browsers = end_sessions().await?;
             (
-                format!("ended every session of {name}"),
+                format!("ended every session of {name} and forgot {browsers} trusted browser(s)"),
                 format!("Every session of {} has ended.", user.username),
             )
         }
         Action::Deactivate => {
             queries::set_active(db, user.id, false).await?;
-            end_sessions().await?;
+            let browsers = end_sessions().await?;
             (
-                format!("deactivated {name} and ended every session"),
+                format!("deactivated {name}, ended every session and forgot {browsers} trusted browser(s)"),
                 format!(
                     "{} was deactivated: they can no longer log in.",
                     user.username

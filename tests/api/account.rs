@@ -15,7 +15,11 @@ both_backends!(
 );
 
 /// Logs in as `test` and proves the phone by SMS, ticking "Trust this browser" if `remember`.
-async fn verify_by_sms(app: &TestApp, b: &Browser, remember: bool) -> crate::helpers::Page {
+pub(crate) async fn verify_by_sms(
+    app: &TestApp,
+    b: &Browser,
+    remember: bool,
+) -> crate::helpers::Page {
     b.login("test", "test1234").await;
     b.submit("/2fa/", "/2fa/create/", &[("number", PHONE)])
         .await;

@@ -23,7 +23,11 @@ both_backends!(
     destructive_actions_need_the_password_again,
     the_poll_list_searches_filters_and_pages,
     a_fixture_is_uploaded_all_or_nothing_and_the_database_downloaded,
+    an_upload_never_grants_staff_nor_rewrites_an_account,
     an_admin_resets_factors_ends_sessions_deactivates_and_sets_staff,
+    ending_sessions_or_deactivating_forgets_trusted_browsers,
+    resetting_the_second_factor_removes_every_factor_and_session,
+    the_user_sees_an_admin_action_without_the_admin_address,
     admin_forms_need_the_csrf_token,
 );
 
@@ -784,6 +788,161 @@ async fn a_fixture_is_uploaded_all_or_nothing_and_the_database_downloaded(backen
         .any(|e| e.starts_with("by test (#1): downloaded the database")));
 }
 
+/// An entry of `dump` (a downloaded fixture): the `model` entry whose `key` field is `value`.
+fn entry_of(
+    dump: &serde_json::Value,
+    model: &str,
+    key: &str,
+    value: serde_json::Value,
+) -> serde_json::Value {
+    dump.as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["model"] == model && (e[key] == value || e["fields"][key] == value))
+        .unwrap_or_else(|| panic!("no {model} with {key} {value} in the dump"))
+        .clone()
+}
+
+async fn an_upload_never_grants_staff_nor_rewrites_an_account(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    // An account with what an upload must leave alone: its fields, a phone, a vote.
+    let (victim, id) = other_user(&app, "victim", OTHER_PHONE).await;
+    let voted = victim
+        .submit("/polls/1/", "/polls/1/vote/", &[("choice", "2")])
+        .await;
+    assert_eq!(voted.status, StatusCode::SEE_OTHER, "{}", voted.text());
+    let b = app.staff_browser().await;
+    let csrf = b.get("/admin/fixtures/").await.csrf().unwrap();
+    let upload = |name: String, file: String| {
+        let csrf = csrf.clone();
+        let b = &b;
+        async move {
+            b.post_multipart(
+                "/admin/fixtures/",
+                &[("csrf_token", &csrf)],
+                Some(("file", &name, file.as_bytes())),
+            )
+            .await
+        }
+    };
+    let dump = b.get("/admin/fixtures/download/").await.body;
+    let parsed: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    let user = entry_of(&parsed, "auth.user", "pk", id.into());
+    let vote = entry_of(&parsed, "polls.vote", "user", id.into());
+    assert_eq!(vote["fields"]["choice"], 2, "{vote}");
+    let with = |mut entry: serde_json::Value, field: &str, value: serde_json::Value| {
+        entry["fields"][field] = value;
+        entry.to_string()
+    };
+    let new_user = |pk: i64, name: &str, flags: &str| {
+        format!(
+            r#"{{"model": "auth.user", "pk": {pk}, "fields": {{"username": "{name}", "password": "pbkdf2_sha256$1$x$y"{flags}}}}}"#
+        )
+    };
+    // Each file: a new poll first (it must not be written either), then the entry refused.
+    let question = r#"{"model": "polls.question", "pk": 90, "fields": {"question_text": "Sneaky?", "pub_date": "2020-01-01T00:00:00Z"}}"#;
+    let cases: Vec<(&str, Vec<String>, String)> = vec![
+        ("staff.json", vec![new_user(50, "backdoor", r#", "is_staff": true"#)], "entry 2 (auth.user pk 50): a new account would have is_staff or is_superuser set".into()),
+        ("superuser.json", vec![new_user(51, "backdoor", r#", "is_superuser": true"#)], "entry 2 (auth.user pk 51): a new account would have is_staff or is_superuser set".into()),
+        ("email.json", vec![with(user.clone(), "email", "eve@example.com".into())], format!("entry 2 (auth.user pk {id}): an existing account or its second factors would change (email)")),
+        ("first.json", vec![with(user.clone(), "first_name", "Eve".into())], "(first_name)".into()),
+        ("last.json", vec![with(user.clone(), "last_name", "Eve".into())], "(last_name)".into()),
+        ("joined.json", vec![with(user.clone(), "date_joined", "2001-01-01T00:00:00Z".into())], "(date_joined)".into()),
+        ("seen.json", vec![with(user.clone(), "last_login", "2001-01-01T00:00:00Z".into())], "(last_login)".into()),
+        ("revote.json", vec![with(vote.clone(), "choice", 3.into())], format!("(polls.vote): the vote of user {id}, who exists already, on question 1 would change or be added")),
+        ("addvote.json", vec![with(with(vote.clone(), "question", 2.into()).parse().unwrap(), "choice", 5.into())], "on question 2 would change or be added".into()),
+        ("phone.json", vec![new_user(52, "newcomer", ""), r#"{"model": "two_factor.twofactor", "pk": 9, "fields": {"user": 52, "number": "+447400123999"}}"#.into()], "entry 3 (two_factor.twofactor): user 52 is created by this file, and nobody proved this number for them".into()),
+    ];
+    for (name, entries, message) in &cases {
+        let file = format!("[{question}, {}]", entries.join(", "));
+        let page = upload(name.to_string(), file).await;
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{name}: {}",
+            page.text()
+        );
+        for part in [
+            message.as_str(),
+            "the admin only adds accounts (load this file on the server with `pollstr loaddata`). Nothing was loaded.",
+        ] {
+            assert!(page.has(part), "{name}: {part}: {}", page.text());
+        }
+    }
+    // Nothing was written, and the victim's account is as it was.
+    for sql in [
+        "SELECT COUNT(*) FROM questions WHERE id = 90".to_string(),
+        "SELECT COUNT(*) FROM users WHERE id >= 50".into(),
+        "SELECT COUNT(*) FROM phone_numbers WHERE number = '+447400123999'".into(),
+        format!("SELECT COUNT(*) FROM votes WHERE user_id = {id} AND NOT (question_id = 1 AND choice_id = 2)"),
+        format!("SELECT COUNT(*) FROM users WHERE id = {id} AND (email <> '' OR first_name <> '' OR last_name <> '' OR last_login IS NOT NULL OR date_joined < 1000000000)"),
+    ] {
+        assert_eq!(app.scalar(&sql).await, 0, "{sql}");
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users WHERE is_staff")
+            .await,
+        1
+    );
+    // Each refusal is on the trail, naming the admin.
+    let events = admin_events(&app).await;
+    for (name, _, _) in &cases {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.starts_with(&format!("by test (#1): refused \"{name}\": "))),
+            "{name}: {events:?}"
+        );
+    }
+    // What the rule allows: the dump as it is, and a plain new account with its own vote,
+    // named in the event and the message.
+    let page = upload("dump.json".into(), dump.clone()).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/admin/fixtures/"),
+        "{}",
+        page.text()
+    );
+    let file = format!(
+        r#"[{}, {{"model": "polls.vote", "fields": {{"user": 53, "question": 1, "choice": 4}}}}]"#,
+        new_user(53, "newcomer", "")
+    );
+    let page = upload("newcomer.json".into(), file).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/admin/fixtures/"),
+        "{}",
+        page.text()
+    );
+    assert!(
+        b.get("/admin/fixtures/").await.has("1 user(s), 0 phone number(s), 1 vote(s), 0 authenticator app(s) and recovery code(s); new account(s): newcomer (#53)."),
+    );
+    assert!(admin_events(&app).await.iter().any(|e| e
+        .starts_with("by test (#1): loaded \"newcomer.json\": ")
+        && e.ends_with("; new account(s): newcomer (#53)")),);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users WHERE id = 53 AND NOT is_staff")
+            .await,
+        1
+    );
+    // `pollstr loaddata`, on the server, still loads all of it.
+    let report = pollstr::fixtures::load(
+        &app.db,
+        &[(
+            "server.json".into(),
+            format!("[{}]", new_user(50, "operator", r#", "is_staff": true"#)),
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.users, 1);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users WHERE id = 50 AND is_staff")
+            .await,
+        1
+    );
+}
+
 async fn an_admin_resets_factors_ends_sessions_deactivates_and_sets_staff(backend: Backend) {
     let app = TestApp::seeded(backend).await;
     let (victim, id) = other_user(&app, "victim", OTHER_PHONE).await;
@@ -925,6 +1084,220 @@ async fn an_admin_resets_factors_ends_sessions_deactivates_and_sets_staff(backen
     );
     let admin_view = b.get(&format!("/admin/users/{id}/")).await;
     assert!(admin_view.has(&format!("made victim (#{id}) staff")));
+}
+
+/// Sends a code to `phone` and types it in with "Trust this browser" ticked.
+async fn prove_trusting(app: &TestApp, b: &Browser, phone: &str) {
+    let sent = b
+        .submit("/2fa/", "/2fa/create/", &[("number", phone)])
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    let e164 = pollstr::two_factor::sms::phone::PhoneNumber::parse(phone, None).unwrap();
+    let code = app.code_for(e164.e164()).await;
+    let done = b
+        .submit(
+            sent.location.as_deref().unwrap(),
+            "/2fa/confirm/",
+            &[("code", &code), ("remember", "1")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+}
+
+/// A user other than `test`, signed up, with a proven phone, in a browser they trust; their id.
+async fn trusting_user(app: &TestApp, name: &str, phone: &str) -> (Browser, i64) {
+    let b = app.browser();
+    b.register(name).await;
+    prove_trusting(app, &b, phone).await;
+    let id = app
+        .scalar(&format!("SELECT id FROM users WHERE username = '{name}'"))
+        .await;
+    (b, id)
+}
+
+/// Where a poll page sends `b` (None: it opens).
+async fn poll_page_sends(b: &Browser) -> Option<String> {
+    b.get("/polls/1/").await.location
+}
+
+/// Logs `b` in as `name` with the password only: where a poll page then sends them.
+async fn password_login_sends(b: &Browser, name: &str) -> Option<String> {
+    b.login(name, STRONG).await;
+    poll_page_sends(b).await
+}
+
+/// Posts the confirmed admin `action` on user `id` as staff browser `b`.
+async fn admin_act(b: &Browser, id: i64, action: &str) {
+    let path = format!("/admin/users/{id}/{action}/");
+    let done = b.submit(&path, &path, &[]).await;
+    assert_eq!(
+        done.location,
+        Some(format!("/admin/users/{id}/")),
+        "{action}: {}",
+        done.text()
+    );
+}
+
+fn to_login(sent: Option<String>) -> bool {
+    sent.is_some_and(|to| to.starts_with("/login/"))
+}
+
+fn to_second_factor(sent: Option<String>) -> bool {
+    sent.is_some_and(|to| to.starts_with("/2fa/"))
+}
+
+async fn ending_sessions_or_deactivating_forgets_trusted_browsers(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let (victim, id) = trusting_user(&app, "victim", OTHER_PHONE).await;
+    // Their trusted browser skips the second factor at login.
+    victim.submit("/polls/", "/logout/", &[]).await;
+    assert_eq!(password_login_sends(&victim, "victim").await, None);
+    let b = app.staff_browser().await;
+    admin_act(&b, id, "end-sessions").await;
+    assert!(to_login(poll_page_sends(&victim).await));
+    let sent = password_login_sends(&victim, "victim").await;
+    assert!(to_second_factor(sent.clone()), "{sent:?}");
+    // Trusted again, and signed in in another browser (half way: password only), then
+    // deactivated: every session ends, the trust with them, and activating brings neither
+    // back.
+    prove_trusting(&app, &victim, OTHER_PHONE).await;
+    let other = app.browser();
+    let sent = password_login_sends(&other, "victim").await;
+    assert!(to_second_factor(sent.clone()), "{sent:?}");
+    admin_act(&b, id, "deactivate").await;
+    for session in [&victim, &other] {
+        assert!(to_login(poll_page_sends(session).await));
+    }
+    admin_act(&b, id, "activate").await;
+    for session in [&victim, &other] {
+        assert!(to_login(poll_page_sends(session).await));
+    }
+    let sent = password_login_sends(&victim, "victim").await;
+    assert!(to_second_factor(sent.clone()), "{sent:?}");
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM trusted_browsers WHERE user_id = {id}"
+        ))
+        .await,
+        0
+    );
+    let events = admin_events(&app).await;
+    for what in ["ended every session of victim (#", "deactivated victim (#"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.contains(what) && e.contains("forgot 1 trusted browser(s)")),
+            "{what}: {events:?}"
+        );
+    }
+}
+
+async fn resetting_the_second_factor_removes_every_factor_and_session(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let (victim, id) = trusting_user(&app, "victim", OTHER_PHONE).await;
+    // In again (the trusted browser skips the code; the password opens the setup page), for an
+    // authenticator app and its recovery codes.
+    victim.submit("/polls/", "/logout/", &[]).await;
+    assert_eq!(password_login_sends(&victim, "victim").await, None);
+    crate::totp::set_up_with_codes(&victim).await;
+    let count = |table: &'static str| {
+        let app = &app;
+        async move {
+            app.scalar(&format!(
+                "SELECT COUNT(*) FROM {table} WHERE user_id = {id}"
+            ))
+            .await
+        }
+    };
+    let sessions = || async {
+        pollstr::db::session_store::of_user(&app.db, id)
+            .await
+            .unwrap()
+            .len()
+    };
+    let tables = [
+        "phone_numbers",
+        "totp_factors",
+        "recovery_codes",
+        "trusted_browsers",
+    ];
+    for (table, before) in tables.iter().zip([1, 1, 10, 1]) {
+        assert_eq!(count(table).await, before, "{table}");
+    }
+    assert_eq!(sessions().await, 1);
+    let b = app.staff_browser().await;
+    admin_act(&b, id, "reset-factors").await;
+    for table in tables {
+        assert_eq!(count(table).await, 0, "{table}");
+    }
+    assert_eq!(sessions().await, 0);
+    // By behaviour: their session is over, and their trusted browser is asked to prove a
+    // phone again (not the app they had).
+    assert!(to_login(poll_page_sends(&victim).await));
+    let sent = password_login_sends(&victim, "victim").await;
+    assert_eq!(sent.as_deref(), Some("/2fa/?next=/polls/1/"));
+    assert!(victim
+        .get("/2fa/")
+        .await
+        .has("To continue we need to verify your phone number."));
+}
+
+/// A browser behind the app's trusted proxy, whose client address is `ip`.
+fn browser_from(app: &TestApp, ip: &str) -> Browser {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", ip.parse().unwrap());
+    Browser {
+        base: app.addr.clone(),
+        client: reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        jar,
+    }
+}
+
+async fn the_user_sees_an_admin_action_without_the_admin_address(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        |c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()],
+        None,
+    )
+    .await;
+    app.load(SEED).await;
+    let (victim, id) = other_user(&app, "victim", OTHER_PHONE).await;
+    app.make_staff("test").await;
+    let admin_address = "203.0.113.50";
+    let b = browser_from(&app, admin_address);
+    b.login("test", "test1234").await;
+    b.verify_phone(&app, PHONE).await;
+    admin_act(&b, id, "make-staff").await;
+    let account = victim.get("/account/").await;
+    assert!(
+        account.has(&format!(
+            "admin action: by test (#1): made victim (#{id}) staff"
+        )),
+        "{}",
+        account.text()
+    );
+    assert!(!account.body.contains(admin_address), "{}", account.text());
+    // Their own events keep their address.
+    assert!(account.has("(from 127.0.0.1)"), "{}", account.text());
+    // The admin's page and `pollstr events` keep the admin's.
+    let admin_view = b.get(&format!("/admin/users/{id}/")).await;
+    assert!(
+        admin_view.body.contains(admin_address),
+        "{}",
+        admin_view.text()
+    );
+    let events = pollstr::events::list(&app.db, Some(id), 0, 100)
+        .await
+        .unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "admin_action" && e.ip == admin_address));
 }
 
 async fn admin_forms_need_the_csrf_token(backend: Backend) {

@@ -1,6 +1,7 @@
 //! The authenticator-app factor: setting it up, logging in with it (each code once, one step of
 //! clock drift either way), the SMS flow one link away, the shared wrong-code limit, removing
-//! it with the password. Codes are computed here with totp-rs, as an app computes them.
+//! it with the password (which forgets trusted browsers). Codes are computed here with
+//! totp-rs, as an app computes them.
 
 use reqwest::StatusCode;
 use totp_rs::{Builder, Secret, Totp};
@@ -15,6 +16,7 @@ both_backends!(
     the_sms_flow_stays_one_link_away,
     wrong_app_codes_share_the_wrong_code_limit,
     removing_the_app_needs_the_password,
+    removing_the_app_forgets_trusted_browsers,
     a_recovery_code_lets_in_once_and_says_how_many_are_left,
     new_recovery_codes_need_the_password_and_end_the_old_ones,
     setting_up_asks_the_password_again_after_the_sudo_window,
@@ -58,7 +60,7 @@ async fn set_up(b: &Browser) -> Totp {
 }
 
 /// Sets up the authenticator; returns the app and the recovery codes shown once.
-async fn set_up_with_codes(b: &Browser) -> (Totp, Vec<String>) {
+pub(crate) async fn set_up_with_codes(b: &Browser) -> (Totp, Vec<String>) {
     let page = b.get(SETUP).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text());
     assert!(page.body.contains("<svg"), "a QR code drawn in the page");
@@ -289,6 +291,33 @@ async fn removing_the_app_needs_the_password(backend: Backend) {
     let page = again.get("/2fa/").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.form("/2fa/create/").is_some());
+}
+
+async fn removing_the_app_forgets_trusted_browsers(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.browser();
+    crate::account::verify_by_sms(&app, &b, true).await;
+    set_up(&b).await;
+    let again = |b: &Browser| {
+        let b = b.clone();
+        async move {
+            b.submit("/polls/", "/logout/", &[]).await;
+            b.login("test", "test1234").await;
+            b.get("/polls/1/").await.location
+        }
+    };
+    // Trusted: the app is not asked for.
+    assert_eq!(again(&b).await, None);
+    let page = b
+        .submit(SETUP, "/account/totp/remove/", &[("password", "test1234")])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let sent = again(&b).await;
+    assert!(
+        sent.as_deref().is_some_and(|to| to.starts_with("/2fa/")),
+        "{sent:?}"
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM trusted_browsers").await, 0);
 }
 
 async fn a_recovery_code_lets_in_once_and_says_how_many_are_left(backend: Backend) {
