@@ -14,7 +14,7 @@ use pollstr::users::{self, password, validation};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: less time in the allocator than glibc's malloc under many threads, and a smaller
-/// resident set (measured in BENCHMARKS.md).
+/// resident set (measured in docs/benchmarks-history.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
