@@ -71,6 +71,17 @@ pub struct IndexPage {
     pub page: i64,
 }
 
+impl IndexPage {
+    /// The pager's links: newer polls are on the pages before.
+    fn newer(&self) -> Option<String> {
+        (self.page > 1).then(|| format!("/polls/?page={}", self.page - 1))
+    }
+
+    fn older(&self) -> Option<String> {
+        (self.page < self.list.pages).then(|| format!("/polls/?page={}", self.page + 1))
+    }
+}
+
 #[derive(Deserialize)]
 pub struct IndexQuery {
     page: Option<String>,
