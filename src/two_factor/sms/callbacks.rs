@@ -74,10 +74,7 @@ fn verify_signature(
     if claims.iat < now - MAX_AGE.as_secs() as i64 || claims.iat > now + MAX_AHEAD {
         return Err("stale or future iat");
     }
-    let hash: String = Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = hex::encode(Sha256::digest(body));
     if !claims.payload_hash.eq_ignore_ascii_case(&hash) {
         return Err("payload_hash does not match the body");
     }
@@ -153,10 +150,7 @@ mod tests {
     const SECRET: &str = "a-signature-secret-of-32-characters!";
 
     fn token(secret: &str, iat: i64, body: &[u8]) -> String {
-        let hash: String = Sha256::digest(body)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = hex::encode(Sha256::digest(body));
         let claims =
             serde_json::json!({ "iat": iat, "jti": "x", "iss": "Vonage", "payload_hash": hash });
         jsonwebtoken::encode(

@@ -81,7 +81,7 @@ fn hash_code(request_id: &str, code: &str) -> String {
         .chain_update(b":")
         .chain_update(code.as_bytes())
         .finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 fn transport(e: sqlx::Error) -> VerifyError {
