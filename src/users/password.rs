@@ -21,8 +21,48 @@ static DUMMY_HASH: LazyLock<String> =
 
 /// At most this many hashes at once: one core is always left for serving pages, so a login
 /// storm slows logins down, not the rest of the site (and the working memory stays bounded).
-static HASHING: LazyLock<Arc<Semaphore>> =
-    LazyLock::new(|| Arc::new(Semaphore::new(hashing_slots())));
+static HASHING: LazyLock<Hashing> = LazyLock::new(|| Hashing::new(hashing_slots()));
+
+/// Hashing slots: a permit per hash running. One for the process ([`HASHING`]); tests make
+/// their own, so that none counts another's hashes.
+struct Hashing {
+    slots: Arc<Semaphore>,
+    #[cfg(test)]
+    load: Arc<tests::Load>,
+}
+
+impl Hashing {
+    fn new(slots: usize) -> Hashing {
+        Hashing {
+            slots: Arc::new(Semaphore::new(slots)),
+            #[cfg(test)]
+            load: Arc::default(),
+        }
+    }
+
+    /// Runs `f` on the blocking pool once a slot is free. The slot goes with the work, not with
+    /// the waiting request: a client that hangs up mid-login drops the request, but the hash
+    /// runs on, and must go on counting against the bound (else logging in and hanging up in a
+    /// loop would run any number of hashes, each with its 19 MiB, at once).
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let permit = self.slots.clone().acquire_owned().await?;
+        #[cfg(test)]
+        let load = self.load.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            #[cfg(test)]
+            let running = load.start();
+            let result = f();
+            #[cfg(test)]
+            drop(running);
+            drop(permit);
+            result
+        })
+        .await?)
+    }
+}
 
 fn hashing_slots() -> usize {
     let cores = std::thread::available_parallelism()
@@ -217,22 +257,9 @@ pub fn verify_django_pbkdf2(password: &str, stored: &str) -> bool {
     bool::from(out.ct_eq(&expected))
 }
 
-/// Runs `f` on the blocking pool once a [`HASHING`] permit is free. The permit goes with the
-/// work, not with the waiting request: a client that hangs up mid-login drops the request, but
-/// the hash runs on, and must go on counting against the bound (else logging in and hanging up
-/// in a loop would run any number of hashes, each with its 19 MiB, at once).
+/// Runs `f` on the blocking pool in one of the process's [`HASHING`] slots.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-    let permit = HASHING.clone().acquire_owned().await?;
-    Ok(tokio::task::spawn_blocking(move || {
-        #[cfg(test)]
-        let running = tests::Running::start();
-        let result = f();
-        #[cfg(test)]
-        drop(running);
-        drop(permit);
-        result
-    })
-    .await?)
+    HASHING.run(f).await
 }
 
 /// Hashes a new password with argon2id.
@@ -266,38 +293,49 @@ mod tests {
         pub(super) static ARGON2_RUNS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
 
-    /// Hashes running now, and the most seen at once (in this test process).
-    static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    static PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-    pub(super) struct Running;
+    /// Hashes running now in one [`Hashing`], and the most seen at once.
+    #[derive(Default)]
+    pub(super) struct Load {
+        running: AtomicUsize,
+        peak: AtomicUsize,
+    }
 
-    impl Running {
-        pub(super) fn start() -> Running {
-            use std::sync::atomic::Ordering::SeqCst;
-            let now = RUNNING.fetch_add(1, SeqCst) + 1;
-            PEAK.fetch_max(now, SeqCst);
-            Running
+    pub(super) struct Running(Arc<Load>);
+
+    impl Load {
+        pub(super) fn start(self: Arc<Self>) -> Running {
+            let now = self.running.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(now, SeqCst);
+            Running(self)
         }
     }
 
     impl Drop for Running {
         fn drop(&mut self) {
-            RUNNING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.running.fetch_sub(1, SeqCst);
         }
     }
 
     /// A burst of checks runs at most one hash per hashing slot at a time (cores − 1, at least
-    /// one), whatever else this test process hashes meanwhile.
+    /// one). The slots are this test's own: no other test's hashes take them or count here.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_hashes_are_bounded() {
+        let hashing = Arc::new(Hashing::new(hashing_slots()));
         let checks: Vec<_> = (0..12)
-            .map(|i| tokio::spawn(verify(format!("guess-{i}"), None)))
+            .map(|i| {
+                let hashing = hashing.clone();
+                tokio::spawn(async move {
+                    let guess = format!("guess-{i}");
+                    hashing.run(move || check_blocking(&guess, None)).await
+                })
+            })
             .collect();
         for c in checks {
             assert_eq!(c.await.unwrap().unwrap(), Verdict::Invalid);
         }
-        let peak = PEAK.load(std::sync::atomic::Ordering::SeqCst);
+        let peak = hashing.load.peak.load(SeqCst);
         assert!(
             (1..=hashing_slots()).contains(&peak),
             "{peak} hashes at once"
@@ -375,26 +413,32 @@ mod tests {
         assert_eq!(verify_blocking("x", "$argon2id$garbage"), Verdict::Invalid);
     }
 
-    /// The only test here that takes permits, so the counts below are its own.
+    /// On hashing slots of its own, so the counts below are this test's alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_hash_keeps_its_permit_when_the_request_is_dropped() {
-        let permits = HASHING.available_permits();
+        let hashing = Arc::new(Hashing::new(2));
+        let slots = hashing.slots.clone();
+        let permits = slots.available_permits();
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let request = tokio::spawn(blocking(move || {
-            started_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-        }));
+        let request = tokio::spawn(async move {
+            hashing
+                .run(move || {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                })
+                .await
+        });
         tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
             .await
             .unwrap();
         // The client hangs up: the request is dropped while its hash still runs.
         request.abort();
         assert!(request.await.unwrap_err().is_cancelled());
-        assert_eq!(HASHING.available_permits(), permits - 1);
+        assert_eq!(slots.available_permits(), permits - 1);
         // The hash ends: its permit comes back.
         release_tx.send(()).unwrap();
-        while HASHING.available_permits() < permits {
+        while slots.available_permits() < permits {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
