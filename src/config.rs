@@ -122,6 +122,10 @@ pub struct Limits {
     pub code_per_user: Vec<Limit>,
     pub login_per_ip: Vec<Limit>,
     pub login_per_username: Vec<Limit>,
+    /// The length of the network an IPv6 client is counted by in every per-address limit
+    /// (`IPV6_LIMIT_PREFIX`): one subscriber gets a whole /64, so counting each address would
+    /// hand it 2^64 budgets (`web::client::limit_subject`).
+    pub ipv6_prefix: u8,
 }
 
 impl Limits {
@@ -363,6 +367,20 @@ impl Config {
             code_per_user: limit("CODE_LIMIT_PER_USER", "5/15m")?,
             login_per_ip: limit("LOGIN_LIMIT_PER_IP", "20/15m")?,
             login_per_username: limit("LOGIN_LIMIT_PER_USERNAME", "100/1h")?,
+            ipv6_prefix: match get("IPV6_LIMIT_PREFIX") {
+                Some(v) => v
+                    .trim()
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|n| *n <= 128)
+                    .ok_or_else(|| {
+                        err(
+                            "IPV6_LIMIT_PREFIX",
+                            "a prefix length from 0 to 128, e.g. 64",
+                        )
+                    })?,
+                None => 64,
+            },
         };
         let sms_guard = sms_guard(&get)?;
         let trusted_proxies = match get("TRUSTED_PROXIES") {
@@ -718,6 +736,9 @@ mod tests {
         assert_eq!(c.verify_backend, VerifyBackend::Console);
         assert_eq!(c.vonage.base_url, "https://api.nexmo.com/v2/verify");
         assert_eq!(c.limits.sms_per_user.len(), 2);
+        assert_eq!(c.limits.ipv6_prefix, 64);
+        let whole = with(&[("IPV6_LIMIT_PREFIX", "128")]).unwrap();
+        assert_eq!(whole.limits.ipv6_prefix, 128);
     }
 
     #[test]
@@ -817,6 +838,8 @@ mod tests {
             ("SMS_ALLOWED_COUNTRIES", "GB,Mars"),
             ("SMS_LIMIT_PER_COUNTRY", "lots"),
             ("SMS_LIMIT_PER_PREFIX", "5/never"),
+            ("IPV6_LIMIT_PREFIX", "129"),
+            ("IPV6_LIMIT_PREFIX", "/64"),
             ("SMS_MIN_CONVERSION", "120%"),
             ("SMS_CONVERSION_MIN_SENDS", "0"),
             ("VONAGE_SIGNATURE_SECRET", "short"),
