@@ -3,6 +3,8 @@
 //!
 //! Hashing is slow on purpose, so it runs on the blocking pool, and a semaphore bounds how many
 //! run at once: a login storm cannot take every core or unbounded memory (argon2id uses 19 MiB).
+//! In front of it, each server's [`HashQueue`] turns away what would wait too long, and keeps
+//! half of its places for password checks: a sign-up flood is refused, logins still get in.
 
 use std::sync::{Arc, LazyLock};
 
@@ -75,36 +77,85 @@ fn hashing_slots() -> usize {
 /// makes on the machines measured (BENCHMARKS.md), a full queue is under a second of waiting.
 const QUEUE_PER_SLOT: usize = 32;
 
-/// Room for password checks of one server, waiting for a hashing slot or running. When it is
-/// full a login or sign-up is turned away at once ("try again in a moment", 429 with
-/// `Retry-After`) instead of queueing behind a burst: other people's logins wait at most for
-/// what the queue holds.
+/// Room for the hashes of one server (password checks and sign-ups), waiting for a hashing slot
+/// or running. When it is full a login or sign-up is turned away at once ("try again in a
+/// moment", 429 with `Retry-After`) instead of queueing behind a burst: other people's logins
+/// wait at most for what the queue holds.
+///
+/// Sign-ups may hold at most half of the places ([`HashQueue::enter_signup`]): a sign-up flood
+/// (one address made 1,316 accounts a minute) fills its half and is refused, while logins keep
+/// the other half, and an admitted login waits behind at most half a queue of sign-ups.
 #[derive(Clone, Debug)]
-pub struct HashQueue(Arc<Semaphore>);
+pub struct HashQueue {
+    places: Arc<Semaphore>,
+    signups: Arc<Semaphore>,
+    capacity: usize,
+}
 
 impl Default for HashQueue {
     fn default() -> Self {
-        HashQueue(Arc::new(Semaphore::new(hashing_slots() * QUEUE_PER_SLOT)))
+        HashQueue::with_capacity(hashing_slots() * QUEUE_PER_SLOT)
     }
 }
 
+/// A place in a [`HashQueue`], held while a password is hashed or checked. A request that is
+/// dropped gives its place back; its hash, if started, still holds a hashing slot.
+#[derive(Debug)]
+#[must_use = "the place is given back when dropped"]
+pub struct Place {
+    _place: tokio::sync::OwnedSemaphorePermit,
+    _signup: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
 impl HashQueue {
-    /// How many password checks it holds.
-    pub fn capacity(&self) -> usize {
-        hashing_slots() * QUEUE_PER_SLOT
+    /// A queue of `capacity` places (at least two: one a sign-up may take, one it may not).
+    pub fn with_capacity(capacity: usize) -> HashQueue {
+        let capacity = capacity.max(2);
+        HashQueue {
+            places: Arc::new(Semaphore::new(capacity)),
+            signups: Arc::new(Semaphore::new(capacity / 2)),
+            capacity,
+        }
     }
 
-    /// A place in the queue, to hold while the password is hashed or checked. A request that
-    /// is dropped gives its place back; its hash, if started, still holds a hashing slot.
-    pub fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
-        self.0
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| AppError::TooManyRequests {
-                message: "Many people are signing in right now. Please try again in a moment."
-                    .into(),
-                retry_after_secs: 2,
-            })
+    /// How many hashes it holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// How many of them sign-ups may hold.
+    pub fn signup_share(&self) -> usize {
+        self.capacity / 2
+    }
+
+    /// A place for a password check (a login, or a page asking for the password again).
+    pub fn enter(&self) -> Result<Place, AppError> {
+        let place = self.places.clone().try_acquire_owned().map_err(|_| {
+            busy("Many people are signing in right now. Please try again in a moment.")
+        })?;
+        Ok(Place {
+            _place: place,
+            _signup: None,
+        })
+    }
+
+    /// A place for a sign-up's hash, within the sign-ups' share.
+    pub fn enter_signup(&self) -> Result<Place, AppError> {
+        let refused =
+            |_| busy("Many people are signing up right now. Please try again in a moment.");
+        let signup = self.signups.clone().try_acquire_owned().map_err(refused)?;
+        let place = self.places.clone().try_acquire_owned().map_err(refused)?;
+        Ok(Place {
+            _place: place,
+            _signup: Some(signup),
+        })
+    }
+}
+
+fn busy(message: &str) -> AppError {
+    AppError::TooManyRequests {
+        message: message.into(),
+        retry_after_secs: 2,
     }
 }
 
@@ -340,6 +391,27 @@ mod tests {
             (1..=hashing_slots()).contains(&peak),
             "{peak} hashes at once"
         );
+    }
+
+    /// Sign-ups fill their half of the queue and are refused; password checks still enter,
+    /// and take the whole queue when there are no sign-ups.
+    #[test]
+    fn sign_ups_leave_half_the_queue_to_logins() {
+        let queue = HashQueue::with_capacity(8);
+        let signups: Vec<Place> = (0..4).map(|_| queue.enter_signup().unwrap()).collect();
+        let refused = queue.enter_signup().unwrap_err();
+        assert!(
+            matches!(refused, AppError::TooManyRequests { .. }),
+            "{refused:?}"
+        );
+        let logins: Vec<Place> = (0..4).map(|_| queue.enter().unwrap()).collect();
+        assert!(queue.enter().is_err(), "the queue is full");
+        drop(signups);
+        let more: Vec<Place> = (0..4).map(|_| queue.enter().unwrap()).collect();
+        // Logins hold every place: a sign-up finds none.
+        assert!(queue.enter_signup().is_err());
+        drop((logins, more));
+        assert!(queue.enter_signup().is_ok());
     }
 
     #[test]

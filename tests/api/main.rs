@@ -19,6 +19,7 @@ mod polls;
 mod races;
 mod scaling;
 mod security;
+mod signups;
 mod slow_clients;
 mod sms_guard;
 mod totp;
