@@ -1,5 +1,5 @@
-//! The client's address, as limits and the audit trail see it: the TCP peer, or what a proxy in
-//! `TRUSTED_PROXIES` forwards.
+//! The client's address, as limits and the audit trail see it, and the scheme the client used:
+//! both come from the TCP peer, or from the headers of a proxy in `TRUSTED_PROXIES`.
 //!
 //! An IPv4 client reaching an IPv6 socket appears as `::ffff:a.b.c.d`: it is that IPv4 address,
 //! for the proxy check, the audit trail and the limits alike. The audit trail keeps an IPv6
@@ -66,6 +66,30 @@ pub fn limit_subject(ip: &str, ipv6_prefix: u8) -> String {
     }
 }
 
+/// Whether the client reached the site over https: always with `SESSION_SECURE` (the site is
+/// served over TLS, by itself or a proxy), else when a trusted proxy says so in
+/// `X-Forwarded-Proto` (its first value, as Django reads `SECURE_PROXY_SSL_HEADER`). Anyone
+/// else's `X-Forwarded-Proto` is ignored: it would let a page choose which origins count as
+/// this site's.
+pub fn is_https(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trusted: &[ipnet::IpNet],
+    session_secure: bool,
+) -> bool {
+    if session_secure {
+        return true;
+    }
+    if !peer.is_some_and(|p| is_trusted(p, trusted)) {
+        return false;
+    }
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
 /// A short name for the browser, from its `User-Agent` ("Firefox on Linux"), for the account
 /// page's lists of sessions and trusted browsers.
 pub fn browser_label(headers: &HeaderMap) -> String {
@@ -108,7 +132,7 @@ impl FromRequestParts<AppState> for ClientIp {
 
 #[cfg(test)]
 mod tests {
-    use super::{client_ip, limit_subject};
+    use super::{client_ip, is_https, limit_subject};
     use axum::http::HeaderMap;
 
     fn xff(v: &str) -> HeaderMap {
@@ -163,6 +187,26 @@ mod tests {
         assert_eq!(limit_subject("203.0.113.9", 64), "203.0.113.9");
         assert_eq!(limit_subject("::ffff:203.0.113.9", 64), "203.0.113.9");
         assert_eq!(limit_subject("not an ip", 64), "not an ip");
+    }
+
+    #[test]
+    fn https_from_the_setting_or_a_trusted_proxy_only() {
+        let proto = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-proto", v.parse().unwrap());
+            h
+        };
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy = Some("10.0.0.5".parse().unwrap());
+        let stranger = Some("198.51.100.7".parse().unwrap());
+        assert!(is_https(&HeaderMap::new(), None, &[], true));
+        assert!(!is_https(&HeaderMap::new(), proxy, &trusted, false));
+        assert!(is_https(&proto("https"), proxy, &trusted, false));
+        assert!(is_https(&proto("HTTPS, http"), proxy, &trusted, false));
+        assert!(!is_https(&proto("http"), proxy, &trusted, false));
+        assert!(!is_https(&proto("https"), stranger, &trusted, false));
+        assert!(!is_https(&proto("https"), proxy, &[], false));
+        assert!(!is_https(&proto("https"), None, &trusted, false));
     }
 
     #[test]
