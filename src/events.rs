@@ -20,6 +20,8 @@ pub enum Kind {
     /// Turned away by a failed-login limit before the password was checked.
     LoginRefused,
     SignedUp,
+    /// A sign-up turned away by the sign-up limit before its password was hashed.
+    SignupRefused,
     Logout,
     /// A code went out (or a running request was continued).
     CodeSent,
@@ -48,6 +50,7 @@ impl Kind {
             Kind::LoginFailed => "login_failed",
             Kind::LoginRefused => "login_refused",
             Kind::SignedUp => "signed_up",
+            Kind::SignupRefused => "signup_refused",
             Kind::Logout => "logout",
             Kind::CodeSent => "code_sent",
             Kind::CodeRefused => "code_refused",

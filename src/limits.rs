@@ -1,5 +1,7 @@
-//! Abuse limits: each SMS costs money and codes can be guessed. A limit is `COUNT/WINDOW`; the
-//! events are rows in the database, so limits hold across restarts and across instances.
+//! Abuse limits: each SMS costs money, codes and passwords can be guessed, and each sign-up costs
+//! a password hash and makes an account. A limit is `COUNT/WINDOW`; the events are rows in the
+//! database, so limits hold across restarts and across instances. A per-address limit counts the
+//! subject `web::client::limit_subject` gives (an IPv6 client by its network).
 
 use std::time::Duration;
 
@@ -54,6 +56,7 @@ pub enum Scope {
     WrongCodePerUser,
     FailedLoginPerIp,
     FailedLoginPerUsername,
+    SignupPerIp,
 }
 
 impl Scope {
@@ -67,6 +70,7 @@ impl Scope {
             Scope::WrongCodePerUser => "code_user",
             Scope::FailedLoginPerIp => "login_ip",
             Scope::FailedLoginPerUsername => "login_username",
+            Scope::SignupPerIp => "signup_ip",
         }
     }
 }

@@ -227,6 +227,24 @@ pub async fn register_form(page: Page, Query(q): Query<NextQuery>) -> AppResult<
     })
 }
 
+/// Counts a sign-up against `SIGNUP_LIMIT_PER_IP` before its password is hashed, so that sign-ups
+/// sent together cannot all pass. What counts is every sign-up that reaches the hash, created or
+/// not (a name taken meanwhile cost the hash too); a form refused before it (passwords that
+/// differ, a name that is not allowed) is not counted. `Err(seconds)`: refused, try again then.
+async fn reserve_signup(state: &AppState, ip: &str) -> AppResult<Result<(), u64>> {
+    let l = &state.config.limits;
+    let subject = web::client::limit_subject(ip, l.ipv6_prefix);
+    let checks = [(
+        limits::Scope::SignupPerIp,
+        subject.as_str(),
+        l.signup_per_ip.as_slice(),
+    )];
+    // Never released: the attempt counts whatever becomes of it.
+    Ok(limits::reserve(&state.db, &checks)
+        .await?
+        .map(|_counted| ()))
+}
+
 pub async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -254,7 +272,29 @@ pub async fn register(
     ));
     let mut created = None;
     if let (true, Some(name)) = (errors.is_empty(), &username) {
-        let _place = state.part::<password::HashQueue>().enter()?;
+        // A place within the sign-ups' share of the hash queue, then the sign-up limit: a
+        // flood is refused before it hashes, and never takes the places logins need.
+        let _place = state.part::<password::HashQueue>().enter_signup()?;
+        if let Err(wait) = reserve_signup(&state, &ip).await? {
+            events::record(&state.db, Kind::SignupRefused, None, &ip, "sign-up limit").await?;
+            let body = web::render(&RegisterPage {
+                ctx: page.ctx,
+                next: next.as_str().to_string(),
+                username: form
+                    .username
+                    .chars()
+                    .take(validation::MAX_USERNAME)
+                    .collect(),
+                errors: vec![format!(
+                    "Too many sign-ups from your network. Please try again in {}.",
+                    human_wait(wait)
+                )],
+            })?;
+            let mut res = (StatusCode::TOO_MANY_REQUESTS, body).into_response();
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return Ok(res);
+        }
         let hash = password::hash(form.password1.clone()).await?;
         match users::create(&state.db, name.as_str(), &hash).await {
             Ok(id) => created = Some((id, name.as_str().to_string())),

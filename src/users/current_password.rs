@@ -13,8 +13,8 @@ use crate::state::AppState;
 use super::password::{self, Verdict};
 use super::validation;
 
-/// Reserves a password check against the failed-login limits, per client address and per
-/// username (password guessing), before any hashing work. The attempt counts as failed until
+/// Reserves a password check against the failed-login limits, per client address (an IPv6
+/// client by its network) and per username (password guessing), before any hashing work. The attempt counts as failed until
 /// the password proves right (`limits::release`), so that guesses sent together cannot all pass
 /// the limits. `Err(seconds)`: refused, try again then.
 pub async fn reserve_password_check(
@@ -24,8 +24,13 @@ pub async fn reserve_password_check(
 ) -> AppResult<Result<limits::Reservation, u64>> {
     let name_key = validation::username_key(username);
     let l = &state.config.limits;
+    let subject = crate::web::client::limit_subject(ip, l.ipv6_prefix);
     let checks = [
-        (Scope::FailedLoginPerIp, ip, l.login_per_ip.as_slice()),
+        (
+            Scope::FailedLoginPerIp,
+            subject.as_str(),
+            l.login_per_ip.as_slice(),
+        ),
         (
             Scope::FailedLoginPerUsername,
             name_key.as_str(),

@@ -3,6 +3,8 @@
 //!
 //! Hashing is slow on purpose, so it runs on the blocking pool, and a semaphore bounds how many
 //! run at once: a login storm cannot take every core or unbounded memory (argon2id uses 19 MiB).
+//! In front of it, each server's [`HashQueue`] turns away what would wait too long, and keeps
+//! half of its places for password checks: a sign-up flood is refused, logins still get in.
 
 use std::sync::{Arc, LazyLock};
 
@@ -21,8 +23,48 @@ static DUMMY_HASH: LazyLock<String> =
 
 /// At most this many hashes at once: one core is always left for serving pages, so a login
 /// storm slows logins down, not the rest of the site (and the working memory stays bounded).
-static HASHING: LazyLock<Arc<Semaphore>> =
-    LazyLock::new(|| Arc::new(Semaphore::new(hashing_slots())));
+static HASHING: LazyLock<Hashing> = LazyLock::new(|| Hashing::new(hashing_slots()));
+
+/// Hashing slots: a permit per hash running. One for the process ([`HASHING`]); tests make
+/// their own, so that none counts another's hashes.
+struct Hashing {
+    slots: Arc<Semaphore>,
+    #[cfg(test)]
+    load: Arc<tests::Load>,
+}
+
+impl Hashing {
+    fn new(slots: usize) -> Hashing {
+        Hashing {
+            slots: Arc::new(Semaphore::new(slots)),
+            #[cfg(test)]
+            load: Arc::default(),
+        }
+    }
+
+    /// Runs `f` on the blocking pool once a slot is free. The slot goes with the work, not with
+    /// the waiting request: a client that hangs up mid-login drops the request, but the hash
+    /// runs on, and must go on counting against the bound (else logging in and hanging up in a
+    /// loop would run any number of hashes, each with its 19 MiB, at once).
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let permit = self.slots.clone().acquire_owned().await?;
+        #[cfg(test)]
+        let load = self.load.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            #[cfg(test)]
+            let running = load.start();
+            let result = f();
+            #[cfg(test)]
+            drop(running);
+            drop(permit);
+            result
+        })
+        .await?)
+    }
+}
 
 fn hashing_slots() -> usize {
     let cores = std::thread::available_parallelism()
@@ -35,36 +77,85 @@ fn hashing_slots() -> usize {
 /// makes on the machines measured (BENCHMARKS.md), a full queue is under a second of waiting.
 const QUEUE_PER_SLOT: usize = 32;
 
-/// Room for password checks of one server, waiting for a hashing slot or running. When it is
-/// full a login or sign-up is turned away at once ("try again in a moment", 429 with
-/// `Retry-After`) instead of queueing behind a burst: other people's logins wait at most for
-/// what the queue holds.
+/// Room for the hashes of one server (password checks and sign-ups), waiting for a hashing slot
+/// or running. When it is full a login or sign-up is turned away at once ("try again in a
+/// moment", 429 with `Retry-After`) instead of queueing behind a burst: other people's logins
+/// wait at most for what the queue holds.
+///
+/// Sign-ups may hold at most half of the places ([`HashQueue::enter_signup`]): a sign-up flood
+/// (one address made 1,316 accounts a minute) fills its half and is refused, while logins keep
+/// the other half, and an admitted login waits behind at most half a queue of sign-ups.
 #[derive(Clone, Debug)]
-pub struct HashQueue(Arc<Semaphore>);
+pub struct HashQueue {
+    places: Arc<Semaphore>,
+    signups: Arc<Semaphore>,
+    capacity: usize,
+}
 
 impl Default for HashQueue {
     fn default() -> Self {
-        HashQueue(Arc::new(Semaphore::new(hashing_slots() * QUEUE_PER_SLOT)))
+        HashQueue::with_capacity(hashing_slots() * QUEUE_PER_SLOT)
     }
 }
 
+/// A place in a [`HashQueue`], held while a password is hashed or checked. A request that is
+/// dropped gives its place back; its hash, if started, still holds a hashing slot.
+#[derive(Debug)]
+#[must_use = "the place is given back when dropped"]
+pub struct Place {
+    _place: tokio::sync::OwnedSemaphorePermit,
+    _signup: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
 impl HashQueue {
-    /// How many password checks it holds.
-    pub fn capacity(&self) -> usize {
-        hashing_slots() * QUEUE_PER_SLOT
+    /// A queue of `capacity` places (at least two: one a sign-up may take, one it may not).
+    pub fn with_capacity(capacity: usize) -> HashQueue {
+        let capacity = capacity.max(2);
+        HashQueue {
+            places: Arc::new(Semaphore::new(capacity)),
+            signups: Arc::new(Semaphore::new(capacity / 2)),
+            capacity,
+        }
     }
 
-    /// A place in the queue, to hold while the password is hashed or checked. A request that
-    /// is dropped gives its place back; its hash, if started, still holds a hashing slot.
-    pub fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
-        self.0
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| AppError::TooManyRequests {
-                message: "Many people are signing in right now. Please try again in a moment."
-                    .into(),
-                retry_after_secs: 2,
-            })
+    /// How many hashes it holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// How many of them sign-ups may hold.
+    pub fn signup_share(&self) -> usize {
+        self.capacity / 2
+    }
+
+    /// A place for a password check (a login, or a page asking for the password again).
+    pub fn enter(&self) -> Result<Place, AppError> {
+        let place = self.places.clone().try_acquire_owned().map_err(|_| {
+            busy("Many people are signing in right now. Please try again in a moment.")
+        })?;
+        Ok(Place {
+            _place: place,
+            _signup: None,
+        })
+    }
+
+    /// A place for a sign-up's hash, within the sign-ups' share.
+    pub fn enter_signup(&self) -> Result<Place, AppError> {
+        let refused =
+            |_| busy("Many people are signing up right now. Please try again in a moment.");
+        let signup = self.signups.clone().try_acquire_owned().map_err(refused)?;
+        let place = self.places.clone().try_acquire_owned().map_err(refused)?;
+        Ok(Place {
+            _place: place,
+            _signup: Some(signup),
+        })
+    }
+}
+
+fn busy(message: &str) -> AppError {
+    AppError::TooManyRequests {
+        message: message.into(),
+        retry_after_secs: 2,
     }
 }
 
@@ -217,22 +308,9 @@ pub fn verify_django_pbkdf2(password: &str, stored: &str) -> bool {
     bool::from(out.ct_eq(&expected))
 }
 
-/// Runs `f` on the blocking pool once a [`HASHING`] permit is free. The permit goes with the
-/// work, not with the waiting request: a client that hangs up mid-login drops the request, but
-/// the hash runs on, and must go on counting against the bound (else logging in and hanging up
-/// in a loop would run any number of hashes, each with its 19 MiB, at once).
+/// Runs `f` on the blocking pool in one of the process's [`HASHING`] slots.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-    let permit = HASHING.clone().acquire_owned().await?;
-    Ok(tokio::task::spawn_blocking(move || {
-        #[cfg(test)]
-        let running = tests::Running::start();
-        let result = f();
-        #[cfg(test)]
-        drop(running);
-        drop(permit);
-        result
-    })
-    .await?)
+    HASHING.run(f).await
 }
 
 /// Hashes a new password with argon2id.
@@ -266,42 +344,74 @@ mod tests {
         pub(super) static ARGON2_RUNS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
 
-    /// Hashes running now, and the most seen at once (in this test process).
-    static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    static PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-    pub(super) struct Running;
+    /// Hashes running now in one [`Hashing`], and the most seen at once.
+    #[derive(Default)]
+    pub(super) struct Load {
+        running: AtomicUsize,
+        peak: AtomicUsize,
+    }
 
-    impl Running {
-        pub(super) fn start() -> Running {
-            use std::sync::atomic::Ordering::SeqCst;
-            let now = RUNNING.fetch_add(1, SeqCst) + 1;
-            PEAK.fetch_max(now, SeqCst);
-            Running
+    pub(super) struct Running(Arc<Load>);
+
+    impl Load {
+        pub(super) fn start(self: Arc<Self>) -> Running {
+            let now = self.running.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(now, SeqCst);
+            Running(self)
         }
     }
 
     impl Drop for Running {
         fn drop(&mut self) {
-            RUNNING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.running.fetch_sub(1, SeqCst);
         }
     }
 
     /// A burst of checks runs at most one hash per hashing slot at a time (cores − 1, at least
-    /// one), whatever else this test process hashes meanwhile.
+    /// one). The slots are this test's own: no other test's hashes take them or count here.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_hashes_are_bounded() {
+        let hashing = Arc::new(Hashing::new(hashing_slots()));
         let checks: Vec<_> = (0..12)
-            .map(|i| tokio::spawn(verify(format!("guess-{i}"), None)))
+            .map(|i| {
+                let hashing = hashing.clone();
+                tokio::spawn(async move {
+                    let guess = format!("guess-{i}");
+                    hashing.run(move || check_blocking(&guess, None)).await
+                })
+            })
             .collect();
         for c in checks {
             assert_eq!(c.await.unwrap().unwrap(), Verdict::Invalid);
         }
-        let peak = PEAK.load(std::sync::atomic::Ordering::SeqCst);
+        let peak = hashing.load.peak.load(SeqCst);
         assert!(
             (1..=hashing_slots()).contains(&peak),
             "{peak} hashes at once"
         );
+    }
+
+    /// Sign-ups fill their half of the queue and are refused; password checks still enter,
+    /// and take the whole queue when there are no sign-ups.
+    #[test]
+    fn sign_ups_leave_half_the_queue_to_logins() {
+        let queue = HashQueue::with_capacity(8);
+        let signups: Vec<Place> = (0..4).map(|_| queue.enter_signup().unwrap()).collect();
+        let refused = queue.enter_signup().unwrap_err();
+        assert!(
+            matches!(refused, AppError::TooManyRequests { .. }),
+            "{refused:?}"
+        );
+        let logins: Vec<Place> = (0..4).map(|_| queue.enter().unwrap()).collect();
+        assert!(queue.enter().is_err(), "the queue is full");
+        drop(signups);
+        let more: Vec<Place> = (0..4).map(|_| queue.enter().unwrap()).collect();
+        // Logins hold every place: a sign-up finds none.
+        assert!(queue.enter_signup().is_err());
+        drop((logins, more));
+        assert!(queue.enter_signup().is_ok());
     }
 
     #[test]
@@ -375,26 +485,32 @@ mod tests {
         assert_eq!(verify_blocking("x", "$argon2id$garbage"), Verdict::Invalid);
     }
 
-    /// The only test here that takes permits, so the counts below are its own.
+    /// On hashing slots of its own, so the counts below are this test's alone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_hash_keeps_its_permit_when_the_request_is_dropped() {
-        let permits = HASHING.available_permits();
+        let hashing = Arc::new(Hashing::new(2));
+        let slots = hashing.slots.clone();
+        let permits = slots.available_permits();
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let request = tokio::spawn(blocking(move || {
-            started_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-        }));
+        let request = tokio::spawn(async move {
+            hashing
+                .run(move || {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                })
+                .await
+        });
         tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
             .await
             .unwrap();
         // The client hangs up: the request is dropped while its hash still runs.
         request.abort();
         assert!(request.await.unwrap_err().is_cancelled());
-        assert_eq!(HASHING.available_permits(), permits - 1);
+        assert_eq!(slots.available_permits(), permits - 1);
         // The hash ends: its permit comes back.
         release_tx.send(()).unwrap();
-        while HASHING.available_permits() < permits {
+        while slots.available_permits() < permits {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }

@@ -7,7 +7,9 @@
 //! cannot fill the session table. A cross-site page can neither read that cookie nor set it.
 //!
 //! Defence in depth, as Django does: an unsafe request whose `Origin` (or, without one, whose
-//! `Referer`) names another site is refused before its token is looked at. A request with
+//! `Referer`) names another site is refused before its token is looked at. A site is a scheme,
+//! a host and a port: an `https://` page of this host is another site to the `http://` one
+//! (whoever serves that page can run script there), and the other way round. A request with
 //! neither header (privacy tools strip them) relies on the token alone.
 
 use axum::body::{to_bytes, Body};
@@ -118,7 +120,7 @@ pub async fn check(
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(req);
     }
-    if let Some(source) = foreign_source(req.headers(), trusted_origins) {
+    if let Some(source) = foreign_source(&req, trusted_origins) {
         tracing::warn!(path = %req.uri().path(), source = %source, "CSRF check failed: a request from another site");
         return Err(forbidden());
     }
@@ -181,20 +183,34 @@ fn forbidden() -> AppError {
     )
 }
 
+/// The scheme a request reached this site by, which its `Origin` must name: `https` with
+/// `SESSION_SECURE` or a trusted proxy's `X-Forwarded-Proto` ([`super::client::is_https`]),
+/// else `http`. The guard puts it in every request before [`check`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SiteScheme(pub &'static str);
+
 /// The `Origin` (or else `Referer`) of a request when it names another site than the one the
-/// request was sent to (its `Host`) and than every trusted origin; `None` when it is this site
-/// or absent. An opaque `Origin: null` (a sandboxed frame, a `data:` page) is foreign.
-fn foreign_source(headers: &HeaderMap, trusted_origins: &[String]) -> Option<String> {
+/// request was sent to (the [`SiteScheme`] and its `Host`) and than every trusted origin; `None`
+/// when it is this site or absent. An opaque `Origin: null` (a sandboxed frame, a `data:` page)
+/// is foreign.
+fn foreign_source(req: &Request, trusted_origins: &[String]) -> Option<String> {
+    let headers = req.headers();
     let raw = headers
         .get(header::ORIGIN)
         .or_else(|| headers.get(header::REFERER))?;
     let source = String::from_utf8_lossy(raw.as_bytes()).into_owned();
+    // Without the guard's word, plain http: an https page is then refused, never let in.
+    let SiteScheme(site) = req
+        .extensions()
+        .get::<SiteScheme>()
+        .copied()
+        .unwrap_or(SiteScheme("http"));
     let ours = origin_of(&source).is_some_and(|(scheme, authority)| {
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
-            .map(|h| without_default_port(&h.to_ascii_lowercase(), &scheme));
-        host.as_deref() == Some(authority.as_str())
+            .map(|h| without_default_port(&h.to_ascii_lowercase(), site));
+        (scheme == site && host.as_deref() == Some(authority.as_str()))
             || trusted_origins.contains(&format!("{scheme}://{authority}"))
     });
     (!ours).then_some(source)

@@ -153,8 +153,9 @@ pub async fn not_found() -> AppError {
     AppError::NotFound
 }
 
-/// Middleware inside the session layer: the CSRF check for unsafe requests, then, on the
-/// response, [`error_context`], [`keep_alive`], and the anonymous CSRF cookie if one was made.
+/// Middleware inside the session layer: the CSRF check for unsafe requests (told the scheme the
+/// client used, for its origin check), then, on the response, [`error_context`],
+/// [`keep_alive`], and the anonymous CSRF cookie if one was made.
 pub async fn guard(
     axum::extract::State(state): axum::extract::State<crate::state::AppState>,
     session: Session,
@@ -163,6 +164,18 @@ pub async fn guard(
 ) -> Response {
     let issued = csrf::IssuedToken::default();
     req.extensions_mut().insert(issued.clone());
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let https = client::is_https(
+        req.headers(),
+        peer,
+        &state.config.trusted_proxies,
+        state.config.session_secure,
+    );
+    req.extensions_mut()
+        .insert(csrf::SiteScheme(if https { "https" } else { "http" }));
     let res = match csrf::check(
         &session,
         req,

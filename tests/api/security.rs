@@ -8,6 +8,7 @@ use crate::helpers::{Backend, TestApp};
 both_backends!(
     every_post_needs_the_session_token,
     posts_from_another_site_are_refused_even_with_a_token,
+    the_origin_must_name_the_scheme_the_site_is_served_by,
     next_never_leaves_the_site,
     oversized_and_malformed_bodies_are_4xx,
     user_text_is_escaped,
@@ -74,6 +75,117 @@ async fn session_cookies_carry_their_flags(backend: Backend) {
         );
         assert_eq!(csrf_cookie.contains("; Secure"), secure, "{csrf_cookie}");
     }
+}
+
+/// A site is a scheme, a host and a port: `https://` this host is another site to the http test
+/// site. The site is https behind a trusted proxy that says so in `X-Forwarded-Proto` (then an
+/// `http://` origin is the other site), or with `SESSION_SECURE`; anyone else's header is
+/// ignored.
+async fn the_origin_must_name_the_scheme_the_site_is_served_by(backend: Backend) {
+    const REFUSED: StatusCode = StatusCode::FORBIDDEN;
+    const CHECKED: StatusCode = StatusCode::OK;
+    for (settings, cases) in [
+        (
+            "plain http",
+            vec![
+                (vec![("origin", "https://{host}")], REFUSED),
+                (vec![("referer", "https://{host}/login/")], REFUSED),
+                (vec![("origin", "http://{host}")], CHECKED),
+                (vec![("referer", "http://{host}/login/")], CHECKED),
+                // Not a trusted proxy: its X-Forwarded-Proto is ignored.
+                (
+                    vec![("origin", "https://{host}"), ("x-forwarded-proto", "https")],
+                    REFUSED,
+                ),
+                (
+                    vec![("origin", "http://{host}"), ("x-forwarded-proto", "https")],
+                    CHECKED,
+                ),
+            ],
+        ),
+        (
+            "trusted proxy",
+            vec![
+                (
+                    vec![("origin", "https://{host}"), ("x-forwarded-proto", "https")],
+                    CHECKED,
+                ),
+                (
+                    vec![("origin", "http://{host}"), ("x-forwarded-proto", "https")],
+                    REFUSED,
+                ),
+                (vec![("origin", "https://{host}")], REFUSED),
+                (vec![("origin", "http://{host}")], CHECKED),
+                // A trusted origin is trusted whatever the scheme of the request.
+                (vec![("origin", "https://polls.example.com")], CHECKED),
+            ],
+        ),
+        (
+            "session secure",
+            vec![
+                (vec![("origin", "https://{host}")], CHECKED),
+                (vec![("origin", "http://{host}")], REFUSED),
+            ],
+        ),
+    ] {
+        let app = crate::helpers::spawn_app_with(
+            backend,
+            |c| match settings {
+                "trusted proxy" => {
+                    c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+                    c.csrf_trusted_origins = vec!["https://polls.example.com".into()];
+                }
+                "session secure" => c.session_secure = true,
+                _ => {}
+            },
+            None,
+        )
+        .await;
+        let host = app.addr.trim_start_matches("http://").to_string();
+        for (headers, want) in cases {
+            let headers: Vec<(&str, String)> = headers
+                .into_iter()
+                .map(|(k, v)| (k, v.replace("{host}", &host)))
+                .collect();
+            let (status, body) = wrong_login_with(&app, &headers).await;
+            assert_eq!(status, want, "{settings}: {headers:?}: {body}");
+            let expected = if want == REFUSED {
+                "did not come from Pollstr"
+            } else {
+                "Your username and password didn"
+            };
+            assert!(body.contains(expected), "{settings}: {headers:?}: {body}");
+        }
+    }
+}
+
+/// Posts the login form (a wrong password, with a valid anonymous token) with `headers`: the
+/// status and body. The token's cookie is sent by hand, as a browser would over https.
+async fn wrong_login_with(app: &TestApp, headers: &[(&str, String)]) -> (StatusCode, String) {
+    let form = app.browser().get("/login/").await;
+    let token = form.csrf().unwrap();
+    let cookie = form
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("pollstr_csrf="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_string();
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/login/", app.addr))
+        .header("cookie", cookie)
+        .form(&[
+            ("username", "test"),
+            ("password", "wrong"),
+            ("csrf_token", token.as_str()),
+        ]);
+    for (name, value) in headers {
+        request = request.header(*name, value.as_str());
+    }
+    let res = request.send().await.unwrap();
+    (res.status(), res.text().await.unwrap_or_default())
 }
 
 async fn posts_from_another_site_are_refused_even_with_a_token(backend: Backend) {

@@ -399,6 +399,7 @@ async fn reserve_send(
     let uid = user_id.to_string();
     let l = &state.config.limits;
     let [country, prefix] = to.budgets(&state.config);
+    let subject = crate::web::client::limit_subject(ip, l.ipv6_prefix);
     let checks = [
         (Scope::SmsPerUser, uid.as_str(), l.sms_per_user.as_slice()),
         (
@@ -406,7 +407,7 @@ async fn reserve_send(
             number.e164(),
             l.sms_per_number.as_slice(),
         ),
-        (Scope::SmsPerIp, ip, l.sms_per_ip.as_slice()),
+        (Scope::SmsPerIp, subject.as_str(), l.sms_per_ip.as_slice()),
         country,
         prefix,
     ];
