@@ -52,7 +52,22 @@ fn is_local(s: &str) -> bool {
         && !s.chars().any(char::is_control)
 }
 
+/// Decodes `%XX` escapes; a `%` without two hex digits after it is refused (the crate would
+/// keep it as it is, and a malformed address is nobody's `next`).
 fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let well_formed = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'%')
+        .all(|(i, _)| {
+            bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        });
+    if !well_formed {
+        return None;
+    }
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
         .ok()
