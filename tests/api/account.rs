@@ -1,5 +1,6 @@
 //! `/account/` and trusted browsers: what the page lists, "log out everywhere else", and
-//! "Trust this browser" (skips the second factor at login until it is forgotten).
+//! "Trust this browser" (skips the second factor at login until it is forgotten or its days are
+//! up).
 
 use reqwest::StatusCode;
 

@@ -1,4 +1,5 @@
-//! "Call me instead" (the workflow's next channel) and running verifications, with the console
+//! "Call me instead" (the workflow's next channel, which spends the send limits and the SMS
+//! guard's budgets) and running verifications, with the console
 //! provider and with the Verify v2 client against the fake v2 server.
 
 use pollstr::config::VerifyChannel;

@@ -1,5 +1,6 @@
 //! Many instances on one PostgreSQL: real `pollstr serve` processes sharing sessions, limits and
-//! votes; the SQLite → PostgreSQL move; trusted proxies; a database outage.
+//! votes; instances started at the same moment (the migration lock); the SQLite → PostgreSQL move;
+//! trusted proxies; a database outage.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
