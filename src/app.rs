@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::Method;
 use axum::middleware;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -24,6 +25,7 @@ use crate::two_factor::sms::vonage::VonageVerifier;
 use crate::two_factor::sms::vonage_v2::VonageV2Verifier;
 use crate::two_factor::sms::Verifier;
 use crate::users::password::HashQueue;
+use crate::web::routes::Routes;
 use crate::{accounts, admin, polls, two_factor, web};
 
 pub use crate::state::AppState;
@@ -79,6 +81,31 @@ pub async fn connect(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
+/// Every route behind the session and the CSRF check ([`web::guard`]): each feature's pages.
+fn pages(state: &AppState) -> Routes {
+    Routes::new()
+        .merge(polls::router(state))
+        .merge(accounts::router(state))
+        .merge(two_factor::router(state))
+        .merge(admin::router(state))
+        .route("/healthz", web::routes::get(healthz))
+}
+
+/// Outside the session and CSRF layers: a stylesheet needs neither, and Vonage's callbacks
+/// are signed requests, not a browser's.
+fn outside() -> Routes {
+    Routes::new()
+        .route("/static/{file}", web::routes::get(web::assets::serve))
+        .merge(two_factor::sms::callbacks::router())
+}
+
+/// Every (method, path) the app serves, from the routers themselves ([`Routes`]).
+pub fn routes(state: &AppState) -> Vec<(Method, &'static str)> {
+    let mut list = pages(state).list().to_vec();
+    list.extend_from_slice(outside().list());
+    list
+}
+
 /// The whole app: every module's router; the CSRF check and error pages with the user's navbar
 /// ([`web::guard`]); sessions; and around everything, the request id, log context and security
 /// headers ([`web::envelope`]).
@@ -91,23 +118,13 @@ pub fn router(state: AppState) -> Router {
         .with_expiry(Expiry::OnInactivity(
             time::Duration::try_from(state.config.session_ttl).unwrap_or(time::Duration::hours(12)),
         ));
-    // Outside the session and CSRF layers: a stylesheet needs neither, and Vonage's callbacks
-    // are signed requests, not a browser's.
-    let static_files =
-        Router::new().route("/static/{file}", axum::routing::get(web::assets::serve));
-    let callbacks = two_factor::sms::callbacks::router();
-    Router::new()
-        .merge(polls::router(&state))
-        .merge(accounts::router(&state))
-        .merge(two_factor::router(&state))
-        .merge(admin::router(&state))
-        .route("/healthz", axum::routing::get(healthz))
+    pages(&state)
+        .into_router()
         .fallback(web::not_found)
         .method_not_allowed_fallback(|| async { crate::error::AppError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), web::guard))
         .layer(sessions)
-        .merge(static_files)
-        .merge(callbacks)
+        .merge(outside().into_router())
         .layer(web::envelope::EnvelopeLayer::new())
         .with_state(state)
 }

@@ -6,8 +6,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 
 use super::{current_user, SessionUser};
@@ -18,10 +16,11 @@ use crate::users;
 use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::users::password;
 use crate::users::validation::{self, password_problems};
+use crate::web::routes::{get, Routes};
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext};
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
+pub fn router(state: &AppState) -> Routes {
+    Routes::new()
         .route("/account/password/", get(form).post(change))
         // Only with both factors: a password alone must not be enough to take an account over.
         .route_layer(middleware::from_fn_with_state(

@@ -6,8 +6,6 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 
 use crate::error::{AppError, AppResult};
@@ -15,10 +13,11 @@ use crate::state::AppState;
 use crate::two_factor::gate;
 use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::web::next::NextQuery;
+use crate::web::routes::{get, Routes};
 use crate::web::{self, ClientIp, Form, Page, PageContext, SafeNext};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/account/confirm/", get(form).post(confirm))
         .route_layer(middleware::from_fn(gate::require_verified))
 }

@@ -10,8 +10,6 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -24,6 +22,7 @@ use crate::users::current_password::reserve_password_check;
 use crate::users::password::{self, Verdict};
 use crate::users::validation::{self, password_problems, Username};
 use crate::web::next::NextQuery;
+use crate::web::routes::{get, post, Routes};
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 
 pub use crate::session::{current_user, SessionUser};
@@ -49,8 +48,8 @@ async fn start_session(
     Ok(())
 }
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
+pub fn router(state: &AppState) -> Routes {
+    Routes::new()
         .route("/login/", get(login_form).post(login))
         .route("/logout/", post(logout))
         .route("/register/", get(register_form).post(register))

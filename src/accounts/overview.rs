@@ -6,18 +6,17 @@ use askama::Template;
 use axum::extract::State;
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
 
 use super::{current_user, users, SessionUser};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
 use crate::state::AppState;
 use crate::two_factor::{gate, recovery, sms, totp, trusted};
+use crate::web::routes::{get, post, Routes};
 use crate::web::{self, csrf, flash, when, ClientIp, Level, Page, PageContext};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/account/", get(overview))
         .route("/account/sessions/end-others/", post(end_other_sessions))
         .route("/account/trusted/forget/", post(forget_trusted))

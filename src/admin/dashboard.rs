@@ -4,18 +4,17 @@
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 
 use super::queries::{self, Counts};
 use super::Staff;
 use crate::error::AppResult;
 use crate::events;
 use crate::state::AppState;
+use crate::web::routes::{get, Routes};
 use crate::web::{self, Page, PageContext};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/admin/", get(dashboard))
+pub fn router() -> Routes {
+    Routes::new().route("/admin/", get(dashboard))
 }
 
 /// A security event as the admin lists it.

@@ -13,8 +13,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 
 use super::Staff;
 use crate::error::{AppError, AppResult};
@@ -22,10 +20,11 @@ use crate::fixtures::{self, FixtureError};
 use crate::polls::cache::PollCache;
 use crate::state::AppState;
 use crate::two_factor::gate;
+use crate::web::routes::{get, Routes};
 use crate::web::{self, csrf, flash, ClientIp, Level, Page, PageContext};
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
+pub fn router(state: &AppState) -> Routes {
+    Routes::new()
         .route(crate::web::csrf::UPLOAD_PATH, get(form).post(import))
         .route("/admin/fixtures/download/", get(download))
         // The CSRF check has read the body already, within its own bound for uploads.

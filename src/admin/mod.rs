@@ -18,20 +18,20 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Router;
 use tower_sessions::Session;
 
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
 use crate::state::AppState;
 use crate::two_factor::gate;
+use crate::web::routes::Routes;
 use crate::web::SafeNext;
 
 /// Rows per page of the admin's lists (as Django's admin).
 pub const PER_PAGE: i64 = 50;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
+pub fn router(state: &AppState) -> Routes {
+    Routes::new()
         .merge(dashboard::router())
         .merge(polls::router(state))
         .merge(users::router(state))

@@ -11,8 +11,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 
 use super::queries::{self, ChoiceEdit, PollEdit, PollRow, Saved};
@@ -21,6 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::polls::cache::PollCache;
 use crate::state::AppState;
 use crate::two_factor::gate;
+use crate::web::routes::{get, Routes};
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext};
 
 /// Django's `max_length` of `Question.question_text` and `Choice.choice_text`.
@@ -30,14 +29,14 @@ const EXTRA_ROWS: usize = 3;
 /// The most choice rows a form may send.
 const MAX_ROWS: usize = 100;
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let sudo = Router::new()
+pub fn router(state: &AppState) -> Routes {
+    let sudo = Routes::new()
         .route("/admin/polls/{id}/delete/", get(delete_form).post(delete))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             gate::require_recent_password,
         ));
-    Router::new()
+    Routes::new()
         .route("/admin/polls/", get(list))
         .route("/admin/polls/new/", get(new_form).post(create))
         .route("/admin/polls/{id}/", get(edit_form).post(save))

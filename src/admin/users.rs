@@ -9,8 +9,6 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 
 use super::dashboard::EventLine;
@@ -21,16 +19,17 @@ use crate::events;
 use crate::state::AppState;
 use crate::two_factor::{gate, recovery, sms, totp, trusted};
 use crate::users;
+use crate::web::routes::{get, Routes};
 use crate::web::{self, flash, ClientIp, Level, Page, PageContext};
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let sudo = Router::new()
+pub fn router(state: &AppState) -> Routes {
+    let sudo = Routes::new()
         .route("/admin/users/{id}/{action}/", get(confirm).post(act))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             gate::require_recent_password,
         ));
-    Router::new()
+    Routes::new()
         .route("/admin/users/", get(list))
         .route("/admin/users/{id}/", get(detail))
         .merge(sudo)

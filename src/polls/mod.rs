@@ -15,13 +15,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use axum::Extension;
-use axum::Router;
 use serde::Deserialize;
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::web::routes::{get, post, Routes};
 use crate::web::{self, Form, Page, PageContext};
 use cache::{PollCache, PollData, PollList};
 use prefetch::Prefetched;
@@ -35,8 +34,8 @@ fn cache(state: &AppState) -> &Arc<PollCache> {
     state.part::<Arc<PollCache>>()
 }
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let verified = Router::new()
+pub fn router(state: &AppState) -> Routes {
+    let verified = Routes::new()
         .route("/polls/{id}/", get(detail))
         .route("/polls/{id}/vote/", post(vote))
         .route("/polls/{id}/results/", get(results))
@@ -49,7 +48,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             state.clone(),
             prefetch::session_and_poll,
         ));
-    Router::new()
+    Routes::new()
         .route("/", get(|| async { Redirect::to("/polls/") }))
         .route("/polls/", get(index))
         .merge(verified)

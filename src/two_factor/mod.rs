@@ -13,13 +13,12 @@ pub mod sms;
 pub mod totp;
 pub mod trusted;
 
-use axum::Router;
-
 use crate::state::AppState;
+use crate::web::routes::Routes;
 
 /// The pages of every factor.
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
+pub fn router(state: &AppState) -> Routes {
+    Routes::new()
         .merge(sms::router())
         .merge(totp::router(state))
         .merge(recovery::router())

@@ -7,6 +7,7 @@ pub mod csrf;
 pub mod envelope;
 pub mod flash;
 pub mod next;
+pub mod routes;
 
 use askama::Template;
 use axum::extract::{FromRequest, FromRequestParts, Request};

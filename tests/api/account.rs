@@ -1,5 +1,6 @@
 //! `/account/` and trusted browsers: what the page lists, "log out everywhere else", and
-//! "Trust this browser" (skips the second factor at login until it is forgotten).
+//! "Trust this browser" (skips the second factor at login until it is forgotten or its days are
+//! up).
 
 use reqwest::StatusCode;
 
@@ -12,6 +13,7 @@ both_backends!(
     the_account_page_lists_factors_sessions_and_events,
     log_out_everywhere_else_keeps_this_session,
     no_trust_box_when_trust_is_turned_off,
+    a_trusted_browser_past_its_days_is_asked_again,
 );
 
 /// Logs in as `test` and proves the phone by SMS, ticking "Trust this browser" if `remember`.
@@ -235,4 +237,42 @@ async fn no_trust_box_when_trust_is_turned_off(backend: Backend) {
         .await;
     assert!(trusted_cookie(&page).is_none());
     assert_eq!(app.scalar("SELECT COUNT(*) FROM trusted_browsers").await, 0);
+}
+
+/// `TRUSTED_BROWSER_DAYS` is the server's to enforce: the cookie's `Max-Age` only asks the
+/// browser to drop it, and a browser that still sends it afterwards (a copied cookie, a clock
+/// set back) is asked for the second factor. The trust is aged in the database.
+async fn a_trusted_browser_past_its_days_is_asked_again(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = app.browser();
+    verify_by_sms(&app, &b, true).await;
+    logged_out_and_in(&b).await;
+    assert_eq!(b.get("/polls/1/").await.status, StatusCode::OK, "trusted");
+    let days = i64::from(
+        pollstr::config::Config::from_lookup(|_| None)
+            .unwrap()
+            .trusted_browser_days,
+    );
+    let past = days * 86400 + 60;
+    app.execute(&format!(
+        "UPDATE trusted_browsers SET created_at = created_at - {past}, expires_at = expires_at - {past}"
+    ))
+    .await;
+    logged_out_and_in(&b).await;
+    let url: reqwest::Url = b.base.parse().unwrap();
+    let sent = reqwest::cookie::CookieStore::cookies(b.jar.as_ref(), &url)
+        .and_then(|h| h.to_str().ok().map(str::to_string))
+        .unwrap_or_default();
+    assert!(
+        sent.contains("pollstr_trusted="),
+        "the browser still sends it: {sent}"
+    );
+    let page = b.get("/polls/1/").await;
+    assert!(
+        page.location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("/2fa/")),
+        "the second factor is asked: {:?}",
+        page.location
+    );
 }

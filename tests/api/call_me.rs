@@ -1,4 +1,5 @@
-//! "Call me instead" (the workflow's next channel) and running verifications, with the console
+//! "Call me instead" (the workflow's next channel, which spends the send limits and the SMS
+//! guard's budgets) and running verifications, with the console
 //! provider and with the Verify v2 client against the fake v2 server.
 
 use pollstr::config::VerifyChannel;
@@ -6,13 +7,15 @@ use pollstr::limits::Limit;
 use reqwest::StatusCode;
 
 use crate::each_provider;
-use crate::helpers::{spawn_app_with, Backend, TestApp, PHONE, PHONE_E164, SEED};
+use crate::helpers::{spawn_app_with, Backend, Browser, TestApp, PHONE, PHONE_E164, SEED};
 
 each_provider!(
     call_me_instead_reads_a_new_code,
     no_call_button_without_a_next_channel,
     a_call_counts_against_the_send_limits,
     another_account_cannot_join_a_running_verification,
+    a_call_spends_the_country_budget,
+    a_call_spends_the_prefix_budget,
 );
 
 async fn app_with(backend: Backend, tweak: impl FnOnce(&mut pollstr::config::Config)) -> TestApp {
@@ -140,7 +143,9 @@ async fn a_call_counts_against_the_send_limits(backend: Backend) {
         page.text()
     );
     assert!(page.has("Too many codes were sent."));
-    assert!(page.headers.contains_key("retry-after"));
+    // The text's send leaves the 10-minute window in a little under 600 s.
+    let wait = page.retry_after().expect("Retry-After");
+    assert!((570..=600).contains(&wait), "Retry-After: {wait}");
     assert!(app.no_code_sent());
     // Nothing was lost: the text message's code still works.
     let done = b
@@ -175,4 +180,87 @@ async fn another_account_cannot_join_a_running_verification(backend: Backend) {
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
     assert_eq!(app.scalar("SELECT COUNT(*) FROM phone_numbers").await, 1);
+}
+
+/// A new account that sends a code to `number` (GB: the SMS guard's budgets are per country).
+async fn sent_to(app: &TestApp, name: &str, number: &str) -> Browser {
+    let b = app.browser();
+    b.register(name).await;
+    let page = b
+        .submit("/2fa/", "/2fa/create/", &[("number", number)])
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::SEE_OTHER,
+        "{name}: {}",
+        page.text()
+    );
+    b
+}
+
+/// *Call me instead* asks the provider for another delivery: it spends the destination
+/// country's budget like a text. With a budget of three, a text and a call, then another
+/// text, spend it; the next call and the next text are refused.
+async fn a_call_spends_the_country_budget(backend: Backend) {
+    let app = app_with(backend, |c| {
+        c.limits.sms_per_country = Limit::parse_list("3/1d").unwrap();
+    })
+    .await;
+    let a = sent_to(&app, "alice", "+44 7400 900001").await;
+    app.code_for("+447400900001").await;
+    let call = a.submit("/2fa/verify/", "/2fa/next/", &[]).await;
+    assert_eq!(call.status, StatusCode::SEE_OTHER, "{}", call.text());
+    app.code_for("+447400900001").await;
+    let b = sent_to(&app, "bob", "+44 7400 910002").await;
+    app.code_for("+447400910002").await;
+    let call = b.submit("/2fa/verify/", "/2fa/next/", &[]).await;
+    assert_eq!(
+        call.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        call.text()
+    );
+    assert!(call.has("Too many codes were sent."), "{}", call.text());
+    let c = app.browser();
+    c.register("carol").await;
+    let page = c
+        .submit("/2fa/", "/2fa/create/", &[("number", "+44 7400 920003")])
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        page.text()
+    );
+    assert!(app.no_code_sent());
+}
+
+/// The same for a block of 10,000 numbers: a text and a call to one number spend a budget of
+/// two, and the block's next number is refused while the next block is open.
+async fn a_call_spends_the_prefix_budget(backend: Backend) {
+    let app = app_with(backend, |c| {
+        c.limits.sms_per_prefix = Limit::parse_list("2/1d").unwrap();
+    })
+    .await;
+    let a = sent_to(&app, "alice", "+44 7400 900001").await;
+    app.code_for("+447400900001").await;
+    let call = a.submit("/2fa/verify/", "/2fa/next/", &[]).await;
+    assert_eq!(call.status, StatusCode::SEE_OTHER, "{}", call.text());
+    app.code_for("+447400900001").await;
+    let b = app.browser();
+    b.register("bob").await;
+    let page = b
+        .submit("/2fa/", "/2fa/create/", &[("number", "+44 7400 900002")])
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        page.text()
+    );
+    assert!(app.no_code_sent());
+    let page = b
+        .submit("/2fa/", "/2fa/create/", &[("number", "+44 7400 910002")])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
 }

@@ -461,6 +461,14 @@ impl Page {
         )
     }
 
+    /// The `Retry-After` header in seconds, if the answer has one.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    }
+
     pub fn csrf(&self) -> Option<String> {
         let doc = Html::parse_document(&self.body);
         let sel = Selector::parse("input[name=csrf_token]").unwrap();

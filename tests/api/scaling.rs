@@ -1,5 +1,6 @@
 //! Many instances on one PostgreSQL: real `pollstr serve` processes sharing sessions, limits and
-//! votes; the SQLite → PostgreSQL move; trusted proxies; a database outage.
+//! votes; instances started at the same moment (the migration lock); the SQLite → PostgreSQL move;
+//! trusted proxies; a database outage.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -610,4 +611,60 @@ async fn the_vote_writer_answers_an_outage_and_recovers() {
     assert_eq!(counted, Some(true));
     let sql = format!("SELECT choice_id FROM votes WHERE user_id = {user} AND question_id = 1");
     assert_eq!(app.scalar(&sql).await, 3);
+}
+
+/// Instances started at the same moment on a fresh database (every replica of a deployment
+/// restarted at once): each migrates, one at a time under the migration lock (the others find
+/// the work done), all of them serve, and each migration is applied once. Three rounds of four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(pollstr_postgres),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
+async fn instances_started_together_migrate_once() {
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+        .unwrap()
+        .count() as i64;
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = fresh_database(Backend::Postgres, &dir).await;
+        // Concurrent on one task: the migration's future is not `Send`, and the waiting is the
+        // database's, not this process's.
+        let started = tokio::join!(
+            crate::helpers::spawn_on(Backend::Postgres, &url),
+            crate::helpers::spawn_on(Backend::Postgres, &url),
+            crate::helpers::spawn_on(Backend::Postgres, &url),
+            crate::helpers::spawn_on(Backend::Postgres, &url),
+        );
+        let client = reqwest::Client::new();
+        for base in [started.0, started.1, started.2, started.3] {
+            for path in ["/healthz", "/login/"] {
+                let res = client.get(format!("{base}{path}")).send().await.unwrap();
+                assert_eq!(res.status(), StatusCode::OK, "round {round}: {path}");
+            }
+        }
+        let Ok(pollstr::db::Db::Postgres(pool)) =
+            pollstr::db::Db::connect(&url, &Default::default()).await
+        else {
+            panic!("round {round}: connect");
+        };
+        let (applied, distinct): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COUNT(DISTINCT version) FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            (applied, distinct),
+            (migrations, migrations),
+            "round {round}"
+        );
+        let sessions: i64 =
+            sqlx::query_scalar(r#"SELECT COUNT(*) FROM "tower_sessions"."session""#)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(sessions, 0, "round {round}");
+        pool.close().await;
+    }
 }

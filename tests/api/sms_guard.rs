@@ -194,7 +194,14 @@ async fn low_conversion_pauses_a_country_once(backend: Backend) {
         );
         assert!(page
             .has("Codes to phone numbers in this country are paused for a while to stop abuse."));
-        assert!(page.headers.contains_key("retry-after"));
+        // `SMS_PAUSE`: an hour from the moment the pause began.
+        let wait = page.retry_after().expect("Retry-After");
+        assert!((3570..=3600).contains(&wait), "Retry-After: {wait}");
+        assert!(
+            page.has("Please try again in 60 minutes."),
+            "{}",
+            page.text()
+        );
     }
     assert!(app.no_code_sent());
     assert_eq!(

@@ -3,16 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pollstr::config::VonageConfig;
+use pollstr::config::{VerifySettings, VonageConfig};
 use pollstr::limits::Limit;
 use pollstr::two_factor::sms::vonage::VonageVerifier;
+use pollstr::two_factor::sms::vonage_v2::VonageV2Verifier;
 use reqwest::StatusCode;
-use wiremock::matchers::{body_string_contains, method, path};
+use serde_json::json;
+use wiremock::matchers::{body_string_contains, method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
     spawn_app_with, Backend, Browser, Provider, TestApp, PHONE, PHONE_E164, SEED,
 };
+use crate::vonage_v2::problem_with;
 use crate::{both_backends, each_provider};
 
 // The flow, with the console provider and with the Verify v2 client against a fake v2 server.
@@ -43,6 +46,22 @@ mod v1 {
         vonage_transport_faults_have_messages,
         switching_numbers_cancels_the_running_request,
         faults_while_checking_a_code_keep_the_user_signed_in,
+    );
+}
+
+// The console provider's own rules, kept in the app's database.
+mod console {
+    use super::*;
+    both_backends!(a_code_past_its_time_is_refused_though_the_browser_still_has_it);
+}
+
+// Verify v2's answers as the user sees them, through wiremock.
+mod v2 {
+    use super::*;
+    both_backends!(
+        v2_refusals_of_a_send_have_their_messages,
+        v2_refusals_of_a_check_have_their_messages,
+        v2_switching_numbers_cancels_the_running_request,
     );
 }
 
@@ -299,7 +318,9 @@ async fn sms_limit_per_user(backend: Backend) {
         "{}",
         page.text()
     );
-    assert!(page.headers.contains_key("retry-after"));
+    // The oldest of the three sends leaves the 10-minute window in a little under 600 s.
+    let wait = page.retry_after().expect("Retry-After");
+    assert!((570..=600).contains(&wait), "Retry-After: {wait}");
     assert!(app.no_code_sent(), "a refused send reaches no API");
 }
 
@@ -353,6 +374,8 @@ async fn wrong_code_limit_per_user(backend: Backend) {
         "{}",
         page.text()
     );
+    let wait = page.retry_after().expect("Retry-After");
+    assert!((870..=900).contains(&wait), "Retry-After: {wait}");
     // Refused before reaching the provider: its attempt count did not move.
     if app.provider == Provider::Console {
         assert_eq!(
@@ -769,4 +792,210 @@ async fn faults_while_checking_a_code_keep_the_user_signed_in(backend: Backend) 
         );
         assert!(form.form("/2fa/confirm/").is_some(), "fault {i}");
     }
+}
+
+/// `VERIFY_CHANNEL_TIMEOUT` is the server's to enforce: a code typed after it is refused though
+/// the browser's session still names the request. The request's times are moved back in the
+/// database instead of waiting.
+async fn a_code_past_its_time_is_refused_though_the_browser_still_has_it(backend: Backend) {
+    let app = TestApp::seeded(backend).await;
+    let b = logged_in(&app).await;
+    assert_eq!(send(&b, PHONE).await.status, StatusCode::SEE_OTHER);
+    let code = app.code_for(PHONE_E164).await;
+    let lived = VerifySettings::default().channel_timeout.as_secs() + 1;
+    app.execute(&format!(
+        "UPDATE console_verify_requests SET created_at = created_at - {lived}, \
+         expires_at = expires_at - {lived}"
+    ))
+    .await;
+    // The code form is still there: the browser does not know.
+    let page = b
+        .submit("/2fa/verify/", "/2fa/confirm/", &[("code", &code)])
+        .await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/2fa/?next=/polls/"),
+        "{}",
+        page.text()
+    );
+    let (_, landed) = b.follow(page).await;
+    assert!(
+        landed.has("That code has expired or was already used. Send a new code."),
+        "{}",
+        landed.text()
+    );
+    assert!(b
+        .get("/polls/1/")
+        .await
+        .location
+        .is_some_and(|l| l.starts_with("/2fa/")));
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM phone_numbers").await, 0);
+}
+
+const V2_KEY: &str = "key-v2";
+const V2_REQUEST: &str = "c11236f4-00bf-4b89-84ba-88b25df97315";
+
+/// The app with the Verify v2 client talking to `server`.
+async fn v2_app(backend: Backend, server: &MockServer) -> TestApp {
+    let verifier = VonageV2Verifier::new(
+        VonageConfig {
+            api_key: V2_KEY.into(),
+            api_secret: "very-secret".into(),
+            brand: "Pollstr".into(),
+            base_url: server.uri(),
+            timeout: Duration::from_secs(5),
+        },
+        None,
+        VerifySettings::default(),
+    )
+    .unwrap();
+    let app = spawn_app_with(
+        backend,
+        |c| {
+            c.limits.sms_per_user = Limit::parse_list("10/10m").unwrap();
+            c.limits.sms_per_number = Limit::parse_list("10/10m").unwrap();
+        },
+        Some(Arc::new(verifier)),
+    )
+    .await;
+    app.load(SEED).await;
+    app
+}
+
+/// `POST /` answered 202 with [`V2_REQUEST`].
+fn v2_started() -> Mock {
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({ "request_id": V2_REQUEST })))
+}
+
+/// A 422 whose `invalid_parameters` name `field`.
+fn invalid(field: &str) -> ResponseTemplate {
+    problem_with(
+        422,
+        json!({ "invalid_parameters": [{ "name": field, "reason": "Invalid value" }] }),
+        "Invalid params",
+        "The value of one or more parameters is invalid.",
+    )
+}
+
+/// The README's "Verify v2 answer" table for a send: each refusal, the page the user gets.
+async fn v2_refusals_of_a_send_have_their_messages(backend: Backend) {
+    let cases = [
+        (
+            problem_with(429, json!({}), "Rate Limit Hit", "wait")
+                .insert_header("retry-after", "42"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The SMS service is busy right now. Please try again in 42 seconds.",
+            Some(42),
+        ),
+        (
+            invalid("workflow[0].to"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "This number cannot be verified. Please use a different number.",
+            None,
+        ),
+        // Not the number: our request, so the generic message (and an error in the log).
+        (
+            invalid("brand"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "We cannot send verification codes right now.",
+            None,
+        ),
+        (
+            problem_with(401, json!({}), "Unauthorized", "Invalid credentials"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "We cannot send verification codes right now.",
+            None,
+        ),
+    ];
+    for (i, (reply, status, message, wait)) in cases.into_iter().enumerate() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/"))
+            .respond_with(reply)
+            .expect(1)
+            .mount(&server)
+            .await;
+        let app = v2_app(backend, &server).await;
+        let b = logged_in(&app).await;
+        let page = send(&b, PHONE).await;
+        assert_eq!(page.status, status, "case {i}: {}", page.text());
+        assert!(page.has(message), "case {i}: {}", page.text());
+        assert_eq!(page.retry_after(), wait, "case {i}");
+        assert!(page.has("Signed in as test"), "case {i}");
+        server.verify().await;
+    }
+}
+
+/// The README's "Verify v2 answer" table for a check: 404 and 410 end the request, with their
+/// messages; the user is sent back to ask for a new code.
+async fn v2_refusals_of_a_check_have_their_messages(backend: Backend) {
+    for (status, message) in [
+        (
+            404,
+            "That code has expired or was already used. Send a new code.",
+        ),
+        (
+            410,
+            "That code was wrong too many times, so it no longer works. Send a new code.",
+        ),
+    ] {
+        let server = MockServer::start().await;
+        v2_started().mount(&server).await;
+        Mock::given(method("POST"))
+            .and(path(format!("/{V2_REQUEST}")))
+            .respond_with(problem_with(status, json!({}), "Refused", "x"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let app = v2_app(backend, &server).await;
+        let b = logged_in(&app).await;
+        assert_eq!(send(&b, PHONE).await.status, StatusCode::SEE_OTHER);
+        let page = b
+            .submit("/2fa/verify/", "/2fa/confirm/", &[("code", "123456")])
+            .await;
+        assert_eq!(
+            page.location.as_deref(),
+            Some("/2fa/?next=/polls/"),
+            "{status}"
+        );
+        let (_, landed) = b.follow(page).await;
+        assert!(landed.has(message), "{status}: {}", landed.text());
+        // The request is over: no code form to type into.
+        assert!(b.get("/2fa/verify/").await.location.is_some(), "{status}");
+        server.verify().await;
+    }
+}
+
+/// Switching to another number before the first is proven cancels the running request
+/// (`DELETE /{request_id}`), once; a resend to the same number cancels nothing.
+async fn v2_switching_numbers_cancels_the_running_request(backend: Backend) {
+    let server = MockServer::start().await;
+    v2_started().mount(&server).await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("/{V2_REQUEST}")))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path_regex("^/.+"))
+        .respond_with(ResponseTemplate::new(404))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let app = v2_app(backend, &server).await;
+    let b = logged_in(&app).await;
+    assert_eq!(send(&b, PHONE).await.status, StatusCode::SEE_OTHER);
+    b.submit("/2fa/verify/", "/2fa/create/", &[]).await;
+    let page = b
+        .submit(
+            "/2fa/?change=1",
+            "/2fa/create/",
+            &[("number", "+44 7400 654321")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+    server.verify().await;
 }

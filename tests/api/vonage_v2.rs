@@ -71,7 +71,7 @@ fn problem(status: u16, title: &str, detail: &str) -> ResponseTemplate {
     problem_with(status, json!({}), title, detail)
 }
 
-fn problem_with(status: u16, extra: Value, title: &str, detail: &str) -> ResponseTemplate {
+pub fn problem_with(status: u16, extra: Value, title: &str, detail: &str) -> ResponseTemplate {
     let mut body = json!({
         "type": "https://developer.vonage.com/en/api-errors/verify-v2#x",
         "title": title,

@@ -9,8 +9,6 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use rand::Rng;
 use serde::Deserialize;
 
@@ -22,13 +20,14 @@ use crate::two_factor::challenge::{self, Attempt, Factor, Verdict};
 use crate::two_factor::gate;
 use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::web::next::NextQuery;
+use crate::web::routes::{get, Routes};
 use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 
-pub fn router() -> Router<AppState> {
-    let account = Router::new()
+pub fn router() -> Routes {
+    let account = Routes::new()
         .route("/account/recovery/", get(manage_page).post(regenerate))
         .route_layer(middleware::from_fn(gate::require_verified));
-    Router::new()
+    Routes::new()
         .route("/2fa/recovery/", get(login_page).post(login))
         .merge(account)
 }

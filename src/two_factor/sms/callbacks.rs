@@ -12,13 +12,12 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::guard;
 use crate::state::AppState;
+use crate::web::routes::{post, Routes};
 
 pub const PATH: &str = "/2fa/vonage/events";
 /// A callback signed longer ago than this is refused (a replay, or a clock far off).
@@ -29,8 +28,8 @@ const MAX_AHEAD: i64 = 60;
 const MAX_BODY: usize = 64 * 1024;
 
 /// Outside the session and CSRF layers: a callback comes from Vonage, signed, not from a form.
-pub fn router() -> Router<AppState> {
-    Router::new().route(PATH, post(receive))
+pub fn router() -> Routes {
+    Routes::new().route(PATH, post(receive))
 }
 
 #[derive(Deserialize)]

@@ -19,8 +19,6 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
 use crate::error::{AppError, AppResult};
@@ -29,6 +27,7 @@ use crate::limits::{self, human_wait, Scope};
 use crate::session::{self, SmsPending as Pending};
 use crate::state::AppState;
 use crate::users::current_password::{check_current_password, too_many_passwords, Check};
+use crate::web::routes::{get, post, Routes};
 use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 use guard::{Admission, Destination};
 use phone::PhoneNumber;
@@ -39,8 +38,8 @@ fn verifier(state: &AppState) -> &dyn Verifier {
     state.part::<std::sync::Arc<dyn Verifier>>().as_ref()
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .route("/2fa/", get(new))
         .route("/2fa/create/", post(create))
         .route("/2fa/verify/", get(verify))

@@ -11,8 +11,6 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use totp_rs::{Builder, Secret, Totp};
 
@@ -25,23 +23,24 @@ use crate::two_factor::challenge::{self, Attempt, Factor, Verdict};
 use crate::two_factor::gate;
 use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::web::next::NextQuery;
+use crate::web::routes::{get, post, Routes};
 use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router(state: &AppState) -> Routes {
     // Adding a factor takes the password given in the last ten minutes (removing one asks
     // for it on its form).
-    let setup_routes = Router::new()
+    let setup_routes = Routes::new()
         .route("/account/totp/", get(setup_page).post(setup))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             gate::require_recent_password,
         ));
-    let account = Router::new()
+    let account = Routes::new()
         .route("/account/totp/remove/", post(remove))
         .merge(setup_routes)
         // Adding or removing a factor takes a session that passed the second factor.
         .route_layer(middleware::from_fn(gate::require_verified));
-    Router::new()
+    Routes::new()
         .route("/2fa/totp/", get(login_page).post(login))
         .merge(account)
 }
