@@ -98,8 +98,10 @@ impl std::fmt::Debug for VonageApplication {
 /// The SMS pumping guard (`two_factor::sms::guard`); the budgets are in [`Limits`].
 #[derive(Clone, Debug)]
 pub struct SmsGuardConfig {
-    /// Destination countries codes may go to (empty: all).
-    pub allowed_countries: Vec<phonenumber::country::Id>,
+    /// Destination countries codes may go to, as ISO 3166 codes (`GB`), and `001` (the
+    /// numbers of no country: satellite phones, international networks). Empty: every
+    /// country, and no number of no country.
+    pub allowed_countries: Vec<String>,
     /// Below this share of codes confirmed (0.0 to 1.0; 0: never), a country's sends pause.
     pub min_conversion: f64,
     /// Sends a country needs in the window before its conversion is judged.
@@ -665,14 +667,15 @@ fn sms_guard(get: &impl Fn(&str) -> Option<String>) -> Result<SmsGuardConfig, Co
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| {
-                s.to_ascii_uppercase()
-                    .parse::<phonenumber::country::Id>()
-                    .map_err(|_| {
-                        err(
-                            "SMS_ALLOWED_COUNTRIES",
-                            format!("{s:?} is not a two-letter country code such as GB or US"),
-                        )
-                    })
+                let code = s.to_ascii_uppercase();
+                let known = code == crate::two_factor::sms::phone::NON_GEOGRAPHIC
+                    || code.parse::<phonenumber::country::Id>().is_ok();
+                known.then_some(code).ok_or_else(|| {
+                    err(
+                        "SMS_ALLOWED_COUNTRIES",
+                        format!("{s:?} is not a two-letter country code such as GB or US, or 001 (numbers of no country)"),
+                    )
+                })
             })
             .collect::<Result<_, _>>()?,
         None => Vec::new(),
@@ -844,6 +847,7 @@ mod tests {
             ("VERIFY_LOCALE", "english"),
             ("NEXMO_BRAND", "Polls: {new}"),
             ("SMS_ALLOWED_COUNTRIES", "GB,Mars"),
+            ("SMS_ALLOWED_COUNTRIES", "GB,002"),
             ("SMS_LIMIT_PER_COUNTRY", "lots"),
             ("SMS_LIMIT_PER_PREFIX", "5/never"),
             ("SIGNUP_LIMIT_PER_IP", "20"),
@@ -900,7 +904,9 @@ mod tests {
             ("VERIFY_CHANNEL_TIMEOUT", "2m"),
         ])
         .unwrap();
-        assert_eq!(c.sms_guard.allowed_countries.len(), 2);
+        assert_eq!(c.sms_guard.allowed_countries, ["GB", "US"]);
+        let satellites = with(&[("SMS_ALLOWED_COUNTRIES", "GB,001")]).unwrap();
+        assert_eq!(satellites.sms_guard.allowed_countries, ["GB", "001"]);
         assert!((c.sms_guard.min_conversion - 0.25).abs() < 1e-9);
         assert_eq!(c.verify.workflow, vec![VerifyChannel::Voice]);
         assert_eq!(c.verify.channel_timeout, Duration::from_secs(120));

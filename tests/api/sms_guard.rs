@@ -1,4 +1,5 @@
-//! The SMS pumping guard: allowed countries, budgets per country and prefix (held under bursts),
+//! The SMS pumping guard: only a person's phone (no premium-rate or other service number, no
+//! number of no country unless listed), allowed countries, budgets per country and prefix (held under bursts),
 //! conversion tracking that pauses a country (once, whatever the number of instances judging),
 //! Verify v2's signed callbacks, and `pollstr sms-report` / `sms-resume`.
 
@@ -7,12 +8,15 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
 use crate::both_backends;
-use crate::helpers::{pollstr_command, spawn_app_with, Backend, Browser, TestApp, SEED};
+use crate::helpers::{pollstr_command, spawn_app_with, spawn_on, Backend, Browser, TestApp, SEED};
 
 /// A GB mobile number (the test suite's usual one, +44 7911, is Guernsey's to libphonenumber).
 const PHONE: &str = "+44 7400 123456";
 
 both_backends!(
+    only_a_persons_phone_is_sent_codes,
+    numbers_of_no_country_only_when_listed,
+    call_me_instead_and_a_proven_number_are_held_to_the_rule,
     sends_only_to_allowed_countries,
     a_country_budget_holds_under_a_burst,
     a_prefix_budget_spares_other_ranges,
@@ -67,6 +71,140 @@ fn guard(min_sends: u32) -> impl FnOnce(&mut pollstr::config::Config) {
         c.sms_guard.min_conversion = 0.5;
         c.sms_guard.conversion_min_sends = min_sends;
     }
+}
+
+/// Nothing went to the provider and nothing was counted: no code, no verification started, no
+/// send recorded, no limit spent.
+async fn nothing_sent(app: &TestApp) {
+    assert!(app.no_code_sent());
+    for table in ["console_verify_requests", "sms_sends", "limit_events"] {
+        let rows = app.scalar(&format!("SELECT COUNT(*) FROM {table}")).await;
+        assert_eq!(rows, 0, "{table}");
+    }
+}
+
+/// Premium-rate and shared-cost numbers (revenue-share fraud's numbers) and numbers of no
+/// country are refused in allowed countries too; a mobile and a US number are not.
+async fn only_a_persons_phone_is_sent_codes(backend: Backend) {
+    let app = app_with(backend, |c| {
+        c.sms_guard.allowed_countries = vec!["GB".into(), "US".into()];
+    })
+    .await;
+    let b = app.browser();
+    b.login("test", "test1234").await;
+    for (number, kind) in [
+        ("+44 909 879 0000", "premium-rate"),
+        ("+44 871 234 5678", "premium-rate"),
+        ("+1 900 234 5678", "premium-rate"),
+        ("+881 612 345 678", "satellite and other non-country"),
+        ("+870 301 234 567", "satellite and other non-country"),
+    ] {
+        let page = send(&b, number).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{number}");
+        let message = format!("This number cannot receive codes: {kind} numbers are not accepted. Please use a mobile number.");
+        assert!(page.has(&message), "{number}: {}", page.text());
+        nothing_sent(&app).await;
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM security_events WHERE kind = 'code_refused' AND detail LIKE '%numbers take no codes'")
+            .await,
+        5
+    );
+    let page = send(&b, PHONE).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+    app.code_for("+447400123456").await;
+    let page = send(&b, "+1 201 555 0123").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+    app.code_for("+12015550123").await;
+}
+
+/// With the default empty list every country is allowed, but not the ranges of no country;
+/// `001` in the list lets them through.
+async fn numbers_of_no_country_only_when_listed(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let b = app.browser();
+    b.login("test", "test1234").await;
+    for number in ["+881 612 345 678", "+870 301 234 567"] {
+        let page = send(&b, number).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{number}");
+        assert!(page.has("satellite and other non-country numbers are not accepted"));
+        nothing_sent(&app).await;
+    }
+
+    let listed = app_with(backend, |c| {
+        c.sms_guard.allowed_countries = vec!["GB".into(), "001".into()];
+    })
+    .await;
+    let b = listed.browser();
+    b.login("test", "test1234").await;
+    let page = send(&b, "+881 612 345 678").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+    listed.code_for("+881612345678").await;
+    assert_eq!(
+        listed
+            .scalar("SELECT COUNT(*) FROM sms_sends WHERE country = '001'")
+            .await,
+        1
+    );
+}
+
+/// A code running to a number the rule now refuses (the settings changed since it was sent)
+/// is not moved to a call, and a proven number the rule refuses is not sent to: the same
+/// message, nothing sent.
+async fn call_me_instead_and_a_proven_number_are_held_to_the_rule(backend: Backend) {
+    let before = app_with(backend, |c| {
+        c.sms_guard.allowed_countries = vec!["001".into()];
+    })
+    .await;
+    let b = before.browser();
+    b.login("test", "test1234").await;
+    let page = send(&b, "+881 612 345 678").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+    // The same database served with the default settings, which refuse numbers of no country.
+    let after = Browser {
+        base: spawn_on(backend, &before.database_url).await,
+        ..b.clone()
+    };
+    let page = after.submit("/2fa/verify/", "/2fa/next/", &[]).await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.text()
+    );
+    assert!(page.has("This number cannot receive codes: satellite and other non-country numbers are not accepted."));
+    assert_eq!(
+        before.scalar("SELECT channels FROM sms_sends").await,
+        1,
+        "no call was made"
+    );
+
+    // Proven while the rule allowed it.
+    let code = before.code_for("+881612345678").await;
+    let done = b
+        .submit("/2fa/verify/", "/2fa/confirm/", &[("code", &code)])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+    let fresh = Browser {
+        base: after.base.clone(),
+        ..before.browser()
+    };
+    fresh.login("test", "test1234").await;
+    let page = send(&fresh, "").await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        page.text()
+    );
+    assert!(page.has("This number cannot receive codes"));
+    assert_eq!(before.scalar("SELECT COUNT(*) FROM sms_sends").await, 1);
+    assert_eq!(
+        before
+            .scalar("SELECT COUNT(*) FROM console_verify_requests")
+            .await,
+        1
+    );
 }
 
 async fn sends_only_to_allowed_countries(backend: Backend) {

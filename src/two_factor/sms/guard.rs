@@ -1,7 +1,9 @@
 //! The SMS pumping guard. Fraudsters make a site send codes to premium numbers whose revenue
 //! they share; the provider bills the site. Before any call to the provider a send must go to
-//! an allowed destination country that is not paused, and within that country's and that
-//! number range's budget (counted with the other limits). Every verification that goes out is
+//! a person's phone (a mobile number, never premium-rate, shared-cost or another service
+//! number: see [`PhoneNumber::not_a_phone`]), in an allowed destination country (a number of
+//! no country only when `SMS_ALLOWED_COUNTRIES` lists [`NON_GEOGRAPHIC`]) that is not paused,
+//! and within that country's and that number range's budget (counted with the other limits). Every verification that goes out is
 //! recorded here with its destination; a confirmed code marks it. When a country's share of
 //! codes confirmed falls under `SMS_MIN_CONVERSION` after enough sends, its sends pause for
 //! `SMS_PAUSE`, a warning is logged and a security event recorded. `pollstr sms-report` shows
@@ -9,9 +11,7 @@
 
 use std::time::Duration;
 
-use phonenumber::country;
-
-use super::phone::PhoneNumber;
+use super::phone::{PhoneNumber, NON_GEOGRAPHIC};
 use crate::config::Config;
 use crate::db::{self, Db};
 use crate::events::{self, Kind};
@@ -21,25 +21,25 @@ use crate::with_db;
 /// Where a code goes, as the guard counts it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Destination {
-    /// ISO 3166 code of the number's country (`GB`), or `??` when libphonenumber has none.
+    /// ISO 3166 code of the number's country (`GB`), [`NON_GEOGRAPHIC`] for a number of no
+    /// country, or `??` when libphonenumber knows none.
     pub country: String,
     /// The number without its last four digits (`+44791112`): a block of 10,000 numbers, the
     /// size of the ranges premium-rate fraud rents.
     pub prefix: String,
+    /// What the number is when it is not a person's phone (`premium-rate`).
+    pub not_a_phone: Option<&'static str>,
 }
 
 impl Destination {
     pub fn of(number: &PhoneNumber) -> Destination {
-        let country = phonenumber::parse(None, number.e164())
-            .ok()
-            .and_then(|n| n.country().id())
-            .map(|id| id.as_ref().to_string())
-            .unwrap_or_else(|| "??".into());
+        let country = number.region().unwrap_or_else(|| "??".into());
         let digits = number.digits();
         let keep = digits.len().saturating_sub(4).max(1);
         Destination {
             country,
             prefix: format!("+{}", &digits[..keep]),
+            not_a_phone: number.not_a_phone(),
         }
     }
 
@@ -64,6 +64,9 @@ impl Destination {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admission {
     Allowed,
+    /// Not a person's phone (`premium-rate`, …), or a number of no country not listed: no code
+    /// goes there, whatever the other settings.
+    CannotReceive(&'static str),
     /// The country is not in `SMS_ALLOWED_COUNTRIES`.
     CountryNotAllowed,
     /// The country's sends are paused until this Unix time.
@@ -72,16 +75,22 @@ pub enum Admission {
     },
 }
 
-/// Whether a code may go to `to` now: an allowed country, not paused, and (judged now, see
-/// [`review`]) not falling short of the minimum conversion.
+/// Whether a code may go to `to` now: a person's phone, in an allowed country (a number of no
+/// country only when listed by name: the empty list means every country, not every range),
+/// not paused, and (judged now, see [`review`]) not falling short of the minimum conversion.
+/// It is asked before every send, "Call me instead" and a user's proven number included, so
+/// a number stored before a rule tightened is held to it too.
 pub async fn admit(db: &Db, config: &Config, to: &Destination) -> sqlx::Result<Admission> {
+    if let Some(kind) = to.not_a_phone {
+        return Ok(Admission::CannotReceive(kind));
+    }
     let guard = &config.sms_guard;
-    let allowed = guard.allowed_countries.is_empty()
-        || guard
-            .allowed_countries
-            .iter()
-            .any(|c: &country::Id| c.as_ref() == to.country);
-    if !allowed {
+    let listed = guard.allowed_countries.contains(&to.country);
+    let of_no_country = to.country == NON_GEOGRAPHIC || to.country == "??";
+    if of_no_country && !listed {
+        return Ok(Admission::CannotReceive("satellite and other non-country"));
+    }
+    if !listed && !guard.allowed_countries.is_empty() {
         return Ok(Admission::CountryNotAllowed);
     }
     let until = with_db!(db, p => sqlx::query_scalar::<_, i64>(
@@ -382,6 +391,11 @@ mod tests {
         let us = PhoneNumber::parse("+1 201 555 0123", None).unwrap();
         assert_eq!(Destination::of(&us).country, "US");
         assert_eq!(Destination::of(&us).prefix, "+1201555");
+        assert_eq!(Destination::of(&us).not_a_phone, None);
+        let satellite = PhoneNumber::parse("+881 612 345 678", None).unwrap();
+        assert_eq!(Destination::of(&satellite).country, NON_GEOGRAPHIC);
+        let premium = PhoneNumber::parse("+1 900 234 5678", None).unwrap();
+        assert_eq!(Destination::of(&premium).not_a_phone, Some("premium-rate"));
     }
 
     #[test]

@@ -181,6 +181,23 @@ pub async fn create(
     let to = Destination::of(&number);
     match guard::admit(&state.db, &state.config, &to).await? {
         Admission::Allowed => {}
+        Admission::CannotReceive(kind) => {
+            refused(format!(
+                "{} in {}: {kind} numbers take no codes",
+                number.masked(),
+                to.country
+            ))
+            .await?;
+            return refuse_new(
+                &page,
+                &next,
+                bound.as_ref(),
+                typed,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &cannot_receive(kind),
+            )
+            .await;
+        }
         Admission::CountryNotAllowed => {
             refused(format!(
                 "{} is in {}, not an allowed country",
@@ -425,6 +442,11 @@ async fn warn_and_go(page: &Page, to: &str, msg: &str) -> AppResult<Response> {
 
 const NOT_ALLOWED: &str = "This site does not send codes to phone numbers in that country. Please use a number from another country.";
 
+/// A number that is not a person's phone (`kind`: `premium-rate`, …).
+fn cannot_receive(kind: &str) -> String {
+    format!("This number cannot receive codes: {kind} numbers are not accepted. Please use a mobile number.")
+}
+
 fn paused(wait: u64) -> String {
     format!(
         "Codes to phone numbers in this country are paused for a while to stop abuse. Please try again in {}.",
@@ -646,6 +668,11 @@ pub async fn next_channel(
     let page_now = VerifyPage::new(&state, page.ctx.clone(), &next, &pending);
     match guard::admit(&state.db, &state.config, &to).await? {
         Admission::Allowed => {}
+        Admission::CannotReceive(kind) => {
+            let detail = format!("{masked} in {}: {kind} numbers take no calls", to.country);
+            events::record(&state.db, Kind::CodeRefused, Some(user.id), &ip, &detail).await?;
+            return page_now.with_error(StatusCode::UNPROCESSABLE_ENTITY, cannot_receive(kind));
+        }
         Admission::CountryNotAllowed => {
             return page_now.with_error(StatusCode::UNPROCESSABLE_ENTITY, NOT_ALLOWED);
         }
