@@ -95,6 +95,16 @@ impl std::fmt::Debug for VonageApplication {
     }
 }
 
+/// Which defaults the server runs with (`POLLSTR_ENV`, see [`Config::is_development`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    /// `cargo run` on a developer's machine: cookies without `Secure`, a key made and kept on
+    /// disk, codes printed to the log without Vonage keys, the demo user test / test1234.
+    Development,
+    /// Real users: none of the above.
+    Production,
+}
+
 /// The SMS pumping guard (`two_factor::sms::guard`); the budgets are in [`Limits`].
 #[derive(Clone, Debug)]
 pub struct SmsGuardConfig {
@@ -160,6 +170,8 @@ pub struct Config {
     pub database_max_connections: u32,
     pub database_connect_timeout: Duration,
     pub addr: SocketAddr,
+    /// `POLLSTR_ENV`, when set; see [`Config::is_development`].
+    pub environment: Option<Environment>,
     pub session_secure: bool,
     pub session_ttl: Duration,
     pub verify_backend: VerifyBackend,
@@ -177,8 +189,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Origins besides the request's own `Host` whose forms may post here (`https://host`).
     pub csrf_trusted_origins: Vec<String>,
-    /// The key that seals secrets at rest (`POLLSTR_SECRET_KEY`). `serve` on a loopback
-    /// address makes and keeps a development key when it is unset (`main.rs`).
+    /// The key that seals secrets at rest (`POLLSTR_SECRET_KEY`). `serve` in development
+    /// makes and keeps a development key when it is unset (`main.rs`); elsewhere it is required.
     pub secret_key: Option<crate::crypto::SecretKey>,
     /// How long a password given in a session counts for setting up a factor (sudo mode).
     pub sudo_window: Duration,
@@ -188,8 +200,8 @@ pub struct Config {
     pub event_retention: Duration,
     /// Timeouts and the connection cap of the HTTP server.
     pub http: crate::server::HttpLimits,
-    /// Load `fixtures/all.json` when the database has no polls and no users (`cargo run`).
-    /// Default: on a loopback address only.
+    /// Load the demo polls when the database has no polls and no users (`cargo run`), with
+    /// the demo user test / test1234 in development only. Default: in development.
     pub seed_demo: bool,
 }
 
@@ -226,9 +238,22 @@ impl Config {
             })?,
             None => SocketAddr::from(([127, 0, 0, 1], 8000)),
         };
+        let environment = match get("POLLSTR_ENV").map(|v| v.trim().to_ascii_lowercase()) {
+            Some(v) if v == "production" => Some(Environment::Production),
+            Some(v) if v == "development" => Some(Environment::Development),
+            Some(v) => {
+                return Err(err(
+                    "POLLSTR_ENV",
+                    format!("{v:?}: use production or development"),
+                ))
+            }
+            None => None,
+        };
         let session_secure = match get("SESSION_SECURE") {
-            Some(v) => parse_bool(&v).ok_or_else(|| err("SESSION_SECURE", "use true or false"))?,
-            None => !addr.ip().is_loopback(),
+            Some(v) => {
+                Some(parse_bool(&v).ok_or_else(|| err("SESSION_SECURE", "use true or false"))?)
+            }
+            None => None,
         };
         let session_ttl = match get("SESSION_TTL") {
             Some(v) => parse_duration(&v).ok_or_else(|| err("SESSION_TTL", "use e.g. 12h, 30m"))?,
@@ -484,18 +509,20 @@ impl Config {
                     None => defaults.max_connections,
                 },
             };
+        let development = is_development(environment, &addr, &trusted_proxies);
+        let session_secure = session_secure.unwrap_or(!development);
         let seed_demo = match get("POLLSTR_SEED_DEMO") {
             Some(v) => {
                 parse_bool(&v).ok_or_else(|| err("POLLSTR_SEED_DEMO", "use true or false"))?
             }
-            // The demo user test / test1234 only on a development machine.
-            None => addr.ip().is_loopback(),
+            None => development,
         };
         Ok(Config {
             database_url,
             database_max_connections,
             database_connect_timeout,
             addr,
+            environment,
             session_secure,
             session_ttl,
             verify_backend,
@@ -525,30 +552,66 @@ impl Config {
     }
 }
 
+/// Development is `POLLSTR_ENV=development`, or with `POLLSTR_ENV` unset a loopback address
+/// with no `TRUSTED_PROXIES`. A proxy in front (nginx on the same host forwarding to
+/// 127.0.0.1, the usual set-up) means other people reach the server: production.
+fn is_development(
+    environment: Option<Environment>,
+    addr: &SocketAddr,
+    trusted_proxies: &[ipnet::IpNet],
+) -> bool {
+    match environment {
+        Some(e) => e == Environment::Development,
+        None => addr.ip().is_loopback() && trusted_proxies.is_empty(),
+    }
+}
+
 impl Config {
-    /// What `pollstr serve` refuses to start with. On an address other people can reach, the
-    /// console provider (codes printed to the log, so anyone can pass the second factor of an
-    /// account whose password they know, if they can read the log, and nobody gets an SMS)
-    /// must be chosen explicitly: missing keys must not quietly fall back to it.
+    /// Whether the server runs with development defaults: cookies without `Secure`, a
+    /// development key kept on disk, the console provider without keys, the demo user. The one
+    /// place that decides it.
+    pub fn is_development(&self) -> bool {
+        is_development(self.environment, &self.addr, &self.trusted_proxies)
+    }
+
+    /// Why this server counts as production, for the messages that refuse to start it.
+    fn in_production(&self) -> String {
+        if self.environment == Some(Environment::Production) {
+            format!("on {} with POLLSTR_ENV=production", self.addr)
+        } else if !self.trusted_proxies.is_empty() {
+            format!(
+                "on {} behind a proxy (TRUSTED_PROXIES is set), which other people reach",
+                self.addr
+            )
+        } else {
+            format!("on {}, which other machines can reach", self.addr)
+        }
+    }
+
+    /// What `pollstr serve` refuses to start with. In production, the console provider (codes
+    /// printed to the log, so anyone can pass the second factor of an account whose password
+    /// they know, if they can read the log, and nobody gets an SMS) must be chosen explicitly:
+    /// missing keys must not quietly fall back to it; and the secret key must be given, not
+    /// made and kept beside the database.
     pub fn check_for_serving(&self) -> Result<(), ConfigError> {
-        if !self.addr.ip().is_loopback()
-            && self.verify_backend == VerifyBackend::Console
-            && !self.verify_backend_chosen
-        {
+        if self.is_development() {
+            return Ok(());
+        }
+        if self.verify_backend == VerifyBackend::Console && !self.verify_backend_chosen {
             return Err(err(
                 "VERIFY_BACKEND",
                 format!(
-                    "serving on {}, which other machines can reach, with no Vonage keys: set NEXMO_API_KEY and NEXMO_API_SECRET, or VERIFY_BACKEND=console to print codes to the log (development only)",
-                    self.addr
+                    "serving {} with no Vonage keys: set NEXMO_API_KEY and NEXMO_API_SECRET, or VERIFY_BACKEND=console to print codes to the log (development only)",
+                    self.in_production()
                 ),
             ));
         }
-        if !self.addr.ip().is_loopback() && self.secret_key.is_none() {
+        if self.secret_key.is_none() {
             return Err(err(
                 "POLLSTR_SECRET_KEY",
                 format!(
-                    "serving on {}, which other machines can reach, without the key that seals authenticator secrets: make one with `pollstr secret-key` and keep it safe",
-                    self.addr
+                    "serving {} without the key that seals authenticator secrets: make one with `pollstr secret-key` and keep it safe",
+                    self.in_production()
                 ),
             ));
         }
@@ -813,6 +876,61 @@ mod tests {
         ])
         .unwrap();
         assert!(seeded.seed_demo);
+    }
+
+    #[test]
+    fn behind_a_proxy_or_told_so_is_production() {
+        let key = crate::crypto::SecretKey::generate().encode();
+        assert!(with(&[]).unwrap().is_development());
+        // nginx on the same host forwards to 127.0.0.1: other people reach this server.
+        for production in [
+            &[("TRUSTED_PROXIES", "127.0.0.1")][..],
+            &[("POLLSTR_ENV", "production")][..],
+            &[("POLLSTR_ENV", " Production ")][..],
+        ] {
+            let c = with(production).unwrap();
+            assert!(!c.is_development(), "{production:?}");
+            assert!(c.session_secure && !c.seed_demo, "{production:?}");
+            assert_eq!(c.check_for_serving().unwrap_err().name, "VERIFY_BACKEND");
+            let console = with(&[production, &[("VERIFY_BACKEND", "console")]].concat()).unwrap();
+            let e = console.check_for_serving().unwrap_err();
+            assert_eq!(e.name, "POLLSTR_SECRET_KEY", "{production:?}");
+            let keyed = [
+                production,
+                &[("VERIFY_BACKEND", "console"), ("POLLSTR_SECRET_KEY", &key)],
+            ]
+            .concat();
+            assert!(with(&keyed).unwrap().check_for_serving().is_ok());
+        }
+        let proxied = with(&[
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+            ("VERIFY_BACKEND", "console"),
+        ]);
+        let e = proxied
+            .unwrap()
+            .check_for_serving()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("behind a proxy (TRUSTED_PROXIES is set)"), "{e}");
+        // Each default can still be set, and development asked for on any address.
+        let c = with(&[
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+            ("SESSION_SECURE", "false"),
+            ("POLLSTR_SEED_DEMO", "true"),
+        ])
+        .unwrap();
+        assert!(!c.session_secure && c.seed_demo && !c.is_development());
+        let dev = with(&[
+            ("POLLSTR_ADDR", "0.0.0.0:8000"),
+            ("POLLSTR_ENV", "development"),
+        ])
+        .unwrap();
+        assert!(dev.is_development() && !dev.session_secure && dev.seed_demo);
+        assert!(dev.check_for_serving().is_ok());
+        assert_eq!(
+            with(&[("POLLSTR_ENV", "staging")]).unwrap_err().name,
+            "POLLSTR_ENV"
+        );
     }
 
     #[test]

@@ -969,8 +969,10 @@ pub async fn dump(db: &Db) -> Result<String, FixtureError> {
     Ok(String::from_utf8(buf).unwrap_or_default())
 }
 
-/// Loads the demo fixture when the database has neither polls nor users (first `cargo run`).
-pub async fn seed_demo_if_empty(db: &Db) -> Result<bool, FixtureError> {
+/// Loads the demo fixture when the database has neither polls nor users (first `cargo run`):
+/// the polls, and the user test / test1234 only when `with_user` (development: a fixed,
+/// published password must not open an account anyone else can reach).
+pub async fn seed_demo_if_empty(db: &Db, with_user: bool) -> Result<bool, FixtureError> {
     let (questions, users) = with_db!(db, p => sqlx::query_as::<_, (i64, i64)>(
         "SELECT (SELECT COUNT(*) FROM questions), (SELECT COUNT(*) FROM users)",
     )
@@ -979,8 +981,20 @@ pub async fn seed_demo_if_empty(db: &Db) -> Result<bool, FixtureError> {
     if questions > 0 || users > 0 {
         return Ok(false);
     }
-    load(db, &[("fixtures/all.json".into(), DEMO.into())]).await?;
+    let demo = if with_user {
+        DEMO.to_string()
+    } else {
+        demo_polls()
+    };
+    load(db, &[("fixtures/all.json".into(), demo)]).await?;
     Ok(true)
+}
+
+/// The demo fixture without its user.
+fn demo_polls() -> String {
+    let mut entries: Vec<serde_json::Value> = serde_json::from_str(DEMO).unwrap_or_default();
+    entries.retain(|e| e["model"] != "auth.user");
+    serde_json::Value::Array(entries).to_string()
 }
 
 #[cfg(test)]
@@ -1003,6 +1017,15 @@ mod tests {
         assert_eq!(
             (p.questions.len(), p.choices.len(), p.users.len()),
             (3, 12, 1)
+        );
+        let polls = parse("all.json", &demo_polls()).unwrap();
+        assert_eq!(
+            (
+                polls.questions.len(),
+                polls.choices.len(),
+                polls.users.len()
+            ),
+            (3, 12, 0)
         );
     }
 

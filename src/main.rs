@@ -83,7 +83,7 @@ enum Command {
     },
 }
 
-/// Where `serve` on a loopback address keeps the key it made when POLLSTR_SECRET_KEY is unset
+/// Where `serve` in development (`Config::is_development`) keeps the key it made when POLLSTR_SECRET_KEY is unset
 /// (in the working directory, beside the SQLite file; git ignores it).
 const DEVELOPMENT_KEY_FILE: &str = ".pollstr-secret-key";
 
@@ -144,16 +144,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             config.check_for_serving()?;
+            let development = config.is_development();
+            if development && !config.addr.ip().is_loopback() {
+                tracing::warn!(addr = %config.addr, "POLLSTR_ENV=development on an address other machines can reach: development defaults (a key kept on disk, the demo user test / test1234, codes in the log without keys)");
+            }
             if config.secret_key.is_none() {
+                // check_for_serving refused this outside development.
                 config.secret_key = Some(development_key()?);
             }
             let seed = config.seed_demo;
             let addr = config.addr;
             let state = app::build_state(config).await?;
-            if seed && fixtures::seed_demo_if_empty(&state.db).await? {
-                tracing::info!(
-                    "empty database: loaded the demo polls and the user test / test1234"
-                );
+            if seed && fixtures::seed_demo_if_empty(&state.db, development).await? {
+                if development {
+                    tracing::info!(
+                        "empty database: loaded the demo polls and the user test / test1234"
+                    );
+                } else {
+                    tracing::info!(
+                        "empty database: loaded the demo polls (no demo user outside development)"
+                    );
+                }
             }
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!("Pollstr listening on http://{}", listener.local_addr()?);

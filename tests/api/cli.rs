@@ -249,3 +249,78 @@ async fn a_public_server_has_safe_defaults() {
     assert!(page.has("didn't match"), "{}", page.text());
     assert!(b.get("/polls/").await.has("No polls are available."));
 }
+
+/// Runs a `serve` that must refuse to start: one that serves instead is stopped after a
+/// minute, and the test fails (it does not hang).
+fn refuses_to_start(mut cmd: std::process::Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            assert!(!out.status.success(), "{}", stderr(&out));
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    panic!("serve started instead of refusing: {}", stderr(&out));
+}
+
+/// Behind a proxy on the same machine (nginx forwarding to 127.0.0.1, `TRUSTED_PROXIES` set),
+/// the server is production: no development key made, no quiet fall-back to printing codes,
+/// `Secure` cookies, and no demo user test / test1234 even when the demo polls are asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_behind_a_proxy_is_production() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("proxied.db").display());
+    let proxied = [
+        ("DATABASE_URL", url.as_str()),
+        ("POLLSTR_ADDR", "127.0.0.1:0"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ];
+    let out = refuses_to_start(pollstr_command(dir.path(), &proxied));
+    let err = stderr(&out);
+    assert!(
+        err.contains("setting VERIFY_BACKEND") && err.contains("TRUSTED_PROXIES is set"),
+        "{err}"
+    );
+    let console = [&proxied[..], &[("VERIFY_BACKEND", "console")]].concat();
+    let out = refuses_to_start(pollstr_command(dir.path(), &console));
+    let err = stderr(&out);
+    assert!(
+        err.contains("setting POLLSTR_SECRET_KEY") && err.contains("TRUSTED_PROXIES is set"),
+        "{err}"
+    );
+    assert!(!dir.path().join(".pollstr-secret-key").exists());
+
+    let key = pollstr::crypto::SecretKey::generate().encode();
+    let keyed = [
+        ("DATABASE_URL", url.as_str()),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+        ("VERIFY_BACKEND", "console"),
+        ("POLLSTR_SECRET_KEY", key.as_str()),
+        ("POLLSTR_SEED_DEMO", "true"),
+    ];
+    let server = crate::scaling::Instance::start(dir.path(), &keyed);
+    let res = reqwest::get(format!("{}/login/", server.base))
+        .await
+        .unwrap();
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    let o = pollstr_command(dir.path(), &[("DATABASE_URL", &url)])
+        .arg("dumpdata")
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        dump.contains("\"What is your favorite kind of dog?\""),
+        "{dump}"
+    );
+    assert!(!dump.contains("\"auth.user\""), "{dump}");
+    assert!(!dir.path().join(".pollstr-secret-key").exists());
+}
