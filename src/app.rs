@@ -35,7 +35,12 @@ pub use crate::state::AppState;
 pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppState {
     // On SQLite this process is the only server, so it sees every vote.
     let polls = Arc::new(PollCache::new(!db.is_postgres()));
+    let large_bodies = web::csrf::LargeBodies::new(
+        admin::may_send_large_bodies,
+        web::csrf::LARGE_BODIES_AT_ONCE,
+    );
     let mut parts = Parts::default()
+        .with(large_bodies)
         .with(verifier)
         .with(HashQueue::default())
         .with(polls.clone());

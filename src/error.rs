@@ -28,6 +28,12 @@ pub enum AppError {
     },
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// The server is at a bound of its own (not the client's fault): 503 with `Retry-After`.
+    #[error("busy: {message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -105,6 +111,11 @@ impl AppError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Pollstr is briefly unavailable",
                 "We cannot reach our database right now. Please try again in a moment.".into(),
+            ),
+            AppError::Busy { message, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Pollstr is busy",
+                message.clone(),
             ),
             AppError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -185,6 +196,9 @@ impl IntoResponse for AppError {
         let mut res = (status, Html(body)).into_response();
         res.extensions_mut().insert(details);
         if let AppError::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | AppError::Busy {
             retry_after_secs, ..
         } = self
         {

@@ -5,7 +5,8 @@
 //! Every page is behind [`require_staff`]: a signed-in user whose `is_staff` and `is_active`
 //! are read from the database on each request (a staff flag removed takes effect at once, on
 //! every instance), and whose session passed the second factor. Anyone else is not told the
-//! admin exists (the site's 404). Destructive actions also take sudo mode
+//! admin exists (the site's 404). The same rule ([`access`]) decides, before a byte of the body
+//! is read, who may send the admin's large bodies ([`may_send_large_bodies`]). Destructive actions also take sudo mode
 //! (`gate::require_recent_password`), and every action is a security event naming the admin.
 
 mod dashboard;
@@ -22,6 +23,7 @@ use tower_sessions::Session;
 
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
+use crate::session::SessionUser;
 use crate::state::AppState;
 use crate::two_factor::gate;
 use crate::web::routes::Routes;
@@ -57,6 +59,42 @@ impl<S: Send + Sync> FromRequestParts<S> for Staff {
     }
 }
 
+/// What a session is to the admin.
+pub enum Access {
+    Anonymous,
+    /// Signed in, but not an active staff user.
+    NotStaff,
+    /// Active staff whose session has not passed the second factor.
+    NeedsSecondFactor,
+    Staff(SessionUser),
+}
+
+/// The admin's rule: an active staff user (read from the database now) whose session passed
+/// the second factor.
+pub async fn access(state: &AppState, session: &Session) -> AppResult<Access> {
+    let Some(user) = crate::session::current_user(session).await? else {
+        return Ok(Access::Anonymous);
+    };
+    match queries::staff_status(&state.db, user.id).await? {
+        Some((true, true)) => {}
+        _ => return Ok(Access::NotStaff),
+    }
+    if !gate::is_verified(session, &user).await? {
+        return Ok(Access::NeedsSecondFactor);
+    }
+    Ok(Access::Staff(user))
+}
+
+/// Whether a session may send the admin's large bodies (a fixture upload, a long poll form):
+/// only one the admin lets in. Registered with the body limit (`web::csrf::LargeBodies`) by
+/// `app`, as the web layer must not depend on the admin.
+pub fn may_send_large_bodies<'a>(
+    state: &'a AppState,
+    session: &'a Session,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = AppResult<bool>> + Send + 'a>> {
+    Box::pin(async move { Ok(matches!(access(state, session).await?, Access::Staff(_))) })
+}
+
 /// The staff gate: anonymous visitors to login, signed-in users who are not active staff to
 /// the 404 page (before anything else, so that the admin is not advertised), staff whose
 /// session has not passed the second factor to `/2fa/`; `next` points back here.
@@ -77,16 +115,18 @@ pub async fn require_staff(
         req.uri().path().to_string()
     };
     let back = SafeNext::or_default(Some(&back));
-    let Some(user) = crate::session::current_user(&session).await? else {
-        return Ok(Redirect::to(&format!("/login/?next={}", back.query_value())).into_response());
+    let user = match access(&state, &session).await? {
+        Access::Staff(user) => user,
+        Access::Anonymous => {
+            let to = format!("/login/?next={}", back.query_value());
+            return Ok(Redirect::to(&to).into_response());
+        }
+        Access::NotStaff => return Err(AppError::NotFound),
+        Access::NeedsSecondFactor => {
+            let to = format!("/2fa/?next={}", back.query_value());
+            return Ok(Redirect::to(&to).into_response());
+        }
     };
-    match queries::staff_status(&state.db, user.id).await? {
-        Some((true, true)) => {}
-        _ => return Err(AppError::NotFound),
-    }
-    if !gate::is_verified(&session, &user).await? {
-        return Ok(Redirect::to(&format!("/2fa/?next={}", back.query_value())).into_response());
-    }
     req.extensions_mut().insert(Staff {
         id: user.id,
         username: user.username,

@@ -178,6 +178,7 @@ pub async fn guard(
     req.extensions_mut()
         .insert(csrf::SiteScheme(if https { "https" } else { "http" }));
     let res = match csrf::check(
+        &state,
         &session,
         req,
         state.config.http.body_timeout,
@@ -185,7 +186,8 @@ pub async fn guard(
     )
     .await
     {
-        Ok(req) => next.run(req).await,
+        // A large body's permit is held until its handler has answered.
+        Ok((req, _permit)) => next.run(req).await,
         Err(e) => e.into_response(),
     };
     let mut res = error_context(&session, res).await;

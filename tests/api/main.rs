@@ -12,6 +12,7 @@ mod fake_verify_v2;
 mod fixtures;
 mod helpers;
 mod lane;
+mod large_bodies;
 mod networks;
 mod page_reads;
 mod password_change;
