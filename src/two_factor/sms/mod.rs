@@ -11,6 +11,7 @@ pub mod guard;
 pub mod numbers;
 pub mod phone;
 pub mod requests;
+mod send;
 pub mod verifier;
 pub mod vonage;
 pub mod vonage_v2;
@@ -26,7 +27,6 @@ use crate::events::{self, Kind};
 use crate::limits::{self, human_wait, Scope};
 use crate::session::{self, SmsPending as Pending};
 use crate::state::AppState;
-use crate::users::current_password::{check_current_password, too_many_passwords, Check};
 use crate::web::routes::{get, post, Routes};
 use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
 use guard::{Admission, Destination};
@@ -41,7 +41,7 @@ fn verifier(state: &AppState) -> &dyn Verifier {
 pub fn router() -> Routes {
     Routes::new()
         .route("/2fa/", get(new))
-        .route("/2fa/create/", post(create))
+        .route("/2fa/create/", post(send::create))
         .route("/2fa/verify/", get(verify))
         .route("/2fa/next/", post(next_channel))
         .route("/2fa/confirm/", post(code::confirm))
@@ -104,303 +104,6 @@ pub async fn new(
         number,
         error: None,
     })
-}
-
-#[derive(Deserialize)]
-pub struct CreateForm {
-    #[serde(default)]
-    number: String,
-    #[serde(default)]
-    password: String,
-    /// "Send a new code" to the number being verified.
-    resend: Option<String>,
-    next: Option<String>,
-}
-
-pub async fn create(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    page: Page,
-    Form(form): Form<CreateForm>,
-) -> AppResult<Response> {
-    let next = SafeNext::or_default(form.next.as_deref());
-    let Some(user) = page.ctx.user.clone() else {
-        return Ok(login_redirect("/2fa/", &next));
-    };
-    let refused = |detail: String| {
-        let (db, ip) = (state.db.clone(), ip.clone());
-        async move { events::record(&db, Kind::CodeRefused, Some(user.id), &ip, &detail).await }
-    };
-    let bound = numbers::of_user(&state.db, user.id).await?;
-    let pending: Option<Pending> = session::SMS_PENDING.get(&page.session).await?;
-    let typed = form.number.trim();
-
-    // Which number: the one being verified (resend), the one typed, or the proven one.
-    let number = if form.resend.is_some() && typed.is_empty() {
-        match &pending {
-            Some(p) => PhoneNumber::from_stored(p.number.clone()),
-            None => {
-                return Ok(
-                    Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response()
-                )
-            }
-        }
-    } else if typed.is_empty() {
-        match &bound {
-            Some(b) => b.clone(),
-            None => {
-                return refuse_new(
-                    &page,
-                    &next,
-                    None,
-                    typed,
-                    StatusCode::BAD_REQUEST,
-                    "Enter your phone number.",
-                )
-                .await
-            }
-        }
-    } else {
-        match PhoneNumber::parse(typed, state.config.default_region) {
-            Ok(n) => n,
-            Err(msg) => {
-                return refuse_new(
-                    &page,
-                    &next,
-                    bound.as_ref(),
-                    typed,
-                    StatusCode::BAD_REQUEST,
-                    &msg,
-                )
-                .await
-            }
-        }
-    };
-
-    // The SMS pumping guard, before anything else is spent on this number.
-    let to = Destination::of(&number);
-    match guard::admit(&state.db, &state.config, &to).await? {
-        Admission::Allowed => {}
-        Admission::CannotReceive(kind) => {
-            refused(format!(
-                "{} in {}: {kind} numbers take no codes",
-                number.masked(),
-                to.country
-            ))
-            .await?;
-            return refuse_new(
-                &page,
-                &next,
-                bound.as_ref(),
-                typed,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &cannot_receive(kind),
-            )
-            .await;
-        }
-        Admission::CountryNotAllowed => {
-            refused(format!(
-                "{} is in {}, not an allowed country",
-                number.masked(),
-                to.country
-            ))
-            .await?;
-            return refuse_new(
-                &page,
-                &next,
-                bound.as_ref(),
-                typed,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                NOT_ALLOWED,
-            )
-            .await;
-        }
-        Admission::Paused { until } => {
-            refused(format!(
-                "{} is in {}, where sends are paused",
-                number.masked(),
-                to.country
-            ))
-            .await?;
-            let wait = (until - crate::db::now()).max(1) as u64;
-            let res = refuse_new(
-                &page,
-                &next,
-                bound.as_ref(),
-                typed,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &paused(wait),
-            )
-            .await?;
-            return Ok(web::retry_after(res, wait));
-        }
-    }
-
-    // Replacing a proven number is binding a new factor: it takes the password again.
-    let is_change = bound.as_ref().is_some_and(|b| b != &number);
-    let resending_pending = pending.as_ref().is_some_and(|p| p.number == number.e164());
-    if is_change && !resending_pending {
-        let why = "replacing the phone number";
-        let check = match form.password.is_empty() {
-            true => Check::Wrong,
-            false => check_current_password(&state, &user, &ip, &form.password, why).await?,
-        };
-        let (status, msg) = match check {
-            Check::Right => (StatusCode::OK, String::new()),
-            Check::Wrong => (
-                StatusCode::FORBIDDEN,
-                "To change your phone number, enter your current password.".to_string(),
-            ),
-            Check::Limited(wait) => (StatusCode::TOO_MANY_REQUESTS, too_many_passwords(wait)),
-        };
-        if status != StatusCode::OK {
-            return refuse_new(&page, &next, bound.as_ref(), typed, status, &msg).await;
-        }
-    }
-    if numbers::owner(&state.db, &number)
-        .await?
-        .is_some_and(|owner| owner != user.id)
-    {
-        refused(format!("{} belongs to another account", number.masked())).await?;
-        return refuse_new(
-            &page,
-            &next,
-            bound.as_ref(),
-            typed,
-            StatusCode::CONFLICT,
-            "This number is already verified by another account. Use a different number.",
-        )
-        .await;
-    }
-
-    // Limits: a refused send never reaches the provider. The send is counted before it is
-    // made, so that sends asked for together cannot all pass the limits.
-    // A send that did not happen (the provider failed or refused, or another account's code
-    // runs) takes its reservation back: the country and prefix budgets are everyone's.
-    let reservation = match reserve_send(&state, user.id, &number, &to, &ip).await? {
-        Ok(reservation) => reservation,
-        Err(wait) => {
-            refused(format!("send limit, to {}", number.masked())).await?;
-            let res = refuse_new(
-                &page,
-                &next,
-                bound.as_ref(),
-                typed,
-                StatusCode::TOO_MANY_REQUESTS,
-                &too_many_sends(wait),
-            )
-            .await?;
-            return Ok(web::retry_after(res, wait));
-        }
-    };
-
-    // Switching numbers: stop the code still running for the old one, where the API allows.
-    if let Some(p) = pending.as_ref().filter(|p| p.number != number.e164()) {
-        if let Err(e) = verifier(&state).cancel(&p.request_id).await {
-            tracing::info!(error = %e, "could not cancel the previous verify request");
-        }
-    }
-
-    // What this code may replace: the number proven now, or for a new code to the same number,
-    // what the first one was allowed to replace (a resend asks no password).
-    let replaces = match pending.as_ref() {
-        Some(p) if resending_pending => p.replaces.clone(),
-        _ => bound.as_ref().map(|b| b.e164().to_string()),
-    };
-    let client_ref = format!("u{}", user.id);
-    let started = verifier(&state).start(&number, &client_ref).await;
-    let started = match started {
-        Ok(StartOutcome::InProgress { request_id }) => Ok(StartOutcome::InProgress {
-            request_id: own_running_request(&state, user.id, &number, request_id).await?,
-        }),
-        other => other,
-    };
-    let (request_id, message) = match started {
-        Ok(StartOutcome::Started { request_id }) => {
-            requests::record(&state.db, &request_id, user.id, number.e164()).await?;
-            guard::record_send(&state.db, &request_id, &to).await?;
-            (
-                request_id,
-                match first_channel(&state) {
-                    VerifyChannel::Sms => format!("We have sent a code to {}.", number.masked()),
-                    VerifyChannel::Voice => {
-                        format!("We are calling {} to read you a code.", number.masked())
-                    }
-                },
-            )
-        }
-        // Another account's running request is not joined: its wrong codes would end it.
-        Ok(StartOutcome::InProgress { request_id: None }) => {
-            limits::release(&state.db, reservation).await?;
-            refused(format!(
-                "{} has a code running for another account",
-                number.masked()
-            ))
-            .await?;
-            return refuse_new(
-                &page,
-                &next,
-                bound.as_ref(),
-                typed,
-                StatusCode::CONFLICT,
-                "A code was sent to this number from another account a moment ago. Please try again in a few minutes.",
-            )
-            .await;
-        }
-        Ok(StartOutcome::InProgress {
-            request_id: Some(request_id),
-        }) => (
-            request_id,
-            format!(
-                "A code was already sent to {} a moment ago and is still valid. Enter it below.",
-                number.masked()
-            ),
-        ),
-        Ok(StartOutcome::Rejected) => {
-            limits::release(&state.db, reservation).await?;
-            refused(format!("the provider rejected {}", number.masked())).await?;
-            return refuse_new(
-                &page,
-                &next,
-                bound.as_ref(),
-                typed,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "This number cannot be verified. Please use a different number.",
-            )
-            .await;
-        }
-        Err(e) => {
-            limits::release(&state.db, reservation).await?;
-            refused(format!("provider error: {e}")).await?;
-            return provider_failure(&page, &next, bound.as_ref(), typed, e).await;
-        }
-    };
-    events::record(
-        &state.db,
-        Kind::CodeSent,
-        Some(user.id),
-        &ip,
-        &format!("to {}", number.masked()),
-    )
-    .await?;
-    // A running request continued stays on the channel it reached.
-    let channel = pending
-        .as_ref()
-        .filter(|p| p.request_id == request_id)
-        .map_or(0, |p| p.channel);
-    session::SMS_PENDING
-        .insert(
-            &page.session,
-            Pending {
-                request_id,
-                number: number.e164().to_string(),
-                replaces,
-                channel,
-            },
-        )
-        .await?;
-    flash::push(&page.session, Level::Info, message).await?;
-    Ok(Redirect::to(&format!("/2fa/verify/?next={}", next.query_value())).into_response())
 }
 
 /// Counts one send (a new code, or the code again by another channel) against every send limit
@@ -540,26 +243,6 @@ fn with_provider_wait(res: Response, e: &VerifyError) -> Response {
         } => web::retry_after(res, *wait),
         _ => res,
     }
-}
-
-async fn provider_failure(
-    page: &Page,
-    next: &SafeNext,
-    bound: Option<&PhoneNumber>,
-    typed: &str,
-    e: VerifyError,
-) -> AppResult<Response> {
-    let msg = provider_trouble(&e, true);
-    let res = refuse_new(
-        page,
-        next,
-        bound,
-        typed,
-        StatusCode::SERVICE_UNAVAILABLE,
-        &msg,
-    )
-    .await?;
-    Ok(with_provider_wait(res, &e))
 }
 
 async fn refuse_new(
