@@ -8,7 +8,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::state::AppState;
 use crate::two_factor::gate;
 use crate::users::current_password::{check_current_password, too_many_passwords, Check};
@@ -54,9 +54,7 @@ async fn confirm(
 ) -> AppResult<Response> {
     let next = SafeNext::or_default(form.next.as_deref());
     let page = page.with_form().await?;
-    let Some(me) = page.ctx.user.clone() else {
-        return Err(AppError::Forbidden("Log in first.".into()));
-    };
+    let me = page.user()?;
     let again = |page: Page, status: StatusCode, msg: String| -> AppResult<Response> {
         let body = web::render(&ConfirmPage {
             ctx: page.ctx,

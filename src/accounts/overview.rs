@@ -43,9 +43,7 @@ pub struct AccountPage {
 
 async fn overview(State(state): State<AppState>, page: Page) -> AppResult<Response> {
     let page = page.with_form().await?;
-    let Some(user) = page.ctx.user.clone() else {
-        return Err(AppError::Forbidden("Log in first.".into()));
-    };
+    let user = page.user()?;
     let db = &state.db;
     let this = page.session.id();
     let mut sessions: Vec<(bool, i64, Line)> = crate::db::session_store::of_user(db, user.id)

@@ -118,12 +118,12 @@ pub async fn require_staff(
     let user = match access(&state, &session).await? {
         Access::Staff(user) => user,
         Access::Anonymous => {
-            let to = format!("/login/?next={}", back.query_value());
+            let to = back.url("/login/");
             return Ok(Redirect::to(&to).into_response());
         }
         Access::NotStaff => return Err(AppError::NotFound),
         Access::NeedsSecondFactor => {
-            let to = format!("/2fa/?next={}", back.query_value());
+            let to = back.url("/2fa/");
             return Ok(Redirect::to(&to).into_response());
         }
     };

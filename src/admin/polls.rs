@@ -602,9 +602,7 @@ async fn submit(
         )
         .await?;
         let back = web::SafeNext::or_default(Some(&form.action));
-        return Ok(
-            Redirect::to(&format!("/account/confirm/?next={}", back.query_value())).into_response(),
-        );
+        return Ok(back.redirect("/account/confirm/"));
     }
     match queries::save_poll(&state.db, &edit, &form.token, staff.id, form.confirm_votes).await? {
         Saved::Saved(id) => {

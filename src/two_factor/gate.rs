@@ -133,7 +133,7 @@ pub async fn require_recent_password(
         req.uri().path()
     };
     let back = SafeNext::or_default(Some(back));
-    Ok(Redirect::to(&format!("/account/confirm/?next={}", back.query_value())).into_response())
+    Ok(back.redirect("/account/confirm/"))
 }
 
 /// The verified layer: a logged-in user whose second factor was checked in this session passes;
@@ -155,8 +155,8 @@ pub async fn require_verified(
     };
     let back = SafeNext::or_default(Some(&back));
     match session::current_user(&session).await? {
-        None => Ok(Redirect::to(&format!("/login/?next={}", back.query_value())).into_response()),
+        None => Ok(back.redirect("/login/")),
         Some(user) if is_verified(&session, &user).await? => Ok(next.run(req).await),
-        Some(_) => Ok(Redirect::to(&format!("/2fa/?next={}", back.query_value())).into_response()),
+        Some(_) => Ok(back.redirect("/2fa/")),
     }
 }

@@ -56,6 +56,15 @@ pub struct Page {
 }
 
 impl Page {
+    /// The signed-in user, on a page that [`crate::two_factor::gate::require_verified`] guards
+    /// (it sends anyone else away first, so being here without one is refused, not redirected).
+    pub fn user(&self) -> AppResult<crate::session::SessionUser> {
+        self.ctx
+            .user
+            .clone()
+            .ok_or_else(|| AppError::Forbidden("Log in first.".into()))
+    }
+
     /// Makes sure the page has a CSRF token, so it can render a form: the session's for a
     /// logged-in user; for an anonymous visitor, their cookie's, or a new one sent as a cookie.
     pub async fn with_form(mut self) -> AppResult<Self> {

@@ -39,6 +39,18 @@ impl SafeNext {
         &self.0
     }
 
+    /// `path` with this as its `next` (`/2fa/?next=%2Fpolls%2F1%2F`): every page that sends a
+    /// visitor on, and back here afterwards, builds its address with this.
+    pub fn url(&self, path: &str) -> String {
+        format!("{path}?next={}", self.query_value())
+    }
+
+    /// A redirect to `path` with this as its `next`.
+    pub fn redirect(&self, path: &str) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        axum::response::Redirect::to(&self.url(path)).into_response()
+    }
+
     /// The value encoded for use inside a query string (`?next=…`).
     pub fn query_value(&self) -> String {
         url_encode(&self.0)

@@ -8,7 +8,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use serde::Deserialize;
 
@@ -116,9 +116,7 @@ async fn manage(
 }
 
 async fn manage_page(State(state): State<AppState>, page: Page) -> AppResult<Response> {
-    let Some(user) = page.ctx.user.clone() else {
-        return Err(AppError::Forbidden("Log in first.".into()));
-    };
+    let user = page.user()?;
     manage(&state, page, &user, StatusCode::OK, None).await
 }
 
@@ -134,9 +132,7 @@ async fn regenerate(
     page: Page,
     Form(form): Form<PasswordForm>,
 ) -> AppResult<Response> {
-    let Some(user) = page.ctx.user.clone() else {
-        return Err(AppError::Forbidden("Log in first.".into()));
-    };
+    let user = page.user()?;
     match check_current_password(&state, &user, &ip, &form.password, "new recovery codes").await? {
         Check::Right => {}
         Check::Wrong => {
@@ -187,7 +183,7 @@ async fn login_page(
 ) -> AppResult<Response> {
     let next = SafeNext::or_default(q.next.as_deref());
     if page.ctx.user.is_none() {
-        return Ok(Redirect::to(&format!("/login/?next={}", next.query_value())).into_response());
+        return Ok(next.redirect("/login/"));
     }
     let page = page.with_form().await?;
     web::render(&LoginPage {
@@ -216,7 +212,7 @@ async fn login(
 ) -> AppResult<Response> {
     let next = SafeNext::or_default(form.next.as_deref());
     let Some(user) = page.ctx.user.clone() else {
-        return Ok(Redirect::to(&format!("/login/?next={}", next.query_value())).into_response());
+        return Ok(next.redirect("/login/"));
     };
     let page = page.with_form().await?;
     let challenge = CodeChallenge {

@@ -39,9 +39,9 @@ pub async fn next_channel(
         return Ok(login_redirect("/2fa/verify/", &next));
     };
     let Some(mut pending) = session::SMS_PENDING.get(&page.session).await? else {
-        return warn_and_go(&page, &format!("/2fa/?next={}", next.query_value()), ENDED).await;
+        return warn_and_go(&page, &next.url("/2fa/"), ENDED).await;
     };
-    let to_verify = format!("/2fa/verify/?next={}", next.query_value());
+    let to_verify = next.url("/2fa/verify/");
     let Some(channel) = channel_at(&state, pending.channel + 1) else {
         return warn_and_go(&page, &to_verify, NO_OTHER_WAY).await;
     };
@@ -126,7 +126,7 @@ pub async fn next_channel(
                 "That code has expired or was already used. Send a new code.",
             )
             .await?;
-            Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response())
+            Ok(next.redirect("/2fa/"))
         }
     }
 }

@@ -42,7 +42,7 @@ pub async fn confirm(
         return Ok(login_redirect("/2fa/verify/", &next));
     };
     let Some(pending) = session::SMS_PENDING.get(&page.session).await? else {
-        return warn_and_go(&page, &format!("/2fa/?next={}", next.query_value()), ENDED).await;
+        return warn_and_go(&page, &next.url("/2fa/"), ENDED).await;
     };
     let challenge = TextChallenge {
         form: VerifyPage::new(&state, page.ctx.clone(), &next, &pending),
@@ -101,7 +101,7 @@ impl Factor for TextChallenge<'_> {
         let ended = |detail: String, counts: bool, msg: &'static str| async move {
             session::SMS_PENDING.remove(at.session).await?;
             flash::push(at.session, Level::Warning, msg).await?;
-            let then = Redirect::to(&format!("/2fa/?next={}", at.next.query_value()));
+            let then = Redirect::to(&at.next.url("/2fa/"));
             AppResult::Ok(Verdict::Ended {
                 detail,
                 counts,

@@ -51,7 +51,7 @@ pub fn router() -> Routes {
 }
 
 fn login_redirect(here: &str, next: &SafeNext) -> Response {
-    let target = format!("{here}?next={}", next.query_value());
+    let target = next.url(here);
     Redirect::to(&format!("/login/?next={}", web::next::url_encode(&target))).into_response()
 }
 
@@ -87,9 +87,7 @@ pub async fn new(
     };
     // An authenticator app is offered first; this page stays one link away.
     if q.method.as_deref() != Some("sms") && super::totp::has_factor(&state, user.id).await? {
-        return Ok(
-            Redirect::to(&format!("/2fa/totp/?next={}", next.query_value())).into_response(),
-        );
+        return Ok(next.redirect("/2fa/totp/"));
     }
     let bound = numbers::of_user(&state.db, user.id).await?;
     let changing = bound.is_none() || q.change.is_some();
@@ -319,7 +317,7 @@ pub async fn verify(
         return Ok(login_redirect("/2fa/verify/", &next));
     }
     let Some(p) = session::SMS_PENDING.get(&page.session).await? else {
-        return Ok(Redirect::to(&format!("/2fa/?next={}", next.query_value())).into_response());
+        return Ok(next.redirect("/2fa/"));
     };
     web::render(&VerifyPage::new(&state, page.ctx, &next, &p))
 }

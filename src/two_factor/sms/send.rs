@@ -154,10 +154,7 @@ impl Sending<'_> {
         if resend && self.typed.is_empty() {
             return match &self.pending {
                 Some(p) => Ok(PhoneNumber::from_stored(p.number.clone())),
-                None => Err(Stop::Redirect(format!(
-                    "/2fa/?next={}",
-                    self.next.query_value()
-                ))),
+                None => Err(Stop::Redirect(self.next.url("/2fa/"))),
             };
         }
         if self.typed.is_empty() {
@@ -357,7 +354,7 @@ impl Sending<'_> {
         };
         session::SMS_PENDING.insert(session, pending).await?;
         flash::push(session, Level::Info, message).await?;
-        let to = format!("/2fa/verify/?next={}", self.next.query_value());
+        let to = self.next.url("/2fa/verify/");
         Ok(Redirect::to(&to).into_response())
     }
 

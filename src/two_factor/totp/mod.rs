@@ -168,9 +168,7 @@ fn date(unix: i64) -> String {
 }
 
 async fn setup_page(State(state): State<AppState>, page: Page) -> AppResult<Response> {
-    let Some(user) = page.ctx.user.clone() else {
-        return Err(AppError::Forbidden("Log in first.".into()));
-    };
+    let user = page.user()?;
     render_setup(&state, page, &user, StatusCode::OK, None).await
 }
 
@@ -189,9 +187,7 @@ async fn setup(
     page: Page,
     Form(form): Form<CodeForm>,
 ) -> AppResult<Response> {
-    let Some(user) = page.ctx.user.clone() else {
-        return Err(AppError::Forbidden("Log in first.".into()));
-    };
+    let user = page.user()?;
     if store::of_user(&state.db, user.id).await?.is_some() {
         return Ok(Redirect::to("/account/totp/").into_response());
     }
@@ -243,9 +239,7 @@ async fn remove(
     page: Page,
     Form(form): Form<RemoveForm>,
 ) -> AppResult<Response> {
-    let Some(user) = page.ctx.user.clone() else {
-        return Err(AppError::Forbidden("Log in first.".into()));
-    };
+    let user = page.user()?;
     let why = "removing the authenticator app";
     match check_current_password(&state, &user, &ip, &form.password, why).await? {
         Check::Right => {}
@@ -314,7 +308,7 @@ async fn login_page(
 ) -> AppResult<Response> {
     let next = SafeNext::or_default(q.next.as_deref());
     let Some(user) = page.ctx.user.clone() else {
-        return Ok(Redirect::to(&format!("/login/?next={}", next.query_value())).into_response());
+        return Ok(next.redirect("/login/"));
     };
     if !has_factor(&state, user.id).await? {
         return Ok(
@@ -340,7 +334,7 @@ async fn login(
 ) -> AppResult<Response> {
     let next = SafeNext::or_default(form.next.as_deref());
     let Some(user) = page.ctx.user.clone() else {
-        return Ok(Redirect::to(&format!("/login/?next={}", next.query_value())).into_response());
+        return Ok(next.redirect("/login/"));
     };
     let Some(factor) = store::of_user(&state.db, user.id).await? else {
         return Ok(
