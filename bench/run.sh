@@ -56,7 +56,9 @@ if ((USERS < 2 * CONNS)); then
   echo "BENCH_USERS must be at least 2 x BENCH_CONNS (each user has one vote in flight at most)" >&2
   exit 2
 fi
-for tool in wrk python3 curl; do
+TOOLS="wrk python3 curl"
+[[ $ONLY == attacks ]] && TOOLS="python3 curl" # the attacks and their probes are bench/attack.py
+for tool in $TOOLS; do
   command -v "$tool" >/dev/null || { echo "$tool is needed (apt-get install -y $tool)" >&2; exit 1; }
 done
 if [[ -n $PG_SERVER ]] && ! command -v psql >/dev/null; then
@@ -147,7 +149,7 @@ bench() {
 
 log "cargo build --release; cargo build --release --example hello"
 cargo build --release
-cargo build --release --example hello
+if [[ $ONLY != attacks ]]; then cargo build --release --example hello; fi
 
 # The machine and the run, for the report.
 {
@@ -157,21 +159,23 @@ cargo build --release --example hello
   echo "memory=$(free -h | awk '/^Mem:/ {print $2}')"
   echo "kernel=$(uname -sr)"
   echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "wrk=$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')"
+  echo "wrk=$(command -v wrk >/dev/null && wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}' || echo none)"
   echo "rustc=$(rustc --version)"
   echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git status --porcelain 2>/dev/null | grep -q . && echo ' (with uncommitted changes)')"
   echo "duration=$DURATION conns=$CONNS login_conns=$LOGIN_CONNS storm_conns=$STORM_CONNS threads=$THREADS users=$USERS popular_votes=$POPULAR popular_rounds=$ROUNDS"
 } >"$RES/meta"
 
 # --- the ceiling ---------------------------------------------------------------------------------
-port=$(free_port)
-target/release/examples/hello "127.0.0.1:$port" 2>"$WORK/hello.log" &
-hello_pid=$!
-PIDS+=("$hello_pid")
-SERVER_PID=$hello_pid
-wait_ready "http://127.0.0.1:$port/" "$hello_pid"
-bench hello "http://127.0.0.1:$port/" get.lua "$CONNS" "$THREADS"
-stop "$hello_pid"
+if [[ $ONLY != attacks ]]; then
+  port=$(free_port)
+  target/release/examples/hello "127.0.0.1:$port" 2>"$WORK/hello.log" &
+  hello_pid=$!
+  PIDS+=("$hello_pid")
+  SERVER_PID=$hello_pid
+  wait_ready "http://127.0.0.1:$port/" "$hello_pid"
+  bench hello "http://127.0.0.1:$port/" get.lua "$CONNS" "$THREADS"
+  stop "$hello_pid"
+fi
 
 # sql BACKEND DATABASE_URL QUERY: runs QUERY (statements separated by ";") on the benchmark's
 # database and prints the last one's rows, tab-separated.
