@@ -163,6 +163,51 @@ def popular_table(res, settings):
     return lines
 
 
+# The attacks of issue 23 (bench/run.sh `attacks`, bench/attack.py), each from one client
+# address on loopback, against the default HTTP limits.
+ATTACKS = [
+    ("quiet", "no attack (the baseline)"),
+    ("pipeline", "1. 200 sockets pipelining a static file, never reading"),
+    ("slowloris", "2. slowloris: 100 new half-sent heads a second"),
+    ("signup", "3. sign-up flood on `POST /register/` (48 threads)"),
+]
+ATTACK_P99_MS = 100
+
+
+def attacks_table(res):
+    """During each attack: the share of a visitor's poll-list requests answered (each on a fresh
+    connection) and their p99, and a user's logins admitted and their p99."""
+    backends = [b for b in ("sqlite", "postgres") if read(res, f"{b}.attack_quiet")]
+    if not backends:
+        return []
+    lines = ["", "**Attacks** (issue 23; `BENCH_ONLY=attacks`): each from one client address on "
+             "this machine, against the default HTTP limits, while a visitor loads the poll list "
+             "(20 requests a second, each on a fresh connection) and a user logs in, one login at "
+             "a time. Target: every request answered, the poll list's p99 under "
+             f"{ATTACK_P99_MS} ms.",
+             "",
+             "| attack | backend | poll list answered | p99 | logins admitted | login p99 "
+             "| the attacker | met |",
+             "|---|---|---:|---:|---:|---:|---|---|"]
+    w = lines.append
+    for backend in backends:
+        for name, what in ATTACKS:
+            line = read(res, f"{backend}.attack_{name}")
+            if not line:
+                continue
+            p = parse_kv(line)
+            lg = parse_kv(read(res, f"{backend}.attack_{name}_logins") or "")
+            attacker = read(res, f"{backend}.attack_{name}_attacker") or "—"
+            asked, answered = int(p["requests"]), int(p["answered"])
+            tried, admitted = int(lg.get("attempts", 0)), int(lg.get("admitted", 0))
+            ok = (asked > 0 and answered == asked and float(p["p99_ms"]) < ATTACK_P99_MS
+                  and tried > 0 and admitted == tried)
+            w(f"| {what} | {backend} | {answered}/{asked} ({answered / max(asked, 1):.0%}) | "
+              f"{float(p['p99_ms']):.1f} | {admitted}/{tried} ({admitted / max(tried, 1):.0%}) | "
+              f"{float(lg.get('p99_ms', 0)):.0f} | `{attacker}` | {verdict(ok)} |")
+    return lines
+
+
 def table(res, meta):
     hello_line = read(res, "hello")
     hello = parse_kv(hello_line) if hello_line else None
@@ -189,6 +234,11 @@ def table(res, meta):
       f"columns: the server's CPU time per request, and the cores the server and wrk kept busy "
       f"(during the storm the server's time is shared by both generators).")
     w("")
+    if not (hello or backends):
+        lines = lines[:1]  # a partial run (BENCH_ONLY=attacks): no throughput scenarios
+        lines.extend(popular_table(res, settings))
+        lines.extend(attacks_table(res))
+        return "\n".join(lines)
     w("| scenario | backend | conns | req/s | p50 | p99 | errors | vs hello | target | met "
       "| server CPU µs/req | cores: server + wrk |")
     w("|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|")
@@ -264,6 +314,7 @@ def table(res, meta):
     w("")
     lines.extend(summary)
     lines.extend(popular_table(res, settings))
+    lines.extend(attacks_table(res))
     return "\n".join(lines)
 
 

@@ -22,7 +22,10 @@
 #   BENCH_POPULAR_VOTES=1000000  votes loaded on poll 2 for the "popular poll" scenarios (0: none)
 #   BENCH_POPULAR_ROUNDS=3       rounds of the popular poll's pages, each against its no-vote twin
 #   BENCH_ONLY=popular    run only the popular-poll scenarios (e.g. a 10,000,000-vote run);
-#                         BENCH_ONLY=storm only the login storm
+#                         BENCH_ONLY=storm only the login storm; BENCH_ONLY=attacks only the
+#                         attacks of issue 23 (bench/attack.py: non-reading pipelining sockets, a
+#                         slowloris, a sign-up flood, each from its own loopback address, while a
+#                         visitor loads the poll list and a user logs in)
 #   BENCH_OUT=BENCHMARKS.md
 #   TEST_DATABASE_URL     a PostgreSQL server (postgres://user@host:port/db) to also run on;
 #                         --postgres alone uses postgres://postgres@127.0.0.1:5432/postgres
@@ -53,7 +56,9 @@ if ((USERS < 2 * CONNS)); then
   echo "BENCH_USERS must be at least 2 x BENCH_CONNS (each user has one vote in flight at most)" >&2
   exit 2
 fi
-for tool in wrk python3 curl; do
+TOOLS="wrk python3 curl"
+[[ $ONLY == attacks ]] && TOOLS="python3 curl" # the attacks and their probes are bench/attack.py
+for tool in $TOOLS; do
   command -v "$tool" >/dev/null || { echo "$tool is needed (apt-get install -y $tool)" >&2; exit 1; }
 done
 if [[ -n $PG_SERVER ]] && ! command -v psql >/dev/null; then
@@ -144,7 +149,7 @@ bench() {
 
 log "cargo build --release; cargo build --release --example hello"
 cargo build --release
-cargo build --release --example hello
+if [[ $ONLY != attacks ]]; then cargo build --release --example hello; fi
 
 # The machine and the run, for the report.
 {
@@ -154,21 +159,23 @@ cargo build --release --example hello
   echo "memory=$(free -h | awk '/^Mem:/ {print $2}')"
   echo "kernel=$(uname -sr)"
   echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "wrk=$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')"
+  echo "wrk=$(command -v wrk >/dev/null && wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}' || echo none)"
   echo "rustc=$(rustc --version)"
   echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git status --porcelain 2>/dev/null | grep -q . && echo ' (with uncommitted changes)')"
   echo "duration=$DURATION conns=$CONNS login_conns=$LOGIN_CONNS storm_conns=$STORM_CONNS threads=$THREADS users=$USERS popular_votes=$POPULAR popular_rounds=$ROUNDS"
 } >"$RES/meta"
 
 # --- the ceiling ---------------------------------------------------------------------------------
-port=$(free_port)
-target/release/examples/hello "127.0.0.1:$port" 2>"$WORK/hello.log" &
-hello_pid=$!
-PIDS+=("$hello_pid")
-SERVER_PID=$hello_pid
-wait_ready "http://127.0.0.1:$port/" "$hello_pid"
-bench hello "http://127.0.0.1:$port/" get.lua "$CONNS" "$THREADS"
-stop "$hello_pid"
+if [[ $ONLY != attacks ]]; then
+  port=$(free_port)
+  target/release/examples/hello "127.0.0.1:$port" 2>"$WORK/hello.log" &
+  hello_pid=$!
+  PIDS+=("$hello_pid")
+  SERVER_PID=$hello_pid
+  wait_ready "http://127.0.0.1:$port/" "$hello_pid"
+  bench hello "http://127.0.0.1:$port/" get.lua "$CONNS" "$THREADS"
+  stop "$hello_pid"
+fi
 
 # sql BACKEND DATABASE_URL QUERY: runs QUERY (statements separated by ";") on the benchmark's
 # database and prints the last one's rows, tab-separated.
@@ -278,6 +285,23 @@ popular() {
 }
 
 # --- Pollstr on one backend ----------------------------------------------------------------------
+# start_server DIR LOG [VAR=VALUE...]: `pollstr serve` on $port and $database_url, in a clean
+# environment (nothing from this shell or a .env leaks in), run from DIR (empty); sets SERVER_PID.
+start_server() {
+  local dir=$1 serverlog=$2
+  shift 2
+  (cd "$dir" && exec env -i PATH="$PATH" \
+    POLLSTR_ADDR="127.0.0.1:$port" \
+    DATABASE_URL="$database_url" \
+    POLLSTR_SEED_DEMO=true \
+    VERIFY_BACKEND=console \
+    SMS_LIMIT_PER_USER=100000/1h SMS_LIMIT_PER_NUMBER=100000/1h SMS_LIMIT_PER_IP=100000/1h \
+    SMS_LIMIT_PER_COUNTRY=100000/1h SMS_LIMIT_PER_PREFIX=100000/1h \
+    "$@" "$ROOT/target/release/pollstr" serve) 2>"$serverlog" &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+}
+
 # run_pollstr BACKEND DATABASE_URL
 run_pollstr() {
   local backend=$1 database_url=$2
@@ -287,18 +311,9 @@ run_pollstr() {
   BASE=http://127.0.0.1:$port
 
   log "$backend: pollstr serve on $BASE"
-  # A clean environment (nothing from this shell or a .env leaks in), run from an empty directory.
-  (cd "$dir" && exec env -i PATH="$PATH" \
-    POLLSTR_ADDR="127.0.0.1:$port" \
-    DATABASE_URL="$database_url" \
-    POLLSTR_SEED_DEMO=true \
-    VERIFY_BACKEND=console \
-    SMS_LIMIT_PER_USER=100000/1h SMS_LIMIT_PER_NUMBER=100000/1h SMS_LIMIT_PER_IP=100000/1h \
-    SMS_LIMIT_PER_COUNTRY=100000/1h SMS_LIMIT_PER_PREFIX=100000/1h \
-    "$ROOT/target/release/pollstr" serve) 2>"$dir/server.log" &
-  local pid=$!
-  PIDS+=("$pid")
-  SERVER_PID=$pid
+  # wrk, one address, stands for many visitors: no per-address connection limit.
+  start_server "$dir" "$dir/server.log" HTTP_MAX_CONNECTIONS_PER_IP=1000000
+  local pid=$SERVER_PID
   wait_ready "$BASE/healthz" "$pid" || { cat "$dir/server.log" >&2; return 1; }
 
   log "$backend: $USERS users, each registered and verified through /register/ and /2fa/"
@@ -368,7 +383,57 @@ storm() {
   wait "$storm"
 }
 
-run_pollstr sqlite "sqlite://$WORK/sqlite/pollstr.db"
+# The attacks of issue 23, each from one client address, on a server with the default HTTP
+# limits (on the database of the run above, or a fresh one): meanwhile a visitor loads the poll
+# list on fresh connections (bench/attack.py probe) and a user logs in, one login at a time
+# (attack.py logins). "quiet" is the same without an attack.
+attacks() {
+  local backend=$1 database_url=$2 dir=$WORK/$1
+  mkdir -p "$dir"
+  port=$(free_port)
+  BASE=http://127.0.0.1:$port
+  log "$backend: attacks: pollstr serve on $BASE, default HTTP limits"
+  start_server "$dir" "$dir/attacks-server.log"
+  local pid=$SERVER_PID
+  wait_ready "$BASE/healthz" "$pid" || { cat "$dir/attacks-server.log" >&2; return 1; }
+  if [[ ! -s $dir/sessions.tsv ]]; then
+    python3 bench/setup.py users "$BASE" "$dir/attacks-server.log" 2 "$dir/sessions.tsv" >/dev/null
+  fi
+  local name from attacker
+  for name in quiet pipeline slowloris signup; do
+    from=127.0.0.2
+    attacker=
+    if [[ $name != quiet ]]; then
+      log "$backend: attack $name from $from, ${DURATION}s of measurements"
+      python3 bench/attack.py "$name" "$BASE" "$from" "$((DURATION + 3))" \
+        "$RES/$backend.attack_${name}_attacker" &
+      attacker=$!
+      sleep 3 # the attack reaches its full strength
+    fi
+    python3 bench/attack.py probe "$BASE" "$DURATION" "$RES/$backend.attack_${name}" &
+    local probe=$!
+    python3 bench/attack.py logins "$BASE" "$dir/sessions.tsv" "$DURATION" \
+      "$RES/$backend.attack_${name}_logins"
+    wait "$probe"
+    if [[ -n $attacker ]]; then wait "$attacker"; fi
+    sleep 2 # the attack's sockets are closed, its work finished
+  done
+  hwm "$pid" >"$RES/$backend.attack_rss_kb"
+  stop "$pid"
+}
+
+# run_backend BACKEND DATABASE_URL: the scenarios BENCH_ONLY selects.
+run_backend() {
+  if [[ $ONLY != attacks ]]; then
+    run_pollstr "$1" "$2"
+  fi
+  if [[ -z $ONLY || $ONLY == attacks ]]; then
+    mkdir -p "$WORK/$1"
+    attacks "$1" "$2"
+  fi
+}
+
+run_backend sqlite "sqlite://$WORK/sqlite/pollstr.db"
 
 if [[ -n $PG_SERVER ]]; then
   PG_DB=pollstr_bench_$(date +%s)_$$
@@ -376,7 +441,7 @@ if [[ -n $PG_SERVER ]]; then
   psql "$PG_SERVER" -qAt -c "CREATE DATABASE $PG_DB" >/dev/null
   # The server's URL with the database name replaced.
   pg_url=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PG_SERVER" "$PG_DB")
-  run_pollstr postgres "$pg_url"
+  run_backend postgres "$pg_url"
 fi
 
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES/meta"

@@ -59,6 +59,7 @@ pub(super) fn read(env: &Env) -> Result<ServerPart> {
             )),
         }
     })?;
+    let http = http_limits(env, &trusted_proxies)?;
     Ok(ServerPart {
         addr,
         environment,
@@ -70,21 +71,47 @@ pub(super) fn read(env: &Env) -> Result<ServerPart> {
         )?,
         trusted_proxies,
         csrf_trusted_origins,
-        http: http_limits(env)?,
+        http,
     })
 }
 
-fn http_limits(env: &Env) -> Result<HttpLimits> {
+fn http_limits(env: &Env, trusted_proxies: &[ipnet::IpNet]) -> Result<HttpLimits> {
     let defaults = HttpLimits::default();
     let count = |name, default| env.number(name, default, 1..=1_000_000, "a whole number from 1");
+    let header_timeout = env.duration(
+        "HTTP_HEADER_TIMEOUT",
+        defaults.header_timeout,
+        "use e.g. 10s",
+    )?;
+    // The first head's limit never exceeds the later heads'.
+    let first_header_timeout = env.duration(
+        "HTTP_FIRST_HEADER_TIMEOUT",
+        defaults.first_header_timeout.min(header_timeout),
+        "use e.g. 5s",
+    )?;
+    if first_header_timeout > header_timeout {
+        return Err(super::err(
+            "HTTP_FIRST_HEADER_TIMEOUT",
+            "at most HTTP_HEADER_TIMEOUT",
+        ));
+    }
     Ok(HttpLimits {
-        header_timeout: env.duration(
-            "HTTP_HEADER_TIMEOUT",
-            defaults.header_timeout,
-            "use e.g. 10s",
-        )?,
+        first_header_timeout,
+        header_timeout,
         body_timeout: env.duration("HTTP_BODY_TIMEOUT", defaults.body_timeout, "use e.g. 30s")?,
+        write_timeout: env.duration(
+            "HTTP_WRITE_TIMEOUT",
+            defaults.write_timeout,
+            "use e.g. 15s",
+        )?,
         max_connections: count("HTTP_MAX_CONNECTIONS", defaults.max_connections)?,
+        max_connections_per_ip: count(
+            "HTTP_MAX_CONNECTIONS_PER_IP",
+            defaults.max_connections_per_ip,
+        )?,
+        per_ip_exempt: trusted_proxies.to_vec(),
+        // Set from IPV6_LIMIT_PREFIX with the other limits (`Config::read`).
+        ipv6_prefix: defaults.ipv6_prefix,
     })
 }
 

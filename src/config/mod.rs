@@ -112,6 +112,12 @@ impl Config {
             crate::crypto::SecretKey::parse,
             |_| "32 bytes in URL-safe base64 (43 characters) or hex (64): make one with `pollstr secret-key`".into(),
         )?;
+        let limits = limits::read(env)?;
+        // The connection cap counts an IPv6 peer as every per-address limit does.
+        let http = crate::server::HttpLimits {
+            ipv6_prefix: limits.ipv6_prefix,
+            ..server.http
+        };
         Ok(Config {
             database_url: env.text("DATABASE_URL", "sqlite://pollstr.db"),
             database_max_connections: env.number(
@@ -137,7 +143,7 @@ impl Config {
             verify: verify.settings,
             sms_guard: verify.sms_guard,
             default_region: verify.default_region,
-            limits: limits::read(env)?,
+            limits,
             trusted_proxies: server.trusted_proxies,
             csrf_trusted_origins: server.csrf_trusted_origins,
             secret_key,
@@ -153,7 +159,7 @@ impl Config {
                 Duration::from_secs(90 * 86400),
                 "use e.g. 90d",
             )?,
-            http: server.http,
+            http,
             seed_demo,
         })
     }

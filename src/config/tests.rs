@@ -154,6 +154,31 @@ fn public_address_makes_cookies_secure() {
 }
 
 #[test]
+fn http_limits_for_slow_clients() {
+    let c = with(&[]).unwrap().http;
+    assert_eq!(c.first_header_timeout, Duration::from_secs(5));
+    assert_eq!(c.write_timeout, Duration::from_secs(15));
+    assert_eq!(c.max_connections_per_ip, 64);
+    // The first head's limit never exceeds the later heads'.
+    let short = with(&[("HTTP_HEADER_TIMEOUT", "2s")]).unwrap().http;
+    assert_eq!(short.first_header_timeout, Duration::from_secs(2));
+    let set = with(&[
+        ("HTTP_FIRST_HEADER_TIMEOUT", "3s"),
+        ("HTTP_WRITE_TIMEOUT", "1m"),
+        ("HTTP_MAX_CONNECTIONS_PER_IP", "8"),
+        ("TRUSTED_PROXIES", "10.0.0.1"),
+    ])
+    .unwrap()
+    .http;
+    assert_eq!(set.first_header_timeout, Duration::from_secs(3));
+    assert_eq!(set.write_timeout, Duration::from_secs(60));
+    assert_eq!(set.max_connections_per_ip, 8);
+    assert_eq!(set.per_ip_exempt, vec!["10.0.0.1/32".parse().unwrap()]);
+    let whole = with(&[("IPV6_LIMIT_PREFIX", "128")]).unwrap().http;
+    assert_eq!(whole.ipv6_prefix, 128);
+}
+
+#[test]
 fn bad_values_name_the_setting() {
     for (k, v) in [
         ("POLLSTR_ADDR", "nope"),
@@ -165,6 +190,10 @@ fn bad_values_name_the_setting() {
         ("HTTP_HEADER_TIMEOUT", "0s"),
         ("HTTP_BODY_TIMEOUT", "soon"),
         ("HTTP_MAX_CONNECTIONS", "0"),
+        ("HTTP_WRITE_TIMEOUT", "never"),
+        ("HTTP_FIRST_HEADER_TIMEOUT", "1 minute"),
+        ("HTTP_FIRST_HEADER_TIMEOUT", "20s"),
+        ("HTTP_MAX_CONNECTIONS_PER_IP", "none"),
         ("EVENT_RETENTION", "forever"),
         ("POLLSTR_SECRET_KEY", "not-a-key"),
         ("TRUSTED_BROWSER_DAYS", "forever"),

@@ -225,6 +225,8 @@ async fn a_login_burst_past_the_hash_queue_is_turned_away_at_once(backend: Backe
     let app = app_with(backend, |c| {
         c.limits.login_per_ip = Limit::parse_list("100000/1h").unwrap();
         c.limits.login_per_username = Limit::parse_list("100000/1h").unwrap();
+        // The burst comes from one address, on as many connections as logins.
+        c.http.max_connections_per_ip = 1000;
     })
     .await;
     let burst = 3 * pollstr::users::password::HashQueue::default().capacity();
