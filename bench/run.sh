@@ -25,7 +25,9 @@
 #                         BENCH_ONLY=storm only the login storm; BENCH_ONLY=attacks only the
 #                         attacks of issue 23 (bench/attack.py: non-reading pipelining sockets, a
 #                         slowloris, a sign-up flood, each from its own loopback address, while a
-#                         visitor loads the poll list and a user logs in)
+#                         visitor loads the poll list and a user logs in); BENCH_ONLY=pages only
+#                         a verified user's poll page and results (the A/B of bench/ab.sh)
+#   BENCH_BIN             the server to measure (default: this checkout's release build)
 #   BENCH_OUT=BENCHMARKS.md
 #   TEST_DATABASE_URL     a PostgreSQL server (postgres://user@host:port/db) to also run on;
 #                         --postgres alone uses postgres://postgres@127.0.0.1:5432/postgres
@@ -44,6 +46,8 @@ OUT=${BENCH_OUT:-BENCHMARKS.md}
 POPULAR=${BENCH_POPULAR_VOTES:-1000000}
 ROUNDS=${BENCH_POPULAR_ROUNDS:-3}
 ONLY=${BENCH_ONLY:-}
+# The server measured: this checkout's release build, or another binary (an A/B: bench/ab.sh).
+BIN=${BENCH_BIN:-$ROOT/target/release/pollstr}
 
 PG_SERVER=${TEST_DATABASE_URL:-}
 for arg in "$@"; do
@@ -144,7 +148,7 @@ bench() {
     "server_cpu_s=$(awk -v t="$((after - before))" -v hz="$TICK" 'BEGIN {print t / hz}')" \
     "wrk_cpu_s=$(echo "$wrk_cpu" | awk '{print $1 + $2}')" >"$RES/$name.tmp"
   mv "$RES/$name.tmp" "$RES/$name"
-  cat "$RES/$name" >&2
+  echo "$name $(cat "$RES/$name")" >&2
 }
 
 log "cargo build --release; cargo build --release --example hello"
@@ -297,7 +301,8 @@ start_server() {
     VERIFY_BACKEND=console \
     SMS_LIMIT_PER_USER=100000/1h SMS_LIMIT_PER_NUMBER=100000/1h SMS_LIMIT_PER_IP=100000/1h \
     SMS_LIMIT_PER_COUNTRY=100000/1h SMS_LIMIT_PER_PREFIX=100000/1h \
-    "$@" "$ROOT/target/release/pollstr" serve) 2>"$serverlog" &
+    SIGNUP_LIMIT_PER_IP=100000/1h \
+    "$@" "$BIN" serve) 2>"$serverlog" &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
 }
@@ -323,6 +328,14 @@ run_pollstr() {
     hwm "$pid" >"$RES/$backend.rss_setup_kb"
     popular "$backend" "$database_url"
     hwm "$pid" >"$RES/$backend.rss_kb"
+    stop "$pid"
+    return
+  fi
+  if [[ $ONLY == pages ]]; then
+    bench "$backend.detail" "$BASE/polls/1/" session_get.lua "$CONNS" "$THREADS" \
+      BENCH_SESSIONS="$dir/sessions.tsv" BENCH_EXPECT=200
+    bench "$backend.results" "$BASE/polls/1/results/" session_get.lua "$CONNS" "$THREADS" \
+      BENCH_SESSIONS="$dir/sessions.tsv" BENCH_EXPECT=200
     stop "$pid"
     return
   fi
