@@ -19,7 +19,7 @@ use crate::limits;
 use crate::session::SessionUser;
 use crate::state::AppState;
 use crate::two_factor::gate;
-use crate::web::{self, SafeNext};
+use crate::web::{self, Page, SafeNext};
 
 /// Who answers a challenge, from where, and where they go when it passes.
 pub struct Attempt<'a> {
@@ -32,6 +32,28 @@ pub struct Attempt<'a> {
     pub next: &'a SafeNext,
     /// "Trust this browser" was ticked.
     pub remember: bool,
+}
+
+impl<'a> Attempt<'a> {
+    pub fn new(
+        state: &'a AppState,
+        page: &'a Page,
+        user: &'a SessionUser,
+        ip: &'a str,
+        headers: &'a HeaderMap,
+        next: &'a SafeNext,
+        remember: bool,
+    ) -> Self {
+        Attempt {
+            state,
+            session: &page.session,
+            user,
+            ip,
+            headers,
+            next,
+            remember,
+        }
+    }
 }
 
 /// What a factor's check found.

@@ -50,15 +50,8 @@ pub async fn confirm(
         pending,
         page: &page,
     };
-    let at = Attempt {
-        state: &state,
-        session: &page.session,
-        user: &user,
-        ip: &ip,
-        headers: &headers,
-        next: &next,
-        remember: form.remember.is_some(),
-    };
+    let remember = form.remember.is_some();
+    let at = Attempt::new(&state, &page, &user, &ip, &headers, &next, remember);
     challenge::answer(&challenge, at, &form.code).await
 }
 

@@ -352,15 +352,8 @@ async fn login(
         },
         factor,
     };
-    let at = Attempt {
-        state: &state,
-        session: &page.session,
-        user: &user,
-        ip: &ip,
-        headers: &headers,
-        next: &next,
-        remember: form.remember.is_some(),
-    };
+    let remember = form.remember.is_some();
+    let at = Attempt::new(&state, &page, &user, &ip, &headers, &next, remember);
     challenge::answer(&challenge, at, &form.code).await
 }
 
