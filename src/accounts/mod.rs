@@ -102,11 +102,7 @@ pub async fn login(
         let body = web::render(&LoginPage {
             ctx: page.ctx,
             next: next.as_str().to_string(),
-            username: form
-                .username
-                .chars()
-                .take(validation::MAX_USERNAME)
-                .collect(),
+            username: as_typed(&form.username),
             error: Some(msg.to_string()),
         })?;
         Ok((status, body).into_response())
@@ -279,11 +275,7 @@ pub async fn register(
             let body = web::render(&RegisterPage {
                 ctx: page.ctx,
                 next: next.as_str().to_string(),
-                username: form
-                    .username
-                    .chars()
-                    .take(validation::MAX_USERNAME)
-                    .collect(),
+                username: as_typed(&form.username),
                 errors: vec![format!(
                     "Too many sign-ups from your network. Please try again in {}.",
                     human_wait(wait)
@@ -308,11 +300,7 @@ pub async fn register(
         return web::render(&RegisterPage {
             ctx: page.ctx,
             next: next.as_str().to_string(),
-            username: form
-                .username
-                .chars()
-                .take(validation::MAX_USERNAME)
-                .collect(),
+            username: as_typed(&form.username),
             errors,
         });
     };
@@ -334,4 +322,9 @@ pub async fn register(
     )
     .await?;
     Ok(Redirect::to(next.as_str()).into_response())
+}
+
+/// A username as typed, shown again in its form (at most as long as a username may be).
+fn as_typed(username: &str) -> String {
+    username.chars().take(validation::MAX_USERNAME).collect()
 }
