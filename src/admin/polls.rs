@@ -192,8 +192,7 @@ async fn list(
     let number = super::page_number(query.page.as_deref())?;
     let now = crate::db::now();
     let (from, to) = date.bounds(now);
-    let rows =
-        store::poll_list(&state.db, &q, from, to, PER_PAGE, (number - 1) * PER_PAGE).await?;
+    let rows = store::poll_list(&state.db, &q, from, to, PER_PAGE, (number - 1) * PER_PAGE).await?;
     let total = super::list_total(rows.first().map(|r| r.total), number)?;
     let pages = super::pages(total);
     let link = |n: i64| {

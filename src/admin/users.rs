@@ -137,9 +137,7 @@ pub struct UserPage {
 
 async fn find_user(state: &AppState, raw: &str) -> AppResult<UserRow> {
     let id = web::parse_id(raw)?;
-    store::user(&state.db, id)
-        .await?
-        .ok_or(AppError::NotFound)
+    store::user(&state.db, id).await?.ok_or(AppError::NotFound)
 }
 
 async fn detail(

@@ -3,8 +3,8 @@
 pub mod cache;
 pub mod counts;
 pub mod prefetch;
-pub mod store;
 pub mod read_batch;
+pub mod store;
 pub mod vote_queue;
 
 /// The store's former name, which the integration tests and `fixtures.rs` still import: kept

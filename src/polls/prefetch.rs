@@ -30,8 +30,8 @@ use tower_sessions::Session;
 use std::sync::Arc;
 
 use super::cache::{PollData, SnapshotPoll};
-use super::store::{self, PollView, VoteAsk};
 use super::read_batch::ReadBatch;
+use super::store::{self, PollView, VoteAsk};
 use crate::db::lane::Lane;
 use crate::db::session_store;
 use crate::state::AppState;

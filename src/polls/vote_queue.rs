@@ -95,14 +95,10 @@ async fn write_votes(db: Db, cache: Arc<PollCache>, mut rx: mpsc::Receiver<Ballo
             Err(e) => {
                 tracing::warn!(error = %e, votes = batch.len(), "a batch of votes failed; casting them one by one");
                 for ballot in batch.drain(..) {
-                    let result = store::cast_vote(
-                        &db,
-                        ballot.user_id,
-                        ballot.question_id,
-                        ballot.choice_id,
-                    )
-                    .await
-                    .map_err(AppError::from);
+                    let result =
+                        store::cast_vote(&db, ballot.user_id, ballot.question_id, ballot.choice_id)
+                            .await
+                            .map_err(AppError::from);
                     answer(&cache, ballot, result);
                 }
             }
