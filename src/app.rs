@@ -172,7 +172,7 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
             if let Err(e) = two_factor::trusted::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune trusted browsers");
             }
-            if let Err(e) = two_factor::sms::requests::prune(&db).await {
+            if let Err(e) = two_factor::sms::store::requests::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune verify request owners");
             }
             if let Err(e) = two_factor::sms::guard::prune(&db, sends_kept).await {

@@ -172,7 +172,7 @@ async fn detail(
         ctx: page.ctx,
         section: "users",
         me: user.id == staff.id,
-        phone: sms::numbers::of_user(db, user.id)
+        phone: sms::store::numbers::of_user(db, user.id)
             .await?
             .map(|n| n.masked()),
         authenticator_since: totp::store::of_user(db, user.id)
