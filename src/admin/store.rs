@@ -1,7 +1,7 @@
-//! The admin's SQL, the queries only the admin runs: staff status, the dashboard's counts, the poll and user lists
-//! with search and filters, saving a poll with its choices in one transaction, and the user
-//! actions that have no query of their own elsewhere. What the pages share with the rest of
-//! Pollstr (ending sessions, the factor stores, events) is called where it lives.
+//! The admin's SQL, the queries only the admin runs: staff status, the dashboard's counts, the poll
+//! and user lists with search and filters, saving a poll with its choices in one transaction, and
+//! the user actions that have no query of their own elsewhere. What the pages share with the rest
+//! of Pollstr (ending sessions, the factor stores, events) is called where it lives.
 
 use sqlx::FromRow;
 
