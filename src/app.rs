@@ -34,7 +34,7 @@ pub use crate::state::AppState;
 /// runtime (it starts the vote writer).
 pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppState {
     // On SQLite this process is the only server, so it sees every vote.
-    let polls = Arc::new(PollCache::new(!db.is_postgres()));
+    let polls = Arc::new(PollCache::new(db.is_embedded()));
     let large_bodies = web::csrf::LargeBodies::new(
         admin::may_send_large_bodies,
         web::csrf::LARGE_BODIES_AT_ONCE,
@@ -45,7 +45,7 @@ pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppStat
         .with(HashQueue::default())
         .with(polls.clone());
     parts = parts.with(VoteQueue::start(db.clone(), polls));
-    if let Db::Postgres(pool) = &db {
+    if let Some(pool) = db.as_postgres() {
         if let Some(lane) = Lane::new(pool.clone(), config.database_max_connections) {
             let lane = Arc::new(lane);
             parts = parts.with(ReadBatch::start(lane.clone())).with(lane);
@@ -172,7 +172,7 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
             if let Err(e) = two_factor::trusted::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune trusted browsers");
             }
-            if let Err(e) = two_factor::sms::requests::prune(&db).await {
+            if let Err(e) = two_factor::sms::store::requests::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune verify request owners");
             }
             if let Err(e) = two_factor::sms::guard::prune(&db, sends_kept).await {

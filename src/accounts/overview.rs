@@ -97,7 +97,7 @@ async fn overview(State(state): State<AppState>, page: Page) -> AppResult<Respon
         })
         .collect();
     web::render(&AccountPage {
-        phone: sms::numbers::of_user(db, user.id)
+        phone: sms::store::numbers::of_user(db, user.id)
             .await?
             .map(|n| n.masked()),
         authenticator_since: totp::store::of_user(db, user.id)

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::queries::{self, Counts};
+use super::store::{self, Counts};
 use super::Staff;
 use crate::error::AppResult;
 use crate::events;
@@ -62,7 +62,7 @@ async fn dashboard(
     page: Page,
 ) -> AppResult<Response> {
     let now = crate::db::now();
-    let counts = queries::counts(&state.db, now - now.rem_euclid(86_400)).await?;
+    let counts = store::counts(&state.db, now - now.rem_euclid(86_400)).await?;
     let since = now - 30 * 86_400;
     let events = events::list(&state.db, None, since, RECENT_EVENTS)
         .await?

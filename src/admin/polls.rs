@@ -13,7 +13,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::queries::{self, ChoiceEdit, PollEdit, PollRow, Saved};
+use super::store::{self, ChoiceEdit, PollEdit, PollRow, Saved};
 use super::{Staff, PER_PAGE};
 use crate::error::{AppError, AppResult};
 use crate::polls::cache::PollCache;
@@ -192,8 +192,7 @@ async fn list(
     let number = super::page_number(query.page.as_deref())?;
     let now = crate::db::now();
     let (from, to) = date.bounds(now);
-    let rows =
-        queries::poll_list(&state.db, &q, from, to, PER_PAGE, (number - 1) * PER_PAGE).await?;
+    let rows = store::poll_list(&state.db, &q, from, to, PER_PAGE, (number - 1) * PER_PAGE).await?;
     let total = super::list_total(rows.first().map(|r| r.total), number)?;
     let pages = super::pages(total);
     let link = |n: i64| {
@@ -360,7 +359,7 @@ async fn edit_form(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let id = web::parse_id(&id)?;
-    let (poll, choices) = queries::poll(&state.db, id)
+    let (poll, choices) = store::poll(&state.db, id)
         .await?
         .ok_or(AppError::NotFound)?;
     let mut form = form_page(page.ctx, Some(id));
@@ -422,7 +421,7 @@ impl SentForm {
 fn validate(
     sent: &SentForm,
     form: &mut PollFormPage,
-    current: &[queries::ChoiceRecord],
+    current: &[store::ChoiceRecord],
 ) -> AppResult<Option<PollEdit>> {
     let question: String = sent.get("question_text").trim().to_string();
     let length = question.chars().count();
@@ -567,7 +566,7 @@ async fn submit(
 ) -> AppResult<Response> {
     let current = match poll_id {
         Some(id) => {
-            queries::poll(&state.db, id)
+            store::poll(&state.db, id)
                 .await?
                 .ok_or(AppError::NotFound)?
                 .1
@@ -604,7 +603,7 @@ async fn submit(
         let back = web::SafeNext::or_default(Some(&form.action));
         return Ok(back.redirect("/account/confirm/"));
     }
-    match queries::save_poll(&state.db, &edit, &form.token, staff.id, form.confirm_votes).await? {
+    match store::save_poll(&state.db, &edit, &form.token, staff.id, form.confirm_votes).await? {
         Saved::Saved(id) => {
             let is_new = poll_id.is_none();
             let msg =
@@ -623,7 +622,7 @@ async fn submit(
         }
         Saved::Missing => {
             if let Some(id) = poll_id {
-                if queries::poll_votes(&state.db, id).await?.is_none() {
+                if store::poll_votes(&state.db, id).await?.is_none() {
                     return Err(AppError::NotFound);
                 }
             }
@@ -720,7 +719,7 @@ async fn delete_page(
     id: i64,
     changed: bool,
 ) -> AppResult<DeletePage> {
-    let (poll, choices) = queries::poll(&state.db, id)
+    let (poll, choices) = store::poll(&state.db, id)
         .await?
         .ok_or(AppError::NotFound)?;
     Ok(DeletePage {
@@ -764,11 +763,11 @@ async fn delete(
         .trim()
         .parse()
         .map_err(|_| AppError::bad_request("The form could not be read: reload the page."))?;
-    let question = queries::poll(&state.db, id)
+    let question = store::poll(&state.db, id)
         .await?
         .map(|(p, _)| p.question_text)
         .unwrap_or_default();
-    match queries::delete_poll(&state.db, id, confirmed).await? {
+    match store::delete_poll(&state.db, id, confirmed).await? {
         Saved::Saved(_) => {
             changed(&state);
             let what = format!("deleted poll #{id} {question:?} with its {confirmed} vote(s)");

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::dashboard::EventLine;
-use super::queries::{self, UserRow};
+use super::store::{self, UserRow};
 use super::{Staff, PER_PAGE};
 use crate::error::{AppError, AppResult};
 use crate::events;
@@ -90,7 +90,7 @@ async fn list(
 ) -> AppResult<Response> {
     let q = super::search_text(query.q, 150);
     let number = super::page_number(query.page.as_deref())?;
-    let rows = queries::user_list(&state.db, &q, PER_PAGE, (number - 1) * PER_PAGE).await?;
+    let rows = store::user_list(&state.db, &q, PER_PAGE, (number - 1) * PER_PAGE).await?;
     let total = super::list_total(rows.first().map(|r| r.total), number)?;
     let pages = super::pages(total);
     let link = |n: i64| {
@@ -137,9 +137,7 @@ pub struct UserPage {
 
 async fn find_user(state: &AppState, raw: &str) -> AppResult<UserRow> {
     let id = web::parse_id(raw)?;
-    queries::user(&state.db, id)
-        .await?
-        .ok_or(AppError::NotFound)
+    store::user(&state.db, id).await?.ok_or(AppError::NotFound)
 }
 
 async fn detail(
@@ -174,7 +172,7 @@ async fn detail(
         ctx: page.ctx,
         section: "users",
         me: user.id == staff.id,
-        phone: sms::numbers::of_user(db, user.id)
+        phone: sms::store::numbers::of_user(db, user.id)
             .await?
             .map(|n| n.masked()),
         authenticator_since: totp::store::of_user(db, user.id)
@@ -364,7 +362,7 @@ async fn act(
         Action::ResetFactors => {
             // Sessions first: none of theirs stays verified while the factors go.
             let browsers = end_sessions().await?;
-            let phone = queries::remove_phone(db, user.id).await?;
+            let phone = store::remove_phone(db, user.id).await?;
             let app = totp::store::remove(db, user.id).await?;
             recovery::store::remove_all(db, user.id).await?;
             (
@@ -384,7 +382,7 @@ async fn act(
             )
         }
         Action::Deactivate => {
-            queries::set_active(db, user.id, false).await?;
+            store::set_active(db, user.id, false).await?;
             let browsers = end_sessions().await?;
             (
                 format!("deactivated {name}, ended every session and forgot {browsers} trusted browser(s)"),
@@ -395,21 +393,21 @@ async fn act(
             )
         }
         Action::Activate => {
-            queries::set_active(db, user.id, true).await?;
+            store::set_active(db, user.id, true).await?;
             (
                 format!("activated {name}"),
                 format!("{} can log in again.", user.username),
             )
         }
         Action::MakeStaff => {
-            queries::set_staff(db, user.id, true).await?;
+            store::set_staff(db, user.id, true).await?;
             (
                 format!("made {name} staff"),
                 format!("{} is staff now.", user.username),
             )
         }
         Action::RemoveStaff => {
-            queries::set_staff(db, user.id, false).await?;
+            store::set_staff(db, user.id, false).await?;
             (
                 format!("removed the staff flag of {name}"),
                 format!("{} is no longer staff.", user.username),

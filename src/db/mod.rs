@@ -2,8 +2,13 @@
 //!
 //! Queries are written once, with `$1` placeholders that both backends accept, and run through
 //! [`with_db!`], which compiles the same code once per backend. Each backend has its own
-//! migrations folder; the two stay in step, one file per change on each side.
+//! migrations folder; the two stay in step, one file per change on each side. What cannot be
+//! one text for both (a lock, a transaction's start) is a named method in `backend.rs`.
+//!
+//! `with_db!` is used only here and in the features' `store` files (`polls/store.rs`,
+//! `sms/store/`, …): the SQL of a feature is in its store, and the rest of the code calls it.
 
+mod backend;
 pub mod cache;
 pub mod lane;
 pub mod session_store;
@@ -148,20 +153,6 @@ impl Db {
     /// `SELECT 1`: does the database answer?
     pub async fn ping(&self) -> bool {
         with_db!(self, p => sqlx::query("SELECT 1").execute(p).await.is_ok())
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, Db::Postgres(_))
-    }
-
-    /// The statement that begins a transaction that will write. On SQLite, IMMEDIATE takes the
-    /// write lock at BEGIN: a deferred transaction that reads, then writes, fails at once
-    /// ("database is locked", no waiting) if another connection wrote in between.
-    pub fn begin_write(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => "BEGIN IMMEDIATE",
-            Db::Postgres(_) => "BEGIN",
-        }
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use moka::sync::Cache;
 
-use super::queries::{ChoiceResult, Question};
+use super::store::{ChoiceResult, Question};
 use super::PollCard;
 use crate::db::cache::{Generation, GuardedCache};
 

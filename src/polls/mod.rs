@@ -3,9 +3,14 @@
 pub mod cache;
 pub mod counts;
 pub mod prefetch;
-pub mod queries;
 pub mod read_batch;
+pub mod store;
 pub mod vote_queue;
+
+/// The store's former name, which the integration tests and `fixtures.rs` still import: kept
+/// so that the rename left them untouched. New code says `store`.
+#[doc(hidden)]
+pub use store as queries;
 
 use std::sync::Arc;
 
@@ -24,7 +29,7 @@ use crate::web::routes::{get, post, Routes};
 use crate::web::{self, Form, Page, PageContext};
 use cache::{PollCache, PollData, PollList};
 use prefetch::Prefetched;
-use queries::{ChoiceResult, PollView, Question};
+use store::{ChoiceResult, PollView, Question};
 use vote_queue::VoteQueue;
 
 pub const PER_PAGE: i64 = 10;
@@ -130,11 +135,11 @@ pub async fn index(
 
 /// A page of the list from the database; `None` when it is past the end.
 async fn list_page(state: &AppState, number: i64) -> AppResult<Option<Arc<PollList>>> {
-    let rows = queries::published_page(&state.db, PER_PAGE, (number - 1) * PER_PAGE).await?;
+    let rows = store::published_page(&state.db, PER_PAGE, (number - 1) * PER_PAGE).await?;
     // No row: no poll on this page, so count them to tell an empty list from a page too far.
     let total = match rows.first() {
         Some(r) => r.total,
-        None => queries::count_published(&state.db).await?,
+        None => store::count_published(&state.db).await?,
     };
     let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
     if number > pages {
@@ -205,12 +210,12 @@ async fn load_view(
     let (poll, mine) = match (cache.poll(question_id), cache.vote(uid, question_id)) {
         (Some(poll), Some(mine)) => (poll, mine),
         (Some(poll), None) => {
-            let mine = queries::user_vote(&state.db, uid, question_id).await?;
+            let mine = store::user_vote(&state.db, uid, question_id).await?;
             cache.fill_vote(&g, uid, question_id, mine);
             (poll, mine)
         }
         (None, _) => {
-            let Some(view) = queries::poll_view(&state.db, question_id, uid).await? else {
+            let Some(view) = store::poll_view(&state.db, question_id, uid).await? else {
                 cache.fill_poll(&g, question_id, None);
                 return Err(AppError::NotFound);
             };

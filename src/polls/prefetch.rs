@@ -7,11 +7,11 @@
 //!
 //! - **Poll kept in memory** (`cache::SnapshotPoll`, at most a second old, with the snapshot it
 //!   was read under): one statement reads the session row, the user's vote, and whether that
-//!   snapshot saw the vote row as it is now (`queries::sessions_and_votes`, with the reads of
+//!   snapshot saw the vote row as it is now (`store::sessions_and_votes`, with the reads of
 //!   other requests waiting at the same time: `read_batch`). If it did, the kept counts include
 //!   this user's vote, and the page uses them.
 //! - **Otherwise** (nothing kept, or the user voted since, on any instance): one statement reads
-//!   the session row and the whole poll with its snapshot (`queries::poll_view_with_session`),
+//!   the session row and the whole poll with its snapshot (`store::poll_view_with_session`),
 //!   and the poll is kept.
 //!
 //! The session store answers the session layer's first load of that id with the row read here
@@ -30,8 +30,8 @@ use tower_sessions::Session;
 use std::sync::Arc;
 
 use super::cache::{PollData, SnapshotPoll};
-use super::queries::{self, PollView, VoteAsk};
 use super::read_batch::ReadBatch;
+use super::store::{self, PollView, VoteAsk};
 use crate::db::lane::Lane;
 use crate::db::session_store;
 use crate::state::AppState;
@@ -136,7 +136,7 @@ async fn read(
     }
     let mut conn = lane.acquire().await?;
     let g = cache.snapshot_generation();
-    let r = queries::poll_view_with_session(&mut conn, session_id, question_id).await?;
+    let r = store::poll_view_with_session(&mut conn, session_id, question_id).await?;
     conn.done();
     if let Some(view) = &r.view {
         cache.fill_snapshot_poll(

@@ -5,7 +5,7 @@
 //! costs a round trip and PostgreSQL's per-statement work, whatever it reads. Here a few
 //! reader tasks (one per connection of the [`Lane`]) each take every read waiting when they
 //! become free, up to [`MAX_BATCH`], and answer them all with one statement
-//! ([`queries::sessions_and_votes`]). A read waits only while the readers are busy: alone, it
+//! ([`store::sessions_and_votes`]). A read waits only while the readers are busy: alone, it
 //! is sent at once. Each read is answered by a statement that began after it was asked, so a
 //! batched read is as fresh as one of its own: a logout or a vote that finished before the
 //! request began is seen.
@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::queries::{self, SessionAndVote, VoteAsk};
+use super::store::{self, SessionAndVote, VoteAsk};
 use crate::db::lane::Lane;
 
 /// The most reads answered by one statement.
@@ -47,7 +47,7 @@ impl ReadBatch {
     }
 
     /// The session row, its user's vote on the question and whether `snapshot` saw it
-    /// ([`queries::sessions_and_votes`]); `None` if the read failed.
+    /// ([`store::sessions_and_votes`]); `None` if the read failed.
     pub async fn ask(&self, read: VoteAsk) -> Option<SessionAndVote> {
         let (reply, answer) = oneshot::channel();
         self.tx.send(Ask { read, reply }).await.ok()?;
@@ -74,7 +74,7 @@ async fn reader(lane: Arc<Lane>, queue: Arc<Mutex<mpsc::Receiver<Ask>>>) {
         }
         let reads: Vec<&VoteAsk> = batch.iter().map(|a| &a.read).collect();
         let answers = match lane.acquire().await {
-            Ok(mut conn) => match queries::sessions_and_votes(&mut conn, &reads).await {
+            Ok(mut conn) => match store::sessions_and_votes(&mut conn, &reads).await {
                 Ok(rows) => {
                     conn.done();
                     Some(rows)

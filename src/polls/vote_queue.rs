@@ -19,10 +19,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::cache::PollCache;
-use super::queries;
+use super::store;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
-use crate::with_db;
 
 /// The most votes committed in one transaction.
 const MAX_BATCH: usize = 128;
@@ -51,7 +50,7 @@ impl VoteQueue {
         VoteQueue { tx }
     }
 
-    /// Casts the vote and waits for its commit. Same answer as [`queries::cast_vote`].
+    /// Casts the vote and waits for its commit. Same answer as [`store::cast_vote`].
     pub async fn cast(&self, user_id: i64, question_id: i64, choice_id: i64) -> AppResult<bool> {
         let (reply, answer) = oneshot::channel();
         let ballot = Ballot {
@@ -96,14 +95,10 @@ async fn write_votes(db: Db, cache: Arc<PollCache>, mut rx: mpsc::Receiver<Ballo
             Err(e) => {
                 tracing::warn!(error = %e, votes = batch.len(), "a batch of votes failed; casting them one by one");
                 for ballot in batch.drain(..) {
-                    let result = queries::cast_vote(
-                        &db,
-                        ballot.user_id,
-                        ballot.question_id,
-                        ballot.choice_id,
-                    )
-                    .await
-                    .map_err(AppError::from);
+                    let result =
+                        store::cast_vote(&db, ballot.user_id, ballot.question_id, ballot.choice_id)
+                            .await
+                            .map_err(AppError::from);
                     answer(&cache, ballot, result);
                 }
             }
@@ -121,26 +116,11 @@ async fn commit(db: &Db, batch: &[Ballot]) -> sqlx::Result<Vec<bool>> {
     keys.dedup();
     if keys.len() == ballots.len() {
         // The usual case: one statement (one round trip, one commit).
-        return queries::cast_votes(db, &ballots).await;
+        return store::cast_votes(db, &ballots).await;
     }
     // A user voted twice on one poll in this batch: one statement per vote, in order, in one
     // transaction.
-    let mut counted = Vec::with_capacity(batch.len());
-    with_db!(db, pool => {
-        let mut tx = pool.begin_with(db.begin_write()).await?;
-        for &(user_id, question_id, choice_id) in &ballots {
-            let done = sqlx::query(queries::CAST_VOTE)
-                .bind(user_id)
-                .bind(crate::db::now())
-                .bind(choice_id)
-                .bind(question_id)
-                .execute(&mut *tx)
-                .await?;
-            counted.push(done.rows_affected() > 0);
-        }
-        tx.commit().await?;
-    });
-    Ok(counted)
+    store::cast_votes_in_order(db, &ballots).await
 }
 
 fn answer(cache: &PollCache, ballot: Ballot, result: AppResult<bool>) {

@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::numbers::{self, Bind};
 use super::phone::PhoneNumber;
+use super::store::numbers::{self, Bind};
 use super::{
     guard, login_redirect, provider_trouble, refuse_new, session_alive, verifier, warn_and_go,
     with_provider_wait, CheckOutcome, Pending, VerifyPage, ENDED,

@@ -2,18 +2,18 @@
 //! 6-digit code from the OS CSPRNG, only its hash stored, 5 minutes to use it, 3 wrong codes end
 //! the request, one running request per number (status 10), single use. The code is printed to
 //! the server log instead of being sent. State lives in the database, so it works across
-//! instances and restarts.
+//! instances and restarts (its SQL: `store/console.rs`).
 
 use async_trait::async_trait;
 use pbkdf2::sha2::{Digest, Sha256};
 use rand::Rng;
 
 use super::phone::PhoneNumber;
+use super::store::console as store;
 use super::verifier::{
     busy, CheckOutcome, NextOutcome, StartOutcome, Verifier, VerifyChannel, VerifyError,
 };
 use crate::db::{self, Db};
-use crate::with_db;
 
 pub const MAX_WRONG: i64 = 3;
 /// Like Verify: a request cannot be cancelled in its first 30 seconds.
@@ -97,41 +97,27 @@ impl Verifier for ConsoleVerifier {
     ) -> Result<StartOutcome, VerifyError> {
         let now = db::now();
         // A request whose time is up no longer runs (it stays 'pending' until then).
-        with_db!(&self.db, p => sqlx::query(
-            "UPDATE console_verify_requests SET state = 'expired' \
-             WHERE number = $1 AND state = 'pending' AND expires_at <= $2",
-        )
-        .bind(number.e164())
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(transport)?;
+        store::expire_ended(&self.db, number.e164(), now)
+            .await
+            .map_err(transport)?;
         let request_id = crate::crypto::random_hex(16);
         let code = new_code();
         // One running request per number (status 10), kept by a unique index on the running
         // ones: of two requests started together, one inserts and the other finds it.
-        let inserted = with_db!(&self.db, p => sqlx::query(
-            "INSERT INTO console_verify_requests (request_id, number, code_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (number) WHERE state = 'pending' DO NOTHING",
+        let inserted = store::start(
+            &self.db,
+            &request_id,
+            number.e164(),
+            &hash_code(&request_id, &code),
+            now,
+            now + self.ttl,
         )
-        .bind(&request_id)
-        .bind(number.e164())
-        .bind(hash_code(&request_id, &code))
-        .bind(now)
-        .bind(now + self.ttl)
-        .execute(p)
         .await
-        .map(|r| r.rows_affected()))
         .map_err(transport)?;
         if inserted == 0 {
-            let running = with_db!(&self.db, p => sqlx::query_scalar::<_, String>(
-                "SELECT request_id FROM console_verify_requests WHERE number = $1 AND state = 'pending'",
-            )
-            .bind(number.e164())
-            .fetch_optional(p)
-            .await)
-            .map_err(transport)?;
+            let running = store::pending_of(&self.db, number.e164())
+                .await
+                .map_err(transport)?;
             // Gone in between (checked or cancelled a moment ago): the caller may send again.
             return match running {
                 Some(request_id) => Ok(StartOutcome::InProgress {
@@ -149,13 +135,7 @@ impl Verifier for ConsoleVerifier {
 
     async fn check(&self, request_id: &str, code: &str) -> Result<CheckOutcome, VerifyError> {
         let now = db::now();
-        let row = with_db!(&self.db, p => sqlx::query_as::<_, (String, i64, String)>(
-            "SELECT code_hash, expires_at, state FROM console_verify_requests WHERE request_id = $1",
-        )
-        .bind(request_id)
-        .fetch_optional(p)
-        .await)
-        .map_err(transport)?;
+        let row = store::find(&self.db, request_id).await.map_err(transport)?;
         let Some((hash, expires_at, state)) = row else {
             return Ok(CheckOutcome::Expired);
         };
@@ -168,30 +148,18 @@ impl Verifier for ConsoleVerifier {
             hash.as_bytes(),
         )) {
             // Single use: only the check that flips the state wins.
-            let done = with_db!(&self.db, p => sqlx::query(
-                "UPDATE console_verify_requests SET state = 'verified' WHERE request_id = $1 AND state = 'pending'",
-            )
-            .bind(request_id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))
-            .map_err(transport)?;
+            let done = store::verify(&self.db, request_id)
+                .await
+                .map_err(transport)?;
             return Ok(if done == 1 {
                 CheckOutcome::Verified
             } else {
                 CheckOutcome::Expired
             });
         }
-        let wrong = with_db!(&self.db, p => sqlx::query_scalar::<_, i64>(
-            "UPDATE console_verify_requests SET wrong_codes = wrong_codes + 1, \
-             state = CASE WHEN wrong_codes + 1 >= $2 THEN 'failed' ELSE state END \
-             WHERE request_id = $1 AND state = 'pending' RETURNING wrong_codes",
-        )
-        .bind(request_id)
-        .bind(MAX_WRONG)
-        .fetch_optional(p)
-        .await)
-        .map_err(transport)?;
+        let wrong = store::count_wrong(&self.db, request_id, MAX_WRONG)
+            .await
+            .map_err(transport)?;
         Ok(match wrong {
             Some(n) if n >= MAX_WRONG => CheckOutcome::TooManyWrong,
             Some(_) => CheckOutcome::WrongCode,
@@ -200,16 +168,9 @@ impl Verifier for ConsoleVerifier {
     }
 
     async fn cancel(&self, request_id: &str) -> Result<(), VerifyError> {
-        let done = with_db!(&self.db, p => sqlx::query(
-            "UPDATE console_verify_requests SET state = 'cancelled' \
-             WHERE request_id = $1 AND state = 'pending' AND created_at <= $2",
-        )
-        .bind(request_id)
-        .bind(db::now() - CANCEL_AFTER_SECS)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
-        .map_err(transport)?;
+        let done = store::cancel(&self.db, request_id, db::now() - CANCEL_AFTER_SECS)
+            .await
+            .map_err(transport)?;
         if done == 1 {
             Ok(())
         } else {
@@ -225,34 +186,25 @@ impl Verifier for ConsoleVerifier {
     async fn next_channel(&self, request_id: &str) -> Result<NextOutcome, VerifyError> {
         let now = db::now();
         let code = new_code();
-        let moved = with_db!(&self.db, p => sqlx::query_as::<_, (String, i64)>(
-            "UPDATE console_verify_requests SET code_hash = $2, channel = channel + 1, expires_at = $3 \
-             WHERE request_id = $1 AND state = 'pending' AND expires_at > $4 AND channel + 1 < $5 \
-             RETURNING number, channel",
+        let moved = store::next_channel(
+            &self.db,
+            request_id,
+            &hash_code(request_id, &code),
+            now + self.ttl,
+            now,
+            self.workflow.len() as i64,
         )
-        .bind(request_id)
-        .bind(hash_code(request_id, &code))
-        .bind(now + self.ttl)
-        .bind(now)
-        .bind(self.workflow.len() as i64)
-        .fetch_optional(p)
-        .await)
+        .await
         .map_err(transport)?;
         if let Some((number, channel)) = moved {
             let channel = self.workflow[channel as usize];
             self.deliver(&PhoneNumber::from_stored(number), &code, channel);
             return Ok(NextOutcome::Moved);
         }
-        let running = with_db!(&self.db, p => sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM console_verify_requests \
-             WHERE request_id = $1 AND state = 'pending' AND expires_at > $2",
-        )
-        .bind(request_id)
-        .bind(now)
-        .fetch_one(p)
-        .await)
-        .map_err(transport)?;
-        Ok(if running == 1 {
+        let running = store::is_running(&self.db, request_id, now)
+            .await
+            .map_err(transport)?;
+        Ok(if running {
             NextOutcome::NoMore
         } else {
             NextOutcome::Expired

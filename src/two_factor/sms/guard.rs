@@ -7,7 +7,7 @@
 //! recorded here with its destination; a confirmed code marks it. When a country's share of
 //! codes confirmed falls under `SMS_MIN_CONVERSION` after enough sends, its sends pause for
 //! `SMS_PAUSE`, a warning is logged and a security event recorded. `pollstr sms-report` shows
-//! the figures.
+//! the figures. Its SQL is in `store/sends.rs`.
 
 use std::time::Duration;
 
@@ -16,7 +16,11 @@ use crate::config::Config;
 use crate::db::{self, Db};
 use crate::events::{self, Kind};
 use crate::limits::{Check, Scope};
-use crate::with_db;
+
+use super::store::sends;
+pub use super::store::sends::{
+    prune, record_confirmed, record_next_channel, record_outcome, PauseRow, ReportRow,
+};
 
 /// Where a code goes, as the guard counts it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,13 +97,7 @@ pub async fn admit(db: &Db, config: &Config, to: &Destination) -> sqlx::Result<A
     if !listed && !guard.allowed_countries.is_empty() {
         return Ok(Admission::CountryNotAllowed);
     }
-    let until = with_db!(db, p => sqlx::query_scalar::<_, i64>(
-        "SELECT paused_until FROM sms_pauses WHERE country = $1 AND paused_until > $2",
-    )
-    .bind(&to.country)
-    .bind(db::now())
-    .fetch_optional(p)
-    .await)?;
+    let until = sends::paused_until(db, &to.country).await?;
     if let Some(until) = until {
         return Ok(Admission::Paused { until });
     }
@@ -111,55 +109,7 @@ pub async fn admit(db: &Db, config: &Config, to: &Destination) -> sqlx::Result<A
 
 /// A verification went out (a new request, not a running one continued).
 pub async fn record_send(db: &Db, request_id: &str, to: &Destination) -> sqlx::Result<()> {
-    with_db!(db, p => sqlx::query(
-        "INSERT INTO sms_sends (request_id, country, prefix, sent_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (request_id) DO NOTHING",
-    )
-    .bind(request_id)
-    .bind(&to.country)
-    .bind(&to.prefix)
-    .bind(db::now())
-    .execute(p)
-    .await
-    .map(|_| ()))
-}
-
-/// The request's code went out again by its next channel.
-pub async fn record_next_channel(db: &Db, request_id: &str) -> sqlx::Result<()> {
-    with_db!(db, p => sqlx::query("UPDATE sms_sends SET channels = channels + 1 WHERE request_id = $1")
-        .bind(request_id)
-        .execute(p)
-        .await
-        .map(|_| ()))
-}
-
-/// The request's code was confirmed.
-pub async fn record_confirmed(db: &Db, request_id: &str) -> sqlx::Result<()> {
-    with_db!(db, p => sqlx::query(
-        "UPDATE sms_sends SET confirmed_at = $2 WHERE request_id = $1 AND confirmed_at IS NULL",
-    )
-    .bind(request_id)
-    .bind(db::now())
-    .execute(p)
-    .await
-    .map(|_| ()))
-}
-
-/// What the provider reported of a request (a signed callback); returns the request's country
-/// when the request is ours.
-pub async fn record_outcome(
-    db: &Db,
-    request_id: &str,
-    outcome: &str,
-) -> sqlx::Result<Option<String>> {
-    with_db!(db, p => sqlx::query_scalar::<_, String>(
-        "UPDATE sms_sends SET outcome = $2, outcome_at = $3 WHERE request_id = $1 RETURNING country",
-    )
-    .bind(request_id)
-    .bind(outcome)
-    .bind(db::now())
-    .fetch_optional(p)
-    .await)
+    sends::record_send(db, request_id, &to.country, &to.prefix).await
 }
 
 /// How long a code may still be typed after its request went out: after that, a send that was
@@ -179,27 +129,14 @@ pub async fn review(db: &Db, config: &Config, country: &str) -> sqlx::Result<Opt
         return Ok(None);
     }
     let now = db::now();
-    let last_pause = with_db!(db, p => sqlx::query_scalar::<_, i64>(
-        "SELECT paused_until FROM sms_pauses WHERE country = $1",
-    )
-    .bind(country)
-    .fetch_optional(p)
-    .await)?;
+    let last_pause = sends::last_pause(db, country).await?;
     if let Some(until) = last_pause.filter(|until| *until > now) {
         return Ok(Some(until));
     }
     let since = (now - guard.conversion_window.as_secs() as i64).max(last_pause.unwrap_or(0));
     let settled_before = now - settle_after(config).as_secs() as i64;
-    let (settled, confirmed): (i64, i64) = with_db!(db, p => sqlx::query_as(
-        "SELECT COUNT(*), COUNT(confirmed_at) FROM sms_sends \
-         WHERE country = $1 AND sent_at > $2 \
-           AND (confirmed_at IS NOT NULL OR outcome IS NOT NULL OR sent_at <= $3)",
-    )
-    .bind(country)
-    .bind(since)
-    .bind(settled_before)
-    .fetch_one(p)
-    .await)?;
+    let (settled, confirmed) =
+        sends::settled_and_confirmed(db, country, since, settled_before).await?;
     if settled < guard.conversion_min_sends as i64
         || confirmed as f64 >= guard.min_conversion * settled as f64
     {
@@ -211,26 +148,10 @@ pub async fn review(db: &Db, config: &Config, country: &str) -> sqlx::Result<Opt
         percent(confirmed, settled),
         (guard.min_conversion * 100.0).round()
     );
-    let made = with_db!(db, p => sqlx::query(
-        "INSERT INTO sms_pauses (country, paused_until, reason) VALUES ($1, $2, $3) \
-         ON CONFLICT (country) DO UPDATE SET paused_until = excluded.paused_until, reason = excluded.reason \
-         WHERE sms_pauses.paused_until <= $4",
-    )
-    .bind(country)
-    .bind(until)
-    .bind(&reason)
-    .bind(now)
-    .execute(p)
-    .await
-    .map(|r| r.rows_affected()))?;
-    if made == 0 {
+    if !sends::pause(db, country, until, &reason, now).await? {
         // Another instance paused it a moment ago (and recorded it).
-        return Ok(Some(with_db!(db, p => sqlx::query_scalar::<_, i64>(
-                "SELECT paused_until FROM sms_pauses WHERE country = $1",
-            )
-            .bind(country)
-            .fetch_one(p)
-            .await)?));
+        let until = sends::last_pause(db, country).await?;
+        return Ok(Some(until.ok_or(sqlx::Error::RowNotFound)?));
     }
     let detail = format!(
         "codes to {country} paused until {}: {reason}",
@@ -243,25 +164,7 @@ pub async fn review(db: &Db, config: &Config, country: &str) -> sqlx::Result<Opt
 
 /// Lifts a country's pause (`pollstr sms-resume`); whether one was running.
 pub async fn resume(db: &Db, country: &str) -> sqlx::Result<bool> {
-    let now = db::now();
-    let done = with_db!(db, p => sqlx::query(
-        "UPDATE sms_pauses SET paused_until = $2 WHERE country = $1 AND paused_until > $2",
-    )
-    .bind(country)
-    .bind(now)
-    .execute(p)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(done == 1)
-}
-
-/// Forgets sends older than `keep`.
-pub async fn prune(db: &Db, keep: Duration) -> sqlx::Result<()> {
-    with_db!(db, p => sqlx::query("DELETE FROM sms_sends WHERE sent_at < $1")
-        .bind(db::now() - keep.as_secs() as i64)
-        .execute(p)
-        .await
-        .map(|_| ()))
+    sends::lift_pause(db, country, db::now()).await
 }
 
 fn percent(part: i64, whole: i64) -> i64 {
@@ -270,24 +173,6 @@ fn percent(part: i64, whole: i64) -> i64 {
     } else {
         (part * 100 + whole / 2) / whole
     }
-}
-
-/// One line of the report: a country or a prefix.
-#[derive(Debug, sqlx::FromRow)]
-pub struct ReportRow {
-    pub key: String,
-    pub sends: i64,
-    pub confirmed: i64,
-    /// Sends a callback reported as failed, rejected or expired.
-    pub undelivered: i64,
-    pub calls: i64,
-}
-
-#[derive(Debug, sqlx::FromRow)]
-pub struct PauseRow {
-    pub country: String,
-    pub paused_until: i64,
-    pub reason: String,
 }
 
 #[derive(Debug)]
@@ -301,29 +186,9 @@ pub struct Report {
 /// Sends, confirmations and conversion per country and prefix since `since` (Unix seconds),
 /// and the pauses running now.
 pub async fn report(db: &Db, since: i64) -> sqlx::Result<Report> {
-    let by = |column: &str| {
-        format!(
-            "SELECT {column} AS key, COUNT(*) AS sends, COUNT(confirmed_at) AS confirmed, \
-             COUNT(CASE WHEN outcome IN ('failed', 'rejected', 'expired') THEN 1 END) AS undelivered, \
-             CAST(COALESCE(SUM(channels - 1), 0) AS BIGINT) AS calls \
-             FROM sms_sends WHERE sent_at >= $1 GROUP BY {column} ORDER BY sends DESC, key LIMIT 200"
-        )
-    };
-    let (countries_sql, prefixes_sql) = (by("country"), by("prefix"));
-    let countries = with_db!(db, p => sqlx::query_as::<_, ReportRow>(&countries_sql)
-        .bind(since)
-        .fetch_all(p)
-        .await)?;
-    let prefixes = with_db!(db, p => sqlx::query_as::<_, ReportRow>(&prefixes_sql)
-        .bind(since)
-        .fetch_all(p)
-        .await)?;
-    let paused = with_db!(db, p => sqlx::query_as::<_, PauseRow>(
-        "SELECT country, paused_until, reason FROM sms_pauses WHERE paused_until > $1 ORDER BY country",
-    )
-    .bind(db::now())
-    .fetch_all(p)
-    .await)?;
+    let countries = sends::sends_by(db, "country", since).await?;
+    let prefixes = sends::sends_by(db, "prefix", since).await?;
+    let paused = sends::running_pauses(db).await?;
     Ok(Report {
         since,
         countries,

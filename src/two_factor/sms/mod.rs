@@ -11,10 +11,9 @@ pub mod callbacks;
 mod code;
 pub mod console;
 pub mod guard;
-pub mod numbers;
 pub mod phone;
-pub mod requests;
 mod send;
+pub mod store;
 pub mod verifier;
 pub mod vonage;
 pub mod vonage_v2;
@@ -34,6 +33,7 @@ use crate::web::routes::{get, post, Routes};
 use crate::web::{self, flash, Level, Page, PageContext, SafeNext};
 use guard::Destination;
 use phone::PhoneNumber;
+use store::{numbers, requests};
 pub use verifier::{CheckOutcome, NextOutcome, StartOutcome, Verifier, VerifyChannel, VerifyError};
 
 /// The Verify provider this server talks to (registered by `app::new_state`).

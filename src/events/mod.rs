@@ -4,12 +4,13 @@
 //! than `EVENT_RETENTION`.
 //!
 //! An event is written where it happens, before the page answers; a failure to write it is the
-//! request's failure (an audit trail with holes in it is not one).
+//! request's failure (an audit trail with holes in it is not one). The SQL is in `store.rs`.
 
-use std::time::Duration;
+mod store;
 
-use crate::db::{self, Db};
-use crate::with_db;
+use crate::db::Db;
+
+pub use store::{prune, Event};
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,44 +79,13 @@ pub async fn record(
     ip: &str,
     detail: &str,
 ) -> sqlx::Result<()> {
-    with_db!(db, p => sqlx::query(
-        "INSERT INTO security_events (at, kind, user_id, ip, detail) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(db::now())
-    .bind(kind.as_str())
-    .bind(user)
-    .bind(ip)
-    .bind(detail)
-    .execute(p)
-    .await
-    .map(|_| ()))
-}
-
-/// An event as listed, with the user's current name.
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct Event {
-    pub at: i64,
-    pub kind: String,
-    pub user_id: Option<i64>,
-    pub username: Option<String>,
-    pub ip: String,
-    pub detail: String,
+    store::insert(db, kind.as_str(), user, ip, detail).await
 }
 
 /// Events since `since` (Unix seconds), oldest first, of one user if `user` is given (compared
 /// as usernames are), at most `limit`: the newest ones when there are more.
 pub async fn list(db: &Db, user: Option<i64>, since: i64, limit: i64) -> sqlx::Result<Vec<Event>> {
-    let mut events = with_db!(db, p => sqlx::query_as::<_, Event>(
-        "SELECT e.at, e.kind, e.user_id, u.username, e.ip, e.detail FROM security_events e \
-         LEFT JOIN users u ON u.id = e.user_id \
-         WHERE e.at >= $1 AND ($2 IS NULL OR e.user_id = $2) \
-         ORDER BY e.at DESC, e.id DESC LIMIT $3",
-    )
-    .bind(since)
-    .bind(user)
-    .bind(limit)
-    .fetch_all(p)
-    .await)?;
+    let mut events = store::newest(db, user, since, limit).await?;
     events.reverse();
     Ok(events)
 }
@@ -144,13 +114,4 @@ pub fn line(e: &Event) -> String {
     format!("{at}  {:<16} {:<20} {:<15} {}", e.kind, who, e.ip, e.detail)
         .trim_end()
         .to_string()
-}
-
-/// Deletes events older than `keep`; returns how many.
-pub async fn prune(db: &Db, keep: Duration) -> sqlx::Result<u64> {
-    with_db!(db, p => sqlx::query("DELETE FROM security_events WHERE at < $1")
-        .bind(db::now() - keep.as_secs() as i64)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
 }

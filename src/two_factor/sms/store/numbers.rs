@@ -3,7 +3,7 @@
 use crate::db::{self, Db};
 use crate::with_db;
 
-use super::phone::PhoneNumber;
+use super::super::phone::PhoneNumber;
 
 pub async fn of_user(db: &Db, user_id: i64) -> sqlx::Result<Option<PhoneNumber>> {
     let n = with_db!(db, p => sqlx::query_scalar::<_, String>("SELECT number FROM phone_numbers WHERE user_id = $1")

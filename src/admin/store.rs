@@ -1,12 +1,12 @@
-//! The SQL only the admin runs: staff status, the dashboard's counts, the poll and user lists
-//! with search and filters, saving a poll with its choices in one transaction, and the user
-//! actions that have no query of their own elsewhere. What the pages share with the rest of
-//! Pollstr (ending sessions, the factor stores, events) is called where it lives.
+//! The admin's SQL, the queries only the admin runs: staff status, the dashboard's counts, the poll
+//! and user lists with search and filters, saving a poll with its choices in one transaction, and
+//! the user actions that have no query of their own elsewhere. What the pages share with the rest
+//! of Pollstr (ending sessions, the factor stores, events) is called where it lives.
 
 use sqlx::FromRow;
 
 use crate::db::{self, Db};
-use crate::polls::queries::choice_votes;
+use crate::polls::store::choice_votes;
 use crate::users::validation::username_key;
 use crate::with_db;
 
@@ -229,7 +229,7 @@ async fn save_poll_once(
         .filter(|c| c.delete)
         .filter_map(|c| c.id)
         .collect();
-    let is_postgres = db.is_postgres();
+    let lock_choice = db.lock_row("choices");
     with_db!(db, p => {
         let mut tx = p.begin().await?;
         sqlx::query("DELETE FROM admin_submissions WHERE at < $1")
@@ -265,11 +265,10 @@ async fn save_poll_once(
         };
         let mut going = 0;
         for &choice in &deleted {
-            // On PostgreSQL a vote for the choice (its foreign key takes a share lock on the
-            // choice's row) now waits for this transaction, so the count below is the count
-            // deleted; on SQLite this transaction holds the write lock already.
-            if is_postgres {
-                sqlx::query("SELECT id FROM choices WHERE id = $1 FOR UPDATE")
+            // A vote for the choice now waits for this transaction, so the count below is the
+            // count deleted (on SQLite this transaction holds the write lock already).
+            if let Some(lock) = &lock_choice {
+                sqlx::query(lock)
                     .bind(choice)
                     .execute(&mut *tx)
                     .await?;
@@ -351,17 +350,15 @@ pub async fn poll_votes(db: &Db, id: i64) -> sqlx::Result<Option<i64>> {
 
 /// Deletes a poll with its choices and votes, if its votes number `confirmed`.
 pub async fn delete_poll(db: &Db, id: i64, confirmed: i64) -> sqlx::Result<Saved> {
-    // Locked before it is counted: a vote cast meanwhile waits (PostgreSQL: the row lock its
-    // foreign key needs; SQLite: the write lock, taken by writing first), so the votes counted
-    // are the votes deleted, and SQLite never has to upgrade a read to a write.
-    let lock = if db.is_postgres() {
-        "SELECT id FROM questions WHERE id = $1 FOR UPDATE"
-    } else {
-        "UPDATE questions SET question_text = question_text WHERE id = $1"
-    };
+    // Locked before it is counted: a vote cast meanwhile waits (SQLite: the write lock, taken
+    // at BEGIN, so it never has to upgrade a read to a write; PostgreSQL: the row lock the
+    // vote's foreign key needs), so the votes counted are the votes deleted.
+    let lock = db.lock_row("questions");
     with_db!(db, p => {
-        let mut tx = p.begin().await?;
-        sqlx::query(lock).bind(id).execute(&mut *tx).await?;
+        let mut tx = p.begin_with(db.begin_write()).await?;
+        if let Some(lock) = &lock {
+            sqlx::query(lock).bind(id).execute(&mut *tx).await?;
+        }
         let votes: Option<i64> = sqlx::query_scalar(concat!(
             "SELECT CAST(COALESCE((SELECT SUM(",
             choice_votes!(),

@@ -1,13 +1,17 @@
 //! Abuse limits: each SMS costs money, codes and passwords can be guessed, and each sign-up costs
 //! a password hash and makes an account. A limit is `COUNT/WINDOW`; the events are rows in the
 //! database, so limits hold across restarts and across instances. A per-address limit counts the
-//! subject `web::client::limit_subject` gives (an IPv6 client by its network).
+//! subject `web::client::limit_subject` gives (an IPv6 client by its network). The SQL is in
+//! `store.rs`.
+
+mod store;
 
 use std::time::Duration;
 
-use crate::db::{self, Db};
+use crate::db::Db;
 use crate::duration::parse_duration;
-use crate::with_db;
+
+pub use store::prune;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limit {
@@ -91,86 +95,20 @@ pub struct Reservation {
 /// Counts one attempt against every check, or none when any limit is reached: then the seconds
 /// to wait (the longest of the limits reached).
 pub async fn reserve(db: &Db, checks: &[Check<'_>]) -> sqlx::Result<Result<Reservation, u64>> {
-    let now = db::now();
     let mut keys: Vec<String> = checks
         .iter()
         .map(|(scope, subject, _)| format!("{}:{subject}", scope.name()))
         .collect();
     keys.sort();
     keys.dedup();
-    let id = match db {
-        Db::Sqlite(_) => "rowid",
-        Db::Postgres(_) => "id",
-    };
-    let insert =
-        format!("INSERT INTO limit_events (scope, subject, at) VALUES ($1, $2, $3) RETURNING {id}");
-    with_db!(db, pool => {
-        let mut tx = pool.begin_with(db.begin_write()).await?;
-        if db.is_postgres() {
-            for key in &keys {
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        let mut wait: Option<u64> = None;
-        for (scope, subject, limits) in checks {
-            for limit in limits.iter() {
-                let since = now - limit.window.as_secs() as i64;
-                let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-                    "SELECT COUNT(*), MIN(at) FROM limit_events WHERE scope = $1 AND subject = $2 AND at > $3",
-                )
-                .bind(scope.name())
-                .bind(*subject)
-                .bind(since)
-                .fetch_one(&mut *tx)
-                .await?;
-                if count >= limit.count {
-                    // Conservative: wait until the oldest counted event leaves the window.
-                    let until = oldest.unwrap_or(now) + limit.window.as_secs() as i64;
-                    let secs = (until - now).max(1) as u64;
-                    wait = Some(wait.map_or(secs, |w| w.max(secs)));
-                }
-            }
-        }
-        if let Some(wait) = wait {
-            tx.rollback().await?;
-            return Ok(Err(wait));
-        }
-        let mut ids = Vec::with_capacity(checks.len());
-        for (scope, subject, _) in checks {
-            let id: i64 = sqlx::query_scalar(&insert)
-                .bind(scope.name())
-                .bind(*subject)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            ids.push(id);
-        }
-        tx.commit().await?;
-        Ok(Ok(Reservation { ids }))
-    })
+    Ok(store::reserve(db, &keys, checks)
+        .await?
+        .map(|ids| Reservation { ids }))
 }
 
 /// Takes back a reserved attempt that turned out not to count.
 pub async fn release(db: &Db, reservation: Reservation) -> sqlx::Result<()> {
-    let id = if db.is_postgres() { "id" } else { "rowid" };
-    let sql = format!("DELETE FROM limit_events WHERE {id} = $1");
-    for event in reservation.ids {
-        with_db!(db, p => sqlx::query(&sql).bind(event).execute(p).await.map(|_| ()))?;
-    }
-    Ok(())
-}
-
-/// Deletes events older than `keep` (the longest window in use).
-pub async fn prune(db: &Db, keep: Duration) -> sqlx::Result<u64> {
-    let done = with_db!(db, p => sqlx::query("DELETE FROM limit_events WHERE at < $1")
-        .bind(db::now() - keep.as_secs() as i64)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(done)
+    store::delete(db, &reservation.ids).await
 }
 
 /// "3 minutes", "1 hour", "45 seconds".

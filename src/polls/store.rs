@@ -1,4 +1,8 @@
-//! Queries on questions, choices and votes.
+//! The polls' SQL: questions, choices, votes and the counts kept of them. The poll pages,
+//! the vote writer (`vote_queue`) and `pollstr recount` (`counts`) call these; the admin and
+//! the fixtures use [`choice_votes`]. Every statement is one text for both backends, except
+//! the batch vote ([`cast_votes`]): its rows bind as arrays on PostgreSQL and as one
+//! placeholder per value on SQLite, so it is two statements, chosen by backend here.
 
 use sqlx::FromRow;
 
@@ -293,7 +297,7 @@ pub async fn user_vote(db: &Db, user_id: i64, question_id: i64) -> sqlx::Result<
 
 /// The vote upsert: `$1` user, `$2` now, `$3` choice, `$4` question. It writes a row only when
 /// the choice is one of this question's and the question is published.
-pub(crate) const CAST_VOTE: &str = "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
+const CAST_VOTE: &str = "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
      SELECT $1, c.question_id, c.id, $2 FROM choices c JOIN questions q ON q.id = c.question_id \
      WHERE c.id = $3 AND c.question_id = $4 AND q.pub_date <= $2 \
      ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at";
@@ -381,4 +385,62 @@ pub async fn cast_votes(db: &Db, ballots: &[(i64, i64, i64)]) -> sqlx::Result<Ve
     };
     let written: std::collections::HashSet<(i64, i64, i64)> = written.into_iter().collect();
     Ok(ballots.iter().map(|b| written.contains(b)).collect())
+}
+
+/// Several votes in one transaction, one statement each, in order: a batch in which a user
+/// voted twice on one poll (one statement cannot apply them in a promised order). Each answer
+/// is [`cast_vote`]'s.
+pub async fn cast_votes_in_order(db: &Db, ballots: &[(i64, i64, i64)]) -> sqlx::Result<Vec<bool>> {
+    let mut counted = Vec::with_capacity(ballots.len());
+    with_db!(db, pool => {
+        let mut tx = pool.begin_with(db.begin_write()).await?;
+        for &(user_id, question_id, choice_id) in ballots {
+            let done = sqlx::query(CAST_VOTE)
+                .bind(user_id)
+                .bind(db::now())
+                .bind(choice_id)
+                .bind(question_id)
+                .execute(&mut *tx)
+                .await?;
+            counted.push(done.rows_affected() > 0);
+        }
+        tx.commit().await?;
+    });
+    Ok(counted)
+}
+
+/// The choices whose kept count is not their number of vote rows.
+const DIFFERENCES: &str = "SELECT c.id, c.question_id, \
+       CAST(COALESCE(k.n, 0) AS BIGINT) AS kept, CAST(COALESCE(v.n, 0) AS BIGINT) AS counted \
+     FROM choices c \
+     LEFT JOIN (SELECT choice_id, SUM(votes) AS n FROM choice_counts GROUP BY choice_id) k ON k.choice_id = c.id \
+     LEFT JOIN (SELECT choice_id, COUNT(*) AS n FROM votes GROUP BY choice_id) v ON v.choice_id = c.id \
+     WHERE COALESCE(k.n, 0) <> COALESCE(v.n, 0) ORDER BY c.id";
+
+/// `counts::recount`'s transaction: with votes held still (SQLite: the write lock; PostgreSQL:
+/// a SHARE lock on `votes`, which waits for votes being written and makes new ones wait until
+/// this commits), the choices whose kept count differs from their vote rows, as (choice,
+/// question, kept, counted); if there are any, every count is written again from the rows.
+pub async fn recount(db: &Db) -> sqlx::Result<Vec<(i64, i64, i64, i64)>> {
+    let hold = db.hold_table("votes");
+    let shard = db.vote_shard();
+    let rows = with_db!(db, pool => {
+        let mut tx = pool.begin_with(db.begin_write()).await?;
+        if let Some(hold) = &hold {
+            sqlx::query(hold).execute(&mut *tx).await?;
+        }
+        let rows = sqlx::query_as(DIFFERENCES).fetch_all(&mut *tx).await?;
+        if !rows.is_empty() {
+            sqlx::query("DELETE FROM choice_counts").execute(&mut *tx).await?;
+            sqlx::query(&format!(
+                "INSERT INTO choice_counts (choice_id, shard, votes) \
+                 SELECT choice_id, {shard} AS s, COUNT(*) FROM votes GROUP BY choice_id, s"
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        rows
+    });
+    Ok(rows)
 }

@@ -1,0 +1,178 @@
+//! The user records' SQL (`users`): finding a user by id or by name, creating one (the same
+//! name and look-alikes refused by unique indexes), passwords, and ending a user's sessions.
+//! `users` re-exports these, so callers say `users::find`.
+
+use sqlx::FromRow;
+
+use super::validation::{username_key, username_skeleton};
+use crate::db::{self, Db};
+use crate::with_db;
+
+#[derive(Clone, FromRow)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub password: String,
+    pub is_active: bool,
+    /// Moves on when all the user's sessions are ended; a session carries the epoch it began in.
+    pub session_epoch: i64,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("A user with that username already exists.")]
+    Taken,
+    #[error("That username looks too much like an existing one. Please choose another.")]
+    LooksLike,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Usernames are one when their keys are ([`username_key`]): `ＴＥＳＴ` and `Test` find `test`.
+pub async fn find_by_username(db: &Db, username: &str) -> sqlx::Result<Option<User>> {
+    with_db!(db, p => sqlx::query_as::<_, User>(
+        "SELECT id, username, password, is_active, session_epoch FROM users WHERE username_key = $1",
+    )
+    .bind(username_key(username))
+    .fetch_optional(p)
+    .await)
+}
+
+/// Why a user row's name could not be written: the same name, or one that looks like it.
+async fn name_conflict(db: &Db, username: &str) -> sqlx::Result<CreateUserError> {
+    let same = with_db!(db, p => sqlx::query_scalar::<_, i64>(
+        "SELECT id FROM users WHERE username_key = $1",
+    )
+    .bind(username_key(username))
+    .fetch_optional(p)
+    .await)?;
+    Ok(match same {
+        Some(_) => CreateUserError::Taken,
+        None => CreateUserError::LooksLike,
+    })
+}
+
+/// Fills in the name keys of rows written before they existed (migration 0007), at start-up.
+/// Two old rows whose names are now one (`Émile` and `émile` on SQLite, which folded ASCII
+/// only) cannot both keep them: the later one's key gets a `#id` suffix, which no typed name
+/// has, and a warning names both; an admin renames it.
+pub async fn fill_username_keys(db: &Db) -> sqlx::Result<()> {
+    let rows: Vec<(i64, String)> = with_db!(db, p => sqlx::query_as(
+        "SELECT id, username FROM users WHERE username_key IS NULL OR username_skeleton IS NULL ORDER BY id",
+    )
+    .fetch_all(p)
+    .await)?;
+    for (id, username) in rows {
+        let (key, skeleton) = (username_key(&username), username_skeleton(&username));
+        let set = |key: String, skeleton: String| async move {
+            with_db!(db, p => sqlx::query(
+                "UPDATE users SET username_key = $1, username_skeleton = $2 WHERE id = $3",
+            )
+            .bind(key)
+            .bind(skeleton)
+            .bind(id)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        };
+        match set(key.clone(), skeleton.clone()).await {
+            Err(e) if db::is_unique_violation(&e) => {
+                tracing::warn!(
+                    user = id,
+                    username = %username,
+                    "this username is the same as, or looks like, an older user's: it cannot log in by name until renamed"
+                );
+                set(format!("{key}#{id}"), format!("{skeleton}#{id}")).await?;
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+pub async fn find(db: &Db, id: i64) -> sqlx::Result<Option<User>> {
+    with_db!(db, p => sqlx::query_as::<_, User>(
+        "SELECT id, username, password, is_active, session_epoch FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(p)
+    .await)
+}
+
+/// Creates a user named `username` (as [`crate::users::validation::Username`] gives it).
+/// The unique indexes on its key and skeleton refuse the same name and look-alikes, also
+/// between simultaneous sign-ups.
+pub async fn create(db: &Db, username: &str, password_hash: &str) -> Result<i64, CreateUserError> {
+    let res = with_db!(db, p => sqlx::query_scalar::<_, i64>(
+        "INSERT INTO users (username, username_key, username_skeleton, password, date_joined) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(username)
+    .bind(username_key(username))
+    .bind(username_skeleton(username))
+    .bind(password_hash)
+    .bind(db::now())
+    .fetch_one(p)
+    .await);
+    match res {
+        Ok(id) => Ok(id),
+        Err(e) if db::is_unique_violation(&e) => Err(name_conflict(db, username).await?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn set_password(db: &Db, id: i64, password_hash: &str) -> sqlx::Result<()> {
+    with_db!(db, p => sqlx::query("UPDATE users SET password = $1 WHERE id = $2")
+        .bind(password_hash)
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Ends every session of the user, and sets a new password hash if one is given, in one
+/// transaction: the rows go, and the session epoch moves on so that no session begun before
+/// can be written afterwards (`db::session_store`). Returns the new epoch, which the caller's
+/// own new session carries. The caller clears the in-memory sessions
+/// (`AppSessionStore::forget_cached`).
+pub async fn end_sessions(db: &Db, id: i64, new_password: Option<&str>) -> sqlx::Result<i64> {
+    let delete = format!(
+        "DELETE FROM {} WHERE user_id = $1",
+        crate::db::session_store::table(db)
+    );
+    with_db!(db, p => {
+        let mut tx = p.begin().await?;
+        let epoch: i64 = sqlx::query_scalar(
+            "UPDATE users SET session_epoch = session_epoch + 1, password = COALESCE($1, password) \
+             WHERE id = $2 RETURNING session_epoch",
+        )
+        .bind(new_password)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(&delete).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(epoch)
+    })
+}
+
+pub async fn touch_last_login(db: &Db, id: i64) -> sqlx::Result<()> {
+    with_db!(db, p => sqlx::query("UPDATE users SET last_login = $1 WHERE id = $2")
+        .bind(db::now())
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
