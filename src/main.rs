@@ -291,7 +291,7 @@ async fn createuser(
     password_stdin: bool,
     staff: bool,
 ) -> anyhow::Result<()> {
-    let name = validation::Username::parse(&username).map_err(anyhow::Error::msg)?;
+    let name = validation::Username::parse(username).map_err(anyhow::Error::msg)?;
     let pw = if password_stdin || !std::io::stdin().is_terminal() {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;
