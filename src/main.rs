@@ -140,161 +140,182 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut config = Config::from_env()?;
+    let config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            config.check_for_serving()?;
-            let development = config.is_development();
-            if development && !config.addr.ip().is_loopback() {
-                tracing::warn!(addr = %config.addr, "POLLSTR_ENV=development on an address other machines can reach: development defaults (a key kept on disk, the demo user test / test1234, codes in the log without keys)");
-            }
-            if config.secret_key.is_none() {
-                // check_for_serving refused this outside development.
-                config.secret_key = Some(development_key()?);
-            }
-            let seed = config.seed_demo;
-            let addr = config.addr;
-            let state = app::build_state(config).await?;
-            if seed && fixtures::seed_demo_if_empty(&state.db, development).await? {
-                if development {
-                    tracing::info!(
-                        "empty database: loaded the demo polls and the user test / test1234"
-                    );
-                } else {
-                    tracing::info!(
-                        "empty database: loaded the demo polls (no demo user outside development)"
-                    );
-                }
-            }
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            tracing::info!("Pollstr listening on http://{}", listener.local_addr()?);
-            app::serve(listener, state).await
-        }
+        Command::Serve => serve(config).await,
         Command::Migrate => {
             app::connect(&config).await?;
             eprintln!("migrations applied");
             Ok(())
         }
-        Command::Loaddata { files } => {
-            let db = app::connect(&config).await?;
-            let mut texts = Vec::new();
-            for f in &files {
-                let text = std::fs::read_to_string(f)
-                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
-                texts.push((f.display().to_string(), text));
-            }
-            let report = fixtures::load(&db, &texts).await?;
-            eprintln!("{}", report.summary(files.len()));
-            Ok(())
-        }
-        Command::Dumpdata { output } => {
-            let db = app::connect(&config).await?;
-            let json = fixtures::dump(&db).await?;
-            if json.contains("\"two_factor.totpdevice\"")
-                || json.contains("\"two_factor.recoverycode\"")
-            {
-                eprintln!("note: the dump holds authenticator secrets (sealed) and recovery codes (keyed hashes) under POLLSTR_SECRET_KEY: where it is loaded, set the same key, or those users set up their authenticator again");
-            }
-            match output {
-                Some(path) => std::fs::write(&path, json)
-                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
-                None => print!("{json}"),
-            }
-            Ok(())
-        }
-        Command::Events { user, since, limit } => {
-            let db = app::connect(&config).await?;
-            let user_id = match &user {
-                Some(name) => Some(
-                    users::find_by_username(&db, name)
-                        .await?
-                        .ok_or_else(|| anyhow::anyhow!("no user is named {name:?}"))?
-                        .id,
-                ),
-                None => None,
-            };
-            let from = pollstr::db::now() - since.as_secs() as i64;
-            let events = pollstr::events::list(&db, user_id, from, i64::from(limit)).await?;
-            let mut out = std::io::stdout().lock();
-            for e in &events {
-                use std::io::Write;
-                writeln!(out, "{}", pollstr::events::line(e))?;
-            }
-            if events.is_empty() {
-                eprintln!("no events");
-            }
-            Ok(())
-        }
+        Command::Loaddata { files } => loaddata(&config, &files).await,
+        Command::Dumpdata { output } => dumpdata(&config, output).await,
+        Command::Events { user, since, limit } => events(&config, user, since, limit).await,
         Command::SmsReport { since } => {
             let db = app::connect(&config).await?;
             let from = pollstr::db::now() - since.as_secs() as i64;
             print!("{}", sms::guard::report(&db, from).await?);
             Ok(())
         }
-        Command::SmsResume { country } => {
-            let code = country.trim().to_ascii_uppercase();
-            if code.parse::<phonenumber::country::Id>().is_err() {
-                anyhow::bail!("{country:?} is not a two-letter country code such as GB or US");
-            }
-            let db = app::connect(&config).await?;
-            if sms::guard::resume(&db, &code).await? {
-                eprintln!("sends to {code} resume now");
-            } else {
-                eprintln!("sends to {code} were not paused");
-            }
-            Ok(())
-        }
+        Command::SmsResume { country } => sms_resume(&config, &country).await,
         Command::SecretKey => {
             println!("{}", pollstr::crypto::SecretKey::generate().encode());
             Ok(())
         }
-        Command::Recount => {
-            let db = app::connect(&config).await?;
-            let fixes = pollstr::polls::counts::recount(&db).await?;
-            for f in &fixes {
-                eprintln!(
-                    "choice {} (poll {}): the kept count said {}, the vote rows say {}: fixed",
-                    f.choice_id, f.question_id, f.kept, f.counted
-                );
-            }
-            match fixes.len() {
-                0 => eprintln!("every vote count matches the vote rows"),
-                n => eprintln!("fixed the vote counts of {n} choice(s)"),
-            }
-            Ok(())
-        }
+        Command::Recount => recount(&config).await,
         Command::Createuser {
             username,
             password_stdin,
             staff,
-        } => {
-            let name = validation::Username::parse(&username).map_err(anyhow::Error::msg)?;
-            let pw = if password_stdin || !std::io::stdin().is_terminal() {
-                let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s)?;
-                s.lines().next().unwrap_or("").to_string()
-            } else {
-                let a = rpassword::prompt_password("Password: ")?;
-                let b = rpassword::prompt_password("Password (again): ")?;
-                if a != b {
-                    anyhow::bail!("the two passwords didn't match");
-                }
-                a
-            };
-            let problems = validation::password_problems(&pw, name.as_str());
-            if !problems.is_empty() {
-                anyhow::bail!("{}", problems.join(" "));
-            }
-            let db = app::connect(&config).await?;
-            let hash = password::hash(pw).await?;
-            let id = users::create(&db, name.as_str(), &hash).await?;
-            if staff {
-                pollstr::admin::queries::set_staff(&db, id, true).await?;
-                eprintln!("created staff user {} (id {id})", name.as_str());
-            } else {
-                eprintln!("created user {} (id {id})", name.as_str());
-            }
-            Ok(())
+        } => createuser(&config, &username, password_stdin, staff).await,
+    }
+}
+
+/// `serve`: the development defaults where they apply, the demo data on an empty database.
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    config.check_for_serving()?;
+    let development = config.is_development();
+    if development && !config.addr.ip().is_loopback() {
+        tracing::warn!(addr = %config.addr, "POLLSTR_ENV=development on an address other machines can reach: development defaults (a key kept on disk, the demo user test / test1234, codes in the log without keys)");
+    }
+    if config.secret_key.is_none() {
+        // check_for_serving refused this outside development.
+        config.secret_key = Some(development_key()?);
+    }
+    let seed = config.seed_demo;
+    let addr = config.addr;
+    let state = app::build_state(config).await?;
+    if seed && fixtures::seed_demo_if_empty(&state.db, development).await? {
+        if development {
+            tracing::info!("empty database: loaded the demo polls and the user test / test1234");
+        } else {
+            tracing::info!(
+                "empty database: loaded the demo polls (no demo user outside development)"
+            );
         }
     }
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!("Pollstr listening on http://{}", listener.local_addr()?);
+    app::serve(listener, state).await
+}
+
+async fn loaddata(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
+    let db = app::connect(config).await?;
+    let mut texts = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
+        texts.push((f.display().to_string(), text));
+    }
+    let report = fixtures::load(&db, &texts).await?;
+    eprintln!("{}", report.summary(files.len()));
+    Ok(())
+}
+
+async fn dumpdata(config: &Config, output: Option<PathBuf>) -> anyhow::Result<()> {
+    let db = app::connect(config).await?;
+    let json = fixtures::dump(&db).await?;
+    if json.contains("\"two_factor.totpdevice\"") || json.contains("\"two_factor.recoverycode\"") {
+        eprintln!("note: the dump holds authenticator secrets (sealed) and recovery codes (keyed hashes) under POLLSTR_SECRET_KEY: where it is loaded, set the same key, or those users set up their authenticator again");
+    }
+    match output {
+        Some(path) => std::fs::write(&path, json)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+        None => print!("{json}"),
+    }
+    Ok(())
+}
+
+async fn events(
+    config: &Config,
+    user: Option<String>,
+    since: std::time::Duration,
+    limit: u32,
+) -> anyhow::Result<()> {
+    let db = app::connect(config).await?;
+    let user_id = match &user {
+        Some(name) => Some(
+            users::find_by_username(&db, name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user is named {name:?}"))?
+                .id,
+        ),
+        None => None,
+    };
+    let from = pollstr::db::now() - since.as_secs() as i64;
+    let events = pollstr::events::list(&db, user_id, from, i64::from(limit)).await?;
+    let mut out = std::io::stdout().lock();
+    for e in &events {
+        use std::io::Write;
+        writeln!(out, "{}", pollstr::events::line(e))?;
+    }
+    if events.is_empty() {
+        eprintln!("no events");
+    }
+    Ok(())
+}
+
+async fn sms_resume(config: &Config, country: &str) -> anyhow::Result<()> {
+    let code = country.trim().to_ascii_uppercase();
+    if code.parse::<phonenumber::country::Id>().is_err() {
+        anyhow::bail!("{country:?} is not a two-letter country code such as GB or US");
+    }
+    let db = app::connect(config).await?;
+    if sms::guard::resume(&db, &code).await? {
+        eprintln!("sends to {code} resume now");
+    } else {
+        eprintln!("sends to {code} were not paused");
+    }
+    Ok(())
+}
+
+async fn recount(config: &Config) -> anyhow::Result<()> {
+    let db = app::connect(config).await?;
+    let fixes = pollstr::polls::counts::recount(&db).await?;
+    for f in &fixes {
+        eprintln!(
+            "choice {} (poll {}): the kept count said {}, the vote rows say {}: fixed",
+            f.choice_id, f.question_id, f.kept, f.counted
+        );
+    }
+    match fixes.len() {
+        0 => eprintln!("every vote count matches the vote rows"),
+        n => eprintln!("fixed the vote counts of {n} choice(s)"),
+    }
+    Ok(())
+}
+
+async fn createuser(
+    config: &Config,
+    username: &str,
+    password_stdin: bool,
+    staff: bool,
+) -> anyhow::Result<()> {
+    let name = validation::Username::parse(username).map_err(anyhow::Error::msg)?;
+    let pw = if password_stdin || !std::io::stdin().is_terminal() {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s.lines().next().unwrap_or("").to_string()
+    } else {
+        let a = rpassword::prompt_password("Password: ")?;
+        let b = rpassword::prompt_password("Password (again): ")?;
+        if a != b {
+            anyhow::bail!("the two passwords didn't match");
+        }
+        a
+    };
+    let problems = validation::password_problems(&pw, name.as_str());
+    if !problems.is_empty() {
+        anyhow::bail!("{}", problems.join(" "));
+    }
+    let db = app::connect(config).await?;
+    let hash = password::hash(pw).await?;
+    let id = users::create(&db, name.as_str(), &hash).await?;
+    if staff {
+        pollstr::admin::queries::set_staff(&db, id, true).await?;
+        eprintln!("created staff user {} (id {id})", name.as_str());
+    } else {
+        eprintln!("created user {} (id {id})", name.as_str());
+    }
+    Ok(())
 }
