@@ -13,7 +13,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
 use crate::state::AppState;
 use crate::users;
-use crate::users::current_password::{check_current_password, too_many_passwords, Check};
+use crate::users::current_password::check_current_password;
 use crate::users::password;
 use crate::users::validation::{self, password_problems};
 use crate::web::routes::{get, Routes};
@@ -85,14 +85,10 @@ async fn change(
         return refuse(page, StatusCode::OK, errors);
     }
     // A wrong current password is a failed login: the same limits, reserved before the hash.
-    match check_current_password(&state, &me, &ip, &form.old_password, "password change").await? {
-        Check::Right => {}
-        Check::Wrong => return refuse(page, StatusCode::OK, vec![WRONG.to_string()]),
-        Check::Limited(wait) => {
-            let msg = too_many_passwords(wait);
-            let res = refuse(page, StatusCode::TOO_MANY_REQUESTS, vec![msg])?;
-            return Ok(web::retry_after(res, wait));
-        }
+    let check = check_current_password(&state, &me, &ip, &form.old_password, "password change");
+    if let Some(no) = check.await?.refusal(StatusCode::OK, WRONG) {
+        let res = refuse(page, no.status, vec![no.message.clone()])?;
+        return Ok(no.answer(res));
     }
     let hash = password::hash(form.new_password1.clone()).await?;
     let epoch = users::end_sessions(&state.db, me.id, Some(&hash)).await?;

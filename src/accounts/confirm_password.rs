@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::error::AppResult;
 use crate::state::AppState;
 use crate::two_factor::gate;
-use crate::users::current_password::{check_current_password, too_many_passwords, Check};
+use crate::users::current_password::check_current_password;
 use crate::web::next::NextQuery;
 use crate::web::routes::{get, Routes};
 use crate::web::{self, ClientIp, Form, Page, PageContext, SafeNext};
@@ -63,20 +63,11 @@ async fn confirm(
         })?;
         Ok((status, body).into_response())
     };
-    match check_current_password(&state, &me, &ip, &form.password, "confirming it").await? {
-        Check::Right => {}
-        Check::Wrong => {
-            return again(
-                page,
-                StatusCode::OK,
-                "That is not your password. Please try again.".into(),
-            )
-        }
-        Check::Limited(wait) => {
-            let msg = too_many_passwords(wait);
-            let res = again(page, StatusCode::TOO_MANY_REQUESTS, msg)?;
-            return Ok(web::retry_after(res, wait));
-        }
+    let wrong = "That is not your password. Please try again.";
+    let check = check_current_password(&state, &me, &ip, &form.password, "confirming it").await?;
+    if let Some(no) = check.refusal(StatusCode::OK, wrong) {
+        let res = again(page, no.status, no.message.clone())?;
+        return Ok(no.answer(res));
     }
     gate::password_given(&page.session).await?;
     Ok(Redirect::to(next.as_str()).into_response())

@@ -4,6 +4,9 @@
 //! a signed-in user for their password again (change it, confirm it, remove a factor, new
 //! recovery codes) uses [`check_current_password`].
 
+use axum::http::StatusCode;
+use axum::response::Response;
+
 use crate::error::AppResult;
 use crate::events::{self, Kind};
 use crate::limits::{self, Scope};
@@ -48,6 +51,13 @@ pub fn too_many_passwords(wait: u64) -> String {
     )
 }
 
+/// The form of a page that asks for the password before a change (templates' `password_form`).
+#[derive(serde::Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    pub password: String,
+}
+
 /// What [`check_current_password`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Check {
@@ -56,6 +66,44 @@ pub enum Check {
     Wrong,
     /// Refused by a failed-login limit before checking: try again in this many seconds.
     Limited(u64),
+}
+
+impl Check {
+    /// `None` when the password was right; otherwise what the page answers: `wrong` (with
+    /// `status`) for a wrong password, 429 with the wait for a limited one.
+    pub fn refusal(self, status: StatusCode, wrong: &str) -> Option<Refusal> {
+        match self {
+            Check::Right => None,
+            Check::Wrong => Some(Refusal {
+                status,
+                message: wrong.to_string(),
+                wait: None,
+            }),
+            Check::Limited(wait) => Some(Refusal {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: too_many_passwords(wait),
+                wait: Some(wait),
+            }),
+        }
+    }
+}
+
+/// A refused password check, as the page that asked shows it again.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+    wait: Option<u64>,
+}
+
+impl Refusal {
+    /// The page's answer, with `Retry-After` when a limit refused the check.
+    pub fn answer(&self, res: Response) -> Response {
+        match self.wait {
+            Some(wait) => crate::web::retry_after(res, wait),
+            None => res,
+        }
+    }
 }
 
 /// Checks the signed-in `user`'s current password (`why` names the page, for the audit trail).

@@ -18,7 +18,7 @@ use crate::session::SessionUser;
 use crate::state::AppState;
 use crate::two_factor::challenge::{self, Attempt, Factor, Verdict};
 use crate::two_factor::gate;
-use crate::users::current_password::{check_current_password, too_many_passwords, Check};
+use crate::users::current_password::{check_current_password, PasswordForm};
 use crate::web::next::NextQuery;
 use crate::web::routes::{get, Routes};
 use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
@@ -120,12 +120,6 @@ async fn manage_page(State(state): State<AppState>, page: Page) -> AppResult<Res
     manage(&state, page, &user, StatusCode::OK, None).await
 }
 
-#[derive(Deserialize)]
-pub struct PasswordForm {
-    #[serde(default)]
-    password: String,
-}
-
 async fn regenerate(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -133,24 +127,11 @@ async fn regenerate(
     Form(form): Form<PasswordForm>,
 ) -> AppResult<Response> {
     let user = page.user()?;
-    match check_current_password(&state, &user, &ip, &form.password, "new recovery codes").await? {
-        Check::Right => {}
-        Check::Wrong => {
-            let msg = "To make new recovery codes, enter your current password.";
-            return manage(&state, page, &user, StatusCode::FORBIDDEN, Some(msg.into())).await;
-        }
-        Check::Limited(wait) => {
-            let msg = too_many_passwords(wait);
-            let res = manage(
-                &state,
-                page,
-                &user,
-                StatusCode::TOO_MANY_REQUESTS,
-                Some(msg),
-            )
-            .await?;
-            return Ok(web::retry_after(res, wait));
-        }
+    let wrong = "To make new recovery codes, enter your current password.";
+    let check = check_current_password(&state, &user, &ip, &form.password, "new recovery codes");
+    if let Some(no) = check.await?.refusal(StatusCode::FORBIDDEN, wrong) {
+        let res = manage(&state, page, &user, no.status, Some(no.message.clone())).await?;
+        return Ok(no.answer(res));
     }
     let codes = issue(&state, user.id).await?;
     events::record(

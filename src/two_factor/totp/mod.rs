@@ -21,7 +21,7 @@ use crate::session::{self, SessionUser};
 use crate::state::AppState;
 use crate::two_factor::challenge::{self, Attempt, Factor, Verdict};
 use crate::two_factor::gate;
-use crate::users::current_password::{check_current_password, too_many_passwords, Check};
+use crate::users::current_password::{check_current_password, PasswordForm};
 use crate::web::next::NextQuery;
 use crate::web::routes::{get, post, Routes};
 use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext, SafeNext};
@@ -227,39 +227,19 @@ async fn setup(
     super::recovery::show_new_codes(page, codes).await
 }
 
-#[derive(Deserialize)]
-pub struct RemoveForm {
-    #[serde(default)]
-    password: String,
-}
-
 async fn remove(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     page: Page,
-    Form(form): Form<RemoveForm>,
+    Form(form): Form<PasswordForm>,
 ) -> AppResult<Response> {
     let user = page.user()?;
     let why = "removing the authenticator app";
-    match check_current_password(&state, &user, &ip, &form.password, why).await? {
-        Check::Right => {}
-        Check::Wrong => {
-            let msg = "To remove your authenticator app, enter your current password.";
-            return render_setup(&state, page, &user, StatusCode::FORBIDDEN, Some(msg.into()))
-                .await;
-        }
-        Check::Limited(wait) => {
-            let msg = too_many_passwords(wait);
-            let res = render_setup(
-                &state,
-                page,
-                &user,
-                StatusCode::TOO_MANY_REQUESTS,
-                Some(msg),
-            )
-            .await?;
-            return Ok(web::retry_after(res, wait));
-        }
+    let wrong = "To remove your authenticator app, enter your current password.";
+    let check = check_current_password(&state, &user, &ip, &form.password, why).await?;
+    if let Some(no) = check.refusal(StatusCode::FORBIDDEN, wrong) {
+        let res = render_setup(&state, page, &user, no.status, Some(no.message.clone())).await?;
+        return Ok(no.answer(res));
     }
     super::recovery::store::remove_all(&state.db, user.id).await?;
     super::trusted::forget_all(&state.db, user.id).await?;
