@@ -147,8 +147,8 @@ async fn healthz(
     }
 }
 
-/// Deletes expired sessions, old limit events and security events past their retention, once a
-/// minute.
+/// Deletes expired sessions, old limit events, security events past their retention, and
+/// used or expired password-reset links, once a minute.
 pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
     let db = state.db.clone();
     let sessions = state.sessions.clone();
@@ -168,6 +168,9 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
             }
             if let Err(e) = crate::events::prune(&db, retention).await {
                 tracing::warn!(error = %e, "could not prune security events");
+            }
+            if let Err(e) = crate::users::reset::prune(&db).await {
+                tracing::warn!(error = %e, "could not prune password-reset links");
             }
             if let Err(e) = two_factor::trusted::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune trusted browsers");

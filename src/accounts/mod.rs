@@ -1,9 +1,11 @@
 //! Accounts: login, logout and registration pages, the logged-in user in the session, and
-//! password hashing.
+//! password hashing; the account page, sudo mode, changing the password, and password-reset
+//! links (`reset`).
 
 mod change_password;
 mod confirm_password;
 mod overview;
+pub mod reset;
 
 use askama::Template;
 
@@ -56,6 +58,7 @@ pub fn router(state: &AppState) -> Routes {
         .merge(change_password::router(state))
         .merge(overview::router())
         .merge(confirm_password::router())
+        .merge(reset::router())
 }
 
 #[derive(Template)]

@@ -65,6 +65,8 @@ pub struct Config {
     pub secret_key: Option<crate::crypto::SecretKey>,
     /// How long a password given in a session counts for setting up a factor (sudo mode).
     pub sudo_window: Duration,
+    /// How long a password-reset link works (`RESET_LINK_TTL`).
+    pub reset_link_ttl: Duration,
     /// How long "Trust this browser" lasts, in days (0: the box is not offered).
     pub trusted_browser_days: u32,
     /// How long security events are kept (`events`).
@@ -148,6 +150,12 @@ impl Config {
             csrf_trusted_origins: server.csrf_trusted_origins,
             secret_key,
             sudo_window: env.duration("SUDO_WINDOW", Duration::from_secs(600), "use e.g. 10m")?,
+            reset_link_ttl: env.duration_within(
+                "RESET_LINK_TTL",
+                Duration::from_secs(3600),
+                (60, 7 * 86400),
+                "from 1m to 7d, e.g. 1h",
+            )?,
             trusted_browser_days: env.number(
                 "TRUSTED_BROWSER_DAYS",
                 30,

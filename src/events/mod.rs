@@ -33,6 +33,8 @@ pub enum Kind {
     NumberBound,
     NumberReplaced,
     PasswordChanged,
+    /// A password set without the old one: `pollstr set-password`, or a reset link used.
+    PasswordReset,
     /// A second factor set up (the detail says which).
     FactorAdded,
     FactorRemoved,
@@ -60,6 +62,7 @@ impl Kind {
             Kind::NumberBound => "number_bound",
             Kind::NumberReplaced => "number_replaced",
             Kind::PasswordChanged => "password_changed",
+            Kind::PasswordReset => "password_reset",
             Kind::FactorAdded => "factor_added",
             Kind::FactorRemoved => "factor_removed",
             Kind::OtherSessionsEnded => "other_sessions_ended",

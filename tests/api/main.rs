@@ -16,6 +16,7 @@ mod large_bodies;
 mod networks;
 mod page_reads;
 mod password_change;
+mod password_reset;
 mod polls;
 mod races;
 mod scaling;
