@@ -229,6 +229,15 @@ async fn used_expired_unknown_and_deactivated_links_answer_410(backend: Backend)
             .await
             .unwrap();
     assert!(gone(&b.get(&pollstr::users::reset::path(&token)).await));
+    // Never dumped: neither the link nor its hash is in a dumpdata file.
+    let sql = "SELECT token_hash FROM password_reset_tokens";
+    let hash: String = match &app.db {
+        pollstr::db::Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        pollstr::db::Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+    };
+    let dump = pollstr::fixtures::dump(&app.db).await.unwrap();
+    assert!(dump.contains("\"victim\""), "the dump has the user");
+    assert!(!dump.contains(&hash) && !dump.contains(&token), "{dump}");
     // A newer link replaces the older one.
     let older = pollstr::users::reset::issue(&app.db, &key(), id, ttl)
         .await
