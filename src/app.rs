@@ -189,6 +189,9 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
             if let Err(e) = crate::users::reset::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune password-reset links");
             }
+            if let Err(e) = crate::users::email::prune(&db).await {
+                tracing::warn!(error = %e, "could not prune email confirmation links");
+            }
             if let Err(e) = two_factor::trusted::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune trusted browsers");
             }

@@ -72,11 +72,13 @@ where
     }
 }
 
-/// A path as the log shows it: a password-reset link's token is a secret until used, and a
+/// A path as the log shows it: a password-reset or email confirmation link's token is a secret until used, and a
 /// log reader must not be able to use it first.
 fn loggable(path: &str) -> &str {
     if path.starts_with("/account/reset/") {
         "/account/reset/[token]/"
+    } else if path.starts_with("/account/email/confirm/") {
+        "/account/email/confirm/[token]/"
     } else {
         path
     }

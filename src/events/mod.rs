@@ -40,6 +40,8 @@ pub enum Kind {
     FactorRemoved,
     OtherSessionsEnded,
     TrustedBrowsersForgotten,
+    /// An email address confirmed, removed, or a confirmation link sent (masked address).
+    EmailChanged,
     /// The SMS pumping guard paused sends to a country (no user: the site's event).
     SmsCountryPaused,
     /// Something a staff user did in the admin; the detail names the admin and the target.
@@ -67,6 +69,7 @@ impl Kind {
             Kind::FactorRemoved => "factor_removed",
             Kind::OtherSessionsEnded => "other_sessions_ended",
             Kind::TrustedBrowsersForgotten => "trusted_browsers_forgotten",
+            Kind::EmailChanged => "email_changed",
             Kind::SmsCountryPaused => "sms_country_paused",
             Kind::AdminAction => "admin_action",
         }

@@ -250,3 +250,112 @@ pub async fn prune_reset_tokens(db: &Db) -> sqlx::Result<u64> {
     .await
     .map(|r| r.rows_affected()))
 }
+
+/// A user's email address and whether it is confirmed (`users::email`).
+pub async fn email_of(db: &Db, user: i64) -> sqlx::Result<Option<(String, bool)>> {
+    with_db!(db, p => sqlx::query_as::<_, (String, bool)>(
+        "SELECT email, email_confirmed FROM users WHERE id = $1",
+    )
+    .bind(user)
+    .fetch_optional(p)
+    .await)
+}
+
+/// Sets a user's address as typed, unconfirmed (registration); `''` removes it.
+pub async fn set_unconfirmed_email(db: &Db, user: i64, email: &str) -> sqlx::Result<()> {
+    with_db!(db, p => sqlx::query(
+        "UPDATE users SET email = $1, email_confirmed = FALSE WHERE id = $2",
+    )
+    .bind(email)
+    .bind(user)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Stores a confirmation link's token hash for `user` and `email`, in place of any pending one.
+pub async fn add_email_confirmation(
+    db: &Db,
+    token_hash: &str,
+    user: i64,
+    email: &str,
+    expires_at: i64,
+) -> sqlx::Result<()> {
+    with_db!(db, p => {
+        let mut tx = p.begin_with(db.begin_write()).await?;
+        sqlx::query("DELETE FROM email_confirmations WHERE user_id = $1")
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO email_confirmations (token_hash, user_id, email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(user)
+        .bind(email)
+        .bind(db::now())
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    })
+}
+
+/// The (user, address) of a confirmation link that still works, without using it.
+pub async fn email_confirmation(db: &Db, token_hash: &str) -> sqlx::Result<Option<(i64, String)>> {
+    with_db!(db, p => sqlx::query_as::<_, (i64, String)>(
+        "SELECT c.user_id, c.email FROM email_confirmations c JOIN users u ON u.id = c.user_id \
+         WHERE c.token_hash = $1 AND c.expires_at > $2 AND u.is_active",
+    )
+    .bind(token_hash)
+    .bind(db::now())
+    .fetch_optional(p)
+    .await)
+}
+
+/// Uses a confirmation link: in one transaction the link goes (of two uses at once one gets it)
+/// and its address becomes the user's, confirmed. Returns (user, new address, the old address
+/// if it was confirmed and is another one).
+pub async fn confirm_email(
+    db: &Db,
+    token_hash: &str,
+) -> sqlx::Result<Option<(i64, String, Option<String>)>> {
+    let now = db::now();
+    with_db!(db, p => {
+        let mut tx = p.begin_with(db.begin_write()).await?;
+        let Some((user, email)) = sqlx::query_as::<_, (i64, String)>(
+            "DELETE FROM email_confirmations WHERE token_hash = $1 AND expires_at > $2 \
+             AND user_id IN (SELECT id FROM users WHERE is_active) RETURNING user_id, email",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await? else {
+            return Ok(None);
+        };
+        let (old, was_confirmed) = sqlx::query_as::<_, (String, bool)>(
+            "SELECT email, email_confirmed FROM users WHERE id = $1",
+        )
+        .bind(user)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE users SET email = $1, email_confirmed = TRUE WHERE id = $2")
+            .bind(&email)
+            .bind(user)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let old = (was_confirmed && !old.eq_ignore_ascii_case(&email)).then_some(old);
+        Ok(Some((user, email, old)))
+    })
+}
+
+/// Deletes confirmation links that expired (housekeeping).
+pub async fn prune_email_confirmations(db: &Db) -> sqlx::Result<u64> {
+    with_db!(db, p => sqlx::query("DELETE FROM email_confirmations WHERE expires_at <= $1")
+        .bind(db::now())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+}

@@ -7,6 +7,7 @@ mod bursts;
 mod call_me;
 mod cli;
 mod counts;
+mod email;
 mod events;
 mod fake_verify_v2;
 mod fixtures;
