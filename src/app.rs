@@ -39,7 +39,13 @@ pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppStat
         admin::may_send_large_bodies,
         web::csrf::LARGE_BODIES_AT_ONCE,
     );
+    // build_state refused a configuration whose mailer cannot be made; here (tests) email is off.
+    let outbox = crate::mail::Outbox::from_config(&config).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the mailer cannot be made: email is off");
+        crate::mail::Outbox::new(None, 1, Duration::from_secs(1))
+    });
     let mut parts = Parts::default()
+        .with(outbox)
         .with(large_bodies)
         .with(verifier)
         .with(HashQueue::default())
@@ -54,7 +60,8 @@ pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppStat
     AppState::new(db.clone(), config, AppSessionStore::for_server(&db), parts)
 }
 
-/// Connects, migrates, and picks the Verify provider named by the configuration.
+/// Connects, migrates, and picks the Verify provider named by the configuration; checks that
+/// its mailer can be made (`mail::Outbox::from_config`).
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = connect(&config).await?;
     let verifier: Arc<dyn Verifier> = match config.verify_backend {
@@ -71,6 +78,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
             Arc::new(ConsoleVerifier::new(db.clone()).with_settings(&config.verify))
         }
     };
+    crate::mail::Outbox::from_config(&config)?;
+    match (&config.mail.smtp, config.is_development()) {
+        (Some(s), _) => tracing::info!(host = %s.host, port = s.port, "mail goes through SMTP"),
+        (None, true) => tracing::warn!(
+            "no SMTP_URL: using the console mailer, which prints mail to this log (development only)"
+        ),
+        (None, false) => tracing::warn!(
+            "no SMTP_URL: email is off (no confirmation, reset or notification mail; the pages say so)"
+        ),
+    }
     Ok(new_state(db, config, verifier))
 }
 
@@ -147,8 +164,8 @@ async fn healthz(
     }
 }
 
-/// Deletes expired sessions, old limit events and security events past their retention, once a
-/// minute.
+/// Deletes expired sessions, old limit events, security events past their retention, and
+/// used or expired password-reset links, once a minute.
 pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
     let db = state.db.clone();
     let sessions = state.sessions.clone();
@@ -168,6 +185,12 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
             }
             if let Err(e) = crate::events::prune(&db, retention).await {
                 tracing::warn!(error = %e, "could not prune security events");
+            }
+            if let Err(e) = crate::users::reset::prune(&db).await {
+                tracing::warn!(error = %e, "could not prune password-reset links");
+            }
+            if let Err(e) = crate::users::email::prune(&db).await {
+                tracing::warn!(error = %e, "could not prune email confirmation links");
             }
             if let Err(e) = two_factor::trusted::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune trusted browsers");

@@ -20,6 +20,7 @@ pub mod events;
 pub mod fixtures;
 pub mod limits;
 pub mod logging;
+pub mod mail;
 pub mod page;
 pub mod polls;
 pub mod server;

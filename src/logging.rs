@@ -63,11 +63,23 @@ where
         write!(writer, "{stamp} {:>5} {}: ", meta.level(), meta.target())?;
         if let Ok(written) = REQUEST.try_with(|r| {
             let id = r.id.to_str().unwrap_or("-");
-            write!(writer, "{} {} [{id}] ", r.method, r.uri.path())
+            write!(writer, "{} {} [{id}] ", r.method, loggable(r.uri.path()))
         }) {
             written?;
         }
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
+    }
+}
+
+/// A path as the log shows it: a password-reset or email confirmation link's token is a secret until used, and a
+/// log reader must not be able to use it first.
+fn loggable(path: &str) -> &str {
+    if path.starts_with("/account/reset/") {
+        "/account/reset/[token]/"
+    } else if path.starts_with("/account/email/confirm/") {
+        "/account/email/confirm/[token]/"
+    } else {
+        path
     }
 }

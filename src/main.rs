@@ -1,5 +1,5 @@
 //! The `pollstr` command: serve (default), migrate, loaddata, dumpdata, events, recount,
-//! createuser.
+//! createuser, set-password.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -71,6 +71,15 @@ enum Command {
     SecretKey,
     /// Recompute every choice's vote count from the vote rows; report and fix any difference.
     Recount,
+    /// Set a user's password without the old one (as Django's changepassword): every session
+    /// of theirs ends, their trusted browsers are forgotten; their next login still asks for
+    /// the second factor. The password is asked for, or read from standard input.
+    SetPassword {
+        username: String,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Create a user; the password is asked for, or read from standard input.
     Createuser {
         username: String,
@@ -168,6 +177,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             password_stdin,
             staff,
         } => createuser(&config, &username, password_stdin, staff).await,
+        Command::SetPassword {
+            username,
+            password_stdin,
+        } => set_password(&config, &username, password_stdin).await,
     }
 }
 
@@ -285,13 +298,9 @@ async fn recount(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn createuser(
-    config: &Config,
-    username: &str,
-    password_stdin: bool,
-    staff: bool,
-) -> anyhow::Result<()> {
-    let name = validation::Username::parse(username).map_err(anyhow::Error::msg)?;
+/// A new password: asked for twice on a terminal, else the first line of standard input;
+/// refused unless it passes registration's rules for `username`.
+fn read_new_password(username: &str, password_stdin: bool) -> anyhow::Result<String> {
     let pw = if password_stdin || !std::io::stdin().is_terminal() {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;
@@ -304,10 +313,42 @@ async fn createuser(
         }
         a
     };
-    let problems = validation::password_problems(&pw, name.as_str());
+    let problems = validation::password_problems(&pw, username);
     if !problems.is_empty() {
         anyhow::bail!("{}", problems.join(" "));
     }
+    Ok(pw)
+}
+
+async fn set_password(config: &Config, username: &str, password_stdin: bool) -> anyhow::Result<()> {
+    let db = app::connect(config).await?;
+    let user = users::find_by_username(&db, username)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user is named {username:?}"))?;
+    let pw = read_new_password(&user.username, password_stdin)?;
+    let hash = password::hash(pw).await?;
+    let how = "set with pollstr set-password";
+    pollstr::accounts::reset::set_password(&db, user.id, &hash, "-", how)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!(
+        "set the password of {} (id {}): every session of theirs ended; their next login asks for their second factor",
+        user.username, user.id
+    );
+    if db.is_embedded() {
+        eprintln!("note: a `pollstr serve` running on this SQLite file keeps the sessions it holds in memory until it restarts: restart it to log them out at once");
+    }
+    Ok(())
+}
+
+async fn createuser(
+    config: &Config,
+    username: &str,
+    password_stdin: bool,
+    staff: bool,
+) -> anyhow::Result<()> {
+    let name = validation::Username::parse(username).map_err(anyhow::Error::msg)?;
+    let pw = read_new_password(name.as_str(), password_stdin)?;
     let db = app::connect(config).await?;
     let hash = password::hash(pw).await?;
     let id = users::create(&db, name.as_str(), &hash).await?;

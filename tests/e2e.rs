@@ -104,6 +104,10 @@ fn main() -> std::process::ExitCode {
             "a_staff_user_adds_and_schedules_polls_and_loads_a_fixture_in_the_admin",
             a_staff_user_adds_and_schedules_polls_and_loads_a_fixture_in_the_admin,
         ),
+        trial(
+            "a_forgotten_password_is_reset_with_an_admins_link_then_the_second_factor",
+            a_forgotten_password_is_reset_with_an_admins_link_then_the_second_factor,
+        ),
     ];
     let trials = trials
         .into_iter()
@@ -576,6 +580,63 @@ async fn a_staff_user_adds_and_schedules_polls_and_loads_a_fixture_in_the_admin(
         b.pictures("admin-user").await;
         b.goto("/admin/").await;
         b.expect_text("admin action").await;
+    })
+    .await;
+}
+
+/// A user forgot their password: an admin makes a reset link on the user's page and gives it to
+/// them; the user opens it, types the new password twice by keyboard alone, logs in with it and
+/// still proves their phone before a poll opens; the link then no longer works.
+async fn a_forgotten_password_is_reset_with_an_admins_link_then_the_second_factor() {
+    e2e(|b| async move {
+        b.server.createuser("boss", "purple-otter-42", &["--staff"]);
+        b.goto("/admin/users/").await;
+        b.expect_path("/login/").await;
+        b.log_in("boss", "purple-otter-42").await;
+        b.expect_path("/2fa/").await;
+        let (number, masked) = ("+44 7400 600022", "+44 •••• ••0022");
+        b.send_code_to(number, masked).await;
+        let code = b.server.code_for(masked).await;
+        b.enter_code(&code).await;
+        b.expect_path("/admin/users/").await;
+        b.follow("test").await;
+        b.follow("Make a password-reset link").await;
+        b.expect_text("Make a password-reset link for test?").await;
+        b.pictures("admin-reset-link-confirm").await;
+        b.press("Make the link").await;
+        b.expect_text("Password-reset link for test").await;
+        b.pictures("admin-reset-link").await;
+        let link = b.value("#reset_link").await;
+        let path = link[link.find("/account/reset/").expect("a reset link")..].to_string();
+        b.press("Log out").await;
+        b.expect_path("/polls/").await;
+
+        b.goto(&path).await;
+        b.expect_text("Choose a new password").await;
+        b.pictures("password-reset").await;
+        // The first field has the focus (autofocus).
+        b.expect_focus("#id_new_password1").await;
+        b.type_text("violet-heron-77").await;
+        b.tab_to("#id_new_password2").await;
+        b.type_text("violet-heron-77").await;
+        b.tab_to("button[type=submit].btn").await;
+        b.key_and_wait(Key::Enter).await;
+        b.expect_path("/login/").await;
+        b.expect_text("Your password was reset").await;
+        b.log_in("test", "violet-heron-77").await;
+        b.goto("/polls/1/").await;
+        b.expect_path("/2fa/").await;
+        b.send_code_to(NUMBER, MASKED).await;
+        let code = b.server.code_for(MASKED).await;
+        b.enter_code(&code).await;
+        b.expect_path("/polls/1/").await;
+        b.expect_text("What is your favorite kind of dog?").await;
+        b.press("Log out").await;
+
+        b.goto(&path).await;
+        b.expect_text("This link no longer works").await;
+        assert_eq!(b.status().await, 410);
+        b.pictures("password-reset-gone").await;
     })
     .await;
 }

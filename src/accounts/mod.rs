@@ -1,9 +1,12 @@
 //! Accounts: login, logout and registration pages, the logged-in user in the session, and
-//! password hashing.
+//! password hashing; the account page, sudo mode, changing the password, password-reset
+//! links (`reset`), and the email address (`email`).
 
 mod change_password;
 mod confirm_password;
+pub mod email;
 mod overview;
+pub mod reset;
 
 use askama::Template;
 
@@ -56,6 +59,8 @@ pub fn router(state: &AppState) -> Routes {
         .merge(change_password::router(state))
         .merge(overview::router())
         .merge(confirm_password::router())
+        .merge(reset::router())
+        .merge(email::router())
 }
 
 #[derive(Template)]
@@ -198,6 +203,8 @@ pub struct RegisterPage {
     pub ctx: PageContext,
     pub next: String,
     pub username: String,
+    pub email: String,
+    pub email_on: bool,
     pub errors: Vec<String>,
 }
 
@@ -209,15 +216,24 @@ pub struct RegisterForm {
     password1: String,
     #[serde(default)]
     password2: String,
+    /// Optional: kept unconfirmed, and a confirmation link is mailed to it.
+    #[serde(default)]
+    email: String,
     next: Option<String>,
 }
 
-pub async fn register_form(page: Page, Query(q): Query<NextQuery>) -> AppResult<Response> {
+pub async fn register_form(
+    State(state): State<AppState>,
+    page: Page,
+    Query(q): Query<NextQuery>,
+) -> AppResult<Response> {
     let page = page.with_form().await?;
     web::render(&RegisterPage {
         ctx: page.ctx,
         next: SafeNext::or_default(q.next.as_deref()).as_str().to_string(),
         username: String::new(),
+        email: String::new(),
+        email_on: email_on(&state),
         errors: Vec::new(),
     })
 }
@@ -261,6 +277,9 @@ pub async fn register(
     if form.password1 != form.password2 {
         errors.push("The two password fields didn't match.".into());
     }
+    if let Err(e) = users::email::parse(&form.email) {
+        errors.push(e);
+    }
     errors.extend(password_problems(
         &form.password1,
         username.as_ref().map(|u| u.as_str()).unwrap_or(""),
@@ -276,6 +295,8 @@ pub async fn register(
                 ctx: page.ctx,
                 next: next.as_str().to_string(),
                 username: as_typed(&form.username),
+                email: as_typed_email(&form.email),
+                email_on: email_on(&state),
                 errors: vec![format!(
                     "Too many sign-ups from your network. Please try again in {}.",
                     human_wait(wait)
@@ -301,9 +322,17 @@ pub async fn register(
             ctx: page.ctx,
             next: next.as_str().to_string(),
             username: as_typed(&form.username),
+            email: as_typed_email(&form.email),
+            email_on: email_on(&state),
             errors,
         });
     };
+    if let Ok(Some(address)) = users::email::parse(&form.email) {
+        users::email::set_unconfirmed_email(&state.db, id, &address).await?;
+        if email_on(&state) {
+            email::send_confirmation(&state, &headers, id, &username, &address).await?;
+        }
+    }
     start_session(
         &page.session,
         SessionUser {
@@ -322,6 +351,15 @@ pub async fn register(
     )
     .await?;
     Ok(Redirect::to(next.as_str()).into_response())
+}
+
+fn email_on(state: &AppState) -> bool {
+    state.part::<crate::mail::Outbox>().enabled()
+}
+
+/// An address as typed, shown again in its form (at most as long as an address may be).
+fn as_typed_email(email: &str) -> String {
+    email.chars().take(users::email::MAX_EMAIL).collect()
 }
 
 /// A username as typed, shown again in its form (at most as long as a username may be).

@@ -1,4 +1,4 @@
-//! `/account/`: the signed-in user's page: their second factors, their password, the browsers
+//! `/account/`: the signed-in user's page: their email address (`email`), their second factors, their password, the browsers
 //! they trust and their sessions (with "log out everywhere else"), and their recent security
 //! events (each with its address, except an admin's action: that address is the admin's).
 
@@ -36,6 +36,9 @@ pub struct AccountPage {
     pub phone: Option<String>,
     pub authenticator_since: Option<String>,
     pub recovery_left: i64,
+    pub email: String,
+    pub email_confirmed: bool,
+    pub email_on: bool,
     pub trusted: Vec<Line>,
     pub sessions: Vec<Line>,
     pub events: Vec<Line>,
@@ -96,7 +99,13 @@ async fn overview(State(state): State<AppState>, page: Page) -> AppResult<Respon
             }
         })
         .collect();
+    let (email, email_confirmed) = users::email::email_of(db, user.id)
+        .await?
+        .unwrap_or_default();
     web::render(&AccountPage {
+        email,
+        email_confirmed,
+        email_on: state.part::<crate::mail::Outbox>().enabled(),
         phone: sms::store::numbers::of_user(db, user.id)
             .await?
             .map(|n| n.masked()),

@@ -1,9 +1,10 @@
 //! `/admin/users/`: the users (search, 50 a page); one user's second factors (the phone
 //! masked), sessions and security events; and what an admin may do to them, each asked again
 //! on a page of its own, in sudo mode, and recorded as an event naming the admin: reset the
-//! second factor (they enrol again), end every session, deactivate (or activate again), and
-//! the staff flag. Ending sessions (alone, with a deactivation or a reset) also forgets the
-//! user's trusted browsers, so their next login asks for the second factor.
+//! second factor (they enrol again), end every session, deactivate (or activate again), the
+//! staff flag, and make a password-reset link (shown to the admin once: `users::reset`).
+//! Ending sessions (alone, with a deactivation or a reset) also forgets the user's trusted
+//! browsers, so their next login asks for the second factor.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -197,6 +198,7 @@ enum Action {
     Activate,
     MakeStaff,
     RemoveStaff,
+    ResetLink,
 }
 
 impl Action {
@@ -208,6 +210,7 @@ impl Action {
             "activate" => Action::Activate,
             "make-staff" => Action::MakeStaff,
             "remove-staff" => Action::RemoveStaff,
+            "reset-link" => Action::ResetLink,
             _ => return None,
         })
     }
@@ -220,6 +223,7 @@ impl Action {
             Action::Activate => "activate",
             Action::MakeStaff => "make-staff",
             Action::RemoveStaff => "remove-staff",
+            Action::ResetLink => "reset-link",
         }
     }
 
@@ -256,13 +260,18 @@ impl Action {
                 "They can no longer open the admin, from their next request on.".into(),
                 "Remove the staff flag",
             ),
+            Action::ResetLink => (
+                format!("Make a password-reset link for {name}?"),
+                "The link is shown to you once: give it to them yourself, by a way you trust to reach them. It works once, for RESET_LINK_TTL, and replaces any earlier link. Using it ends every session of theirs; their next login still asks for their second factor.".into(),
+                "Make the link",
+            ),
         }
     }
 
     /// Whether it applies to the user as they are now.
     fn applies_to(self, user: &UserRow) -> bool {
         match self {
-            Action::Deactivate => user.is_active,
+            Action::Deactivate | Action::ResetLink => user.is_active,
             Action::Activate => !user.is_active,
             Action::MakeStaff => !user.is_staff,
             Action::RemoveStaff => user.is_staff,
@@ -342,6 +351,7 @@ async fn act(
     State(state): State<AppState>,
     staff: Staff,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     page: Page,
     Path((id, action)): Path<(String, String)>,
 ) -> AppResult<Response> {
@@ -349,6 +359,9 @@ async fn act(
         Ok(found) => found,
         Err(elsewhere) => return Ok(elsewhere),
     };
+    if action == Action::ResetLink {
+        return reset_link(&state, &staff, &ip, &headers, page, user).await;
+    }
     let db = &state.db;
     let name = format!("{} (#{})", user.username, user.id);
     // Every session ends, and so does every trusted browser: else the next login from one of
@@ -413,8 +426,69 @@ async fn act(
                 format!("{} is no longer staff.", user.username),
             )
         }
+        Action::ResetLink => return Err(AppError::NotFound),
     };
     super::record(&state, &staff, Some(user.id), &ip, &what).await?;
     flash::push(&page.session, Level::Success, done).await?;
     Ok(Redirect::to(&format!("/admin/users/{}/", user.id)).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "admin/reset_link.html")]
+pub struct ResetLinkPage {
+    pub ctx: PageContext,
+    pub section: &'static str,
+    pub user_id: i64,
+    pub username: String,
+    pub link: String,
+    pub valid_for: String,
+}
+
+/// Makes a password-reset link for `user` and shows it, once (only its keyed hash is kept).
+async fn reset_link(
+    state: &AppState,
+    staff: &Staff,
+    ip: &str,
+    headers: &axum::http::HeaderMap,
+    page: Page,
+    user: UserRow,
+) -> AppResult<Response> {
+    let key = state
+        .config
+        .secret_key
+        .as_ref()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("POLLSTR_SECRET_KEY is not set")))?;
+    let ttl = state.config.reset_link_ttl;
+    let token = users::reset::issue(&state.db, key, user.id, ttl).await?;
+    let what = format!(
+        "made a password-reset link for {} (#{}), valid for {}",
+        user.username,
+        user.id,
+        crate::limits::human_wait(ttl.as_secs())
+    );
+    super::record(state, staff, Some(user.id), ip, &what).await?;
+    // The link as the admin's own browser reached this server.
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = if state.config.session_secure {
+        "https"
+    } else {
+        "http"
+    };
+    let mut res = web::render(&ResetLinkPage {
+        ctx: page.ctx,
+        section: "users",
+        user_id: user.id,
+        username: user.username,
+        link: format!("{scheme}://{host}{}", users::reset::path(&token)),
+        valid_for: crate::limits::human_wait(ttl.as_secs()),
+    })?;
+    // Shown once: not kept by the browser's cache.
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
 }

@@ -1,14 +1,15 @@
 //! Settings: read once at start-up from the environment (and `.env`), typed; nothing else in
 //! the app reads the environment. Each concern reads its own in a file of its own, through
 //! one typed getter ([`env`]) whose errors name the setting: the web-facing ones ([`http`]),
-//! the Verify provider and the SMS guard ([`verify`]), the limits ([`limits`]); the database
-//! and the secrets are read here. `docs/configuration.md` documents them (and the limits,
+//! the Verify provider and the SMS guard ([`verify`]), the limits ([`limits`]), mail
+//! ([`mail`]); the database and the secrets are read here. `docs/configuration.md` documents them (and the limits,
 //! `docs/security.md`); a test (`tests.rs`) checks that it and `.env.example` name exactly the
 //! settings the code reads.
 
 mod env;
 mod http;
 mod limits;
+mod mail;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -19,6 +20,7 @@ use std::time::Duration;
 pub use crate::duration::parse_duration;
 pub use http::{origin_of, without_default_port};
 pub use limits::Limits;
+pub use mail::{parse_smtp_url, MailConfig, SmtpSettings, SmtpTls};
 pub use verify::{
     SmsGuardConfig, VerifyBackend, VerifyChannel, VerifySettings, VonageApplication, VonageConfig,
 };
@@ -65,6 +67,10 @@ pub struct Config {
     pub secret_key: Option<crate::crypto::SecretKey>,
     /// How long a password given in a session counts for setting up a factor (sudo mode).
     pub sudo_window: Duration,
+    /// Where mail goes (`SMTP_URL`, `MAIL_FROM`, …; `mail`).
+    pub mail: MailConfig,
+    /// How long a password-reset link works (`RESET_LINK_TTL`).
+    pub reset_link_ttl: Duration,
     /// How long "Trust this browser" lasts, in days (0: the box is not offered).
     pub trusted_browser_days: u32,
     /// How long security events are kept (`events`).
@@ -148,6 +154,13 @@ impl Config {
             csrf_trusted_origins: server.csrf_trusted_origins,
             secret_key,
             sudo_window: env.duration("SUDO_WINDOW", Duration::from_secs(600), "use e.g. 10m")?,
+            mail: mail::read(env)?,
+            reset_link_ttl: env.duration_within(
+                "RESET_LINK_TTL",
+                Duration::from_secs(3600),
+                (60, 7 * 86400),
+                "from 1m to 7d, e.g. 1h",
+            )?,
             trusted_browser_days: env.number(
                 "TRUSTED_BROWSER_DAYS",
                 30,

@@ -33,11 +33,15 @@ pub enum Kind {
     NumberBound,
     NumberReplaced,
     PasswordChanged,
+    /// A password set without the old one: `pollstr set-password`, or a reset link used.
+    PasswordReset,
     /// A second factor set up (the detail says which).
     FactorAdded,
     FactorRemoved,
     OtherSessionsEnded,
     TrustedBrowsersForgotten,
+    /// An email address confirmed, removed, or a confirmation link sent (masked address).
+    EmailChanged,
     /// The SMS pumping guard paused sends to a country (no user: the site's event).
     SmsCountryPaused,
     /// Something a staff user did in the admin; the detail names the admin and the target.
@@ -60,10 +64,12 @@ impl Kind {
             Kind::NumberBound => "number_bound",
             Kind::NumberReplaced => "number_replaced",
             Kind::PasswordChanged => "password_changed",
+            Kind::PasswordReset => "password_reset",
             Kind::FactorAdded => "factor_added",
             Kind::FactorRemoved => "factor_removed",
             Kind::OtherSessionsEnded => "other_sessions_ended",
             Kind::TrustedBrowsersForgotten => "trusted_browsers_forgotten",
+            Kind::EmailChanged => "email_changed",
             Kind::SmsCountryPaused => "sms_country_paused",
             Kind::AdminAction => "admin_action",
         }

@@ -1,9 +1,12 @@
 //! The user records, under the pages that use them (`accounts`, the second factors): their
 //! SQL (`store`, re-exported here), their passwords (`password`), their names and password
-//! rules (`validation`), and checking a signed-in user's current password (`current_password`).
+//! rules (`validation`), checking a signed-in user's current password (`current_password`), and
+//! password-reset links (`reset`), and email addresses (`email`).
 
 pub mod current_password;
+pub mod email;
 pub mod password;
+pub mod reset;
 mod store;
 pub mod validation;
 

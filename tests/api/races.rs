@@ -21,7 +21,7 @@ both_backends!(
 
 /// A provider that answers only when the test lets it: `entered` gets a permit when a call
 /// arrives, and the call waits for a permit on `gate`.
-struct Held {
+pub(crate) struct Held {
     entered: Arc<Semaphore>,
     gate: Arc<Semaphore>,
 }
@@ -50,7 +50,7 @@ impl Verifier for Held {
     }
 }
 
-async fn app(backend: Backend) -> (TestApp, Arc<Semaphore>, Arc<Semaphore>) {
+pub(crate) async fn app(backend: Backend) -> (TestApp, Arc<Semaphore>, Arc<Semaphore>) {
     let (entered, gate) = (Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0)));
     let verifier = Held {
         entered: entered.clone(),
@@ -123,7 +123,7 @@ async fn a_logout_during_a_slow_check_stays_done(backend: Backend) {
 }
 
 /// Submits a form whose request reaches the held provider once, letting that call through.
-async fn through_held(
+pub(crate) async fn through_held(
     b: &Arc<Browser>,
     (entered, gate): (&Semaphore, &Semaphore),
     page: &'static str,

@@ -1,0 +1,234 @@
+//! The signed-in user's email address (`/account/email/`): typing an address mails a
+//! confirmation link to it; the address counts (is ever mailed) only once the link is followed
+//! (`/account/email/confirm/{token}/`, a page with a button: a mail scanner that fetches the
+//! link confirms nothing). Confirming a new address tells the old confirmed one. Removing the
+//! address is at once. With email off (a public address and no `SMTP_URL`) nothing is mailed
+//! and the page says so. The addresses and links are in `users::email`.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::current_user;
+use crate::error::{AppError, AppResult};
+use crate::events::{self, Kind};
+use crate::mail::{Mail, Outbox};
+use crate::state::AppState;
+use crate::two_factor::gate;
+use crate::users::email;
+use crate::web::routes::{get, post, Routes};
+use crate::web::{self, flash, ClientIp, Form, Level, Page, PageContext};
+
+pub fn router() -> Routes {
+    Routes::new()
+        .merge(
+            Routes::new()
+                .route("/account/email/", post(change))
+                .route_layer(middleware::from_fn(gate::require_verified)),
+        )
+        .route(
+            "/account/email/confirm/{token}/",
+            get(confirm_form).post(confirm),
+        )
+}
+
+fn key(state: &AppState) -> AppResult<&crate::crypto::SecretKey> {
+    state
+        .config
+        .secret_key
+        .as_ref()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("POLLSTR_SECRET_KEY is not set")))
+}
+
+/// The site's own address as this request reached it, for links in mail.
+pub fn site(state: &AppState, headers: &axum::http::HeaderMap) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = if state.config.session_secure {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    email: String,
+    /// Set by the "Remove" button.
+    #[serde(default)]
+    remove: Option<String>,
+}
+
+/// Mails a link confirming `address` for `user` (a new link replaces a pending one). False if
+/// email is off or the outbox is full.
+pub async fn send_confirmation(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    user: i64,
+    username: &str,
+    address: &str,
+) -> AppResult<bool> {
+    let outbox = state.part::<Outbox>();
+    if !outbox.enabled() {
+        return Ok(false);
+    }
+    let token = email::issue(&state.db, key(state)?, user, address).await?;
+    let link = format!("{}{}", site(state, headers), email::path(&token));
+    Ok(outbox.send(Mail {
+        to: address.to_string(),
+        subject: "Confirm your email address for Pollstr".into(),
+        body: format!(
+            "Hello {username},\n\nTo use this address for your Pollstr account, open this link \
+             within a day and press the button:\n\n{link}\n\nIf you did not ask for this, do \
+             nothing: the address will not be used.\n"
+        ),
+    }))
+}
+
+async fn change(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
+    page: Page,
+    Form(form): Form<EmailForm>,
+) -> AppResult<Response> {
+    let Some(me) = current_user(&page.session).await? else {
+        return Err(AppError::Forbidden("Log in first.".into()));
+    };
+    let back = || Ok(Redirect::to("/account/").into_response());
+    if form.remove.is_some() {
+        email::set_unconfirmed_email(&state.db, me.id, "").await?;
+        events::record(&state.db, Kind::EmailChanged, Some(me.id), &ip, "removed").await?;
+        flash::push(
+            &page.session,
+            Level::Success,
+            "Your email address was removed.",
+        )
+        .await?;
+        return back();
+    }
+    let address = match email::parse(&form.email) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            flash::push(&page.session, Level::Error, "Enter an email address.").await?;
+            return back();
+        }
+        Err(message) => {
+            flash::push(&page.session, Level::Error, message).await?;
+            return back();
+        }
+    };
+    if !state.part::<Outbox>().enabled() {
+        flash::push(
+            &page.session,
+            Level::Error,
+            "Email is off on this site: no address can be confirmed.",
+        )
+        .await?;
+        return back();
+    }
+    if !send_confirmation(&state, &headers, me.id, &me.username, &address).await? {
+        flash::push(
+            &page.session,
+            Level::Error,
+            "The confirmation mail could not be sent now. Please try again later.",
+        )
+        .await?;
+        return back();
+    }
+    let detail = format!("confirmation link sent to {}", email::masked(&address));
+    events::record(&state.db, Kind::EmailChanged, Some(me.id), &ip, &detail).await?;
+    flash::push(
+        &page.session,
+        Level::Success,
+        format!(
+            "A confirmation link was sent to {address}. The address counts once you follow it."
+        ),
+    )
+    .await?;
+    back()
+}
+
+#[derive(Template)]
+#[template(path = "registration/email_confirm.html")]
+pub struct ConfirmPage {
+    pub ctx: PageContext,
+    pub token: String,
+    pub email: String,
+}
+
+#[derive(Template)]
+#[template(path = "registration/email_confirm_gone.html")]
+pub struct GonePage {
+    pub ctx: PageContext,
+}
+
+fn gone(page: Page) -> AppResult<Response> {
+    let body = web::render(&GonePage { ctx: page.ctx })?;
+    Ok((StatusCode::GONE, body).into_response())
+}
+
+async fn confirm_form(
+    State(state): State<AppState>,
+    page: Page,
+    Path(token): Path<String>,
+) -> AppResult<Response> {
+    let page = page.with_form().await?;
+    let Some((_, address)) = email::peek(&state.db, key(&state)?, &token).await? else {
+        return gone(page);
+    };
+    web::render(&ConfirmPage {
+        ctx: page.ctx,
+        token,
+        email: address,
+    })
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
+    page: Page,
+    Path(token): Path<String>,
+) -> AppResult<Response> {
+    let Some((user, address, old)) = email::confirm(&state.db, key(&state)?, &token).await? else {
+        let page = page.with_form().await?;
+        return gone(page);
+    };
+    let detail = format!("{} confirmed", email::masked(&address));
+    events::record(&state.db, Kind::EmailChanged, Some(user), &ip, &detail).await?;
+    if let Some(old) = old {
+        let browser = crate::web::client::browser_label(&headers);
+        let at = events::format_time(crate::db::now());
+        state.part::<Outbox>().send(Mail {
+            to: old,
+            subject: "Your Pollstr email address was changed".into(),
+            body: format!(
+                "Hello,\n\nThe email address of your Pollstr account was changed to {} at {at}, \
+                 from {browser} at {ip}. This address will get no more mail from Pollstr.\n\n\
+                 If this was not you, log in, change your password and check your account page; \
+                 if you cannot log in, ask the site's staff for help.\n",
+                email::masked(&address)
+            ),
+        });
+    }
+    flash::push(
+        &page.session,
+        Level::Success,
+        format!("Your email address {address} is confirmed."),
+    )
+    .await?;
+    let to = if current_user(&page.session).await?.is_some() {
+        "/account/"
+    } else {
+        "/login/"
+    };
+    Ok(Redirect::to(to).into_response())
+}
