@@ -1,9 +1,10 @@
 //! Accounts: login, logout and registration pages, the logged-in user in the session, and
-//! password hashing.
+//! password hashing; the login with a passkey instead of the password (`passkey_login.rs`).
 
 mod change_password;
 mod confirm_password;
 mod overview;
+mod passkey_login;
 
 use askama::Template;
 
@@ -56,6 +57,7 @@ pub fn router(state: &AppState) -> Routes {
         .merge(change_password::router(state))
         .merge(overview::router())
         .merge(confirm_password::router())
+        .merge(passkey_login::router())
 }
 
 #[derive(Template)]

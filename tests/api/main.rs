@@ -15,6 +15,7 @@ mod lane;
 mod large_bodies;
 mod networks;
 mod page_reads;
+mod passkeys;
 mod password_change;
 mod polls;
 mod races;
