@@ -117,6 +117,10 @@ pub struct Ceremony<T> {
     /// The user's handle, for a passkey being added (the authenticator keeps it).
     #[serde(default)]
     pub user_handle: String,
+    /// The request the page carries (JSON): the same page shown again (a reload, a second tab)
+    /// carries the same request while it is fresh, instead of replacing it.
+    #[serde(default)]
+    pub options: String,
 }
 
 /// The Verify request this session is waiting on. The number is not the user's until the code

@@ -638,3 +638,44 @@ async fn a_passkey_answer_without_user_verification_is_refused(backend: Backend)
     let done = answer_on(&t, &page, &key.get(&options(&page, "/2fa/passkey/"))).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
 }
+
+/// The server time of a login by passkey against one by password (argon2id), printed: the
+/// figure in docs/passkeys.md. Ignored in the suite (a measurement, not a check):
+/// `cargo test --test api passkeys::measure -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn measure_a_passkey_login_against_a_password_login() {
+    let (app, _b, mut key) = app_with_key(Backend::Sqlite).await;
+    let median = |mut v: Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (mut by_password, mut by_passkey) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        let b = app.browser();
+        let login = b.get("/login/").await;
+        let start = std::time::Instant::now();
+        let fields = [("username", "test"), ("password", "test1234")];
+        let done = post_on(&b, &login, "/login/", &fields).await;
+        by_password.push(start.elapsed());
+        assert_eq!(done.status, StatusCode::SEE_OTHER);
+        let b = app.browser();
+        let login = b.get("/login/").await;
+        let credential = key.get(&signin_options(&b, &login).await);
+        let start = std::time::Instant::now();
+        let done = post_on(
+            &b,
+            &login,
+            "/login/passkey/",
+            &[("credential", &credential)],
+        )
+        .await;
+        by_passkey.push(start.elapsed());
+        assert_eq!(done.status, StatusCode::SEE_OTHER);
+    }
+    println!(
+        "median of 20: password login {:?}, passkey login {:?}",
+        median(by_password),
+        median(by_passkey)
+    );
+}

@@ -50,6 +50,11 @@ fn elsewhere(next: &SafeNext) -> Response {
 
 /// A new request for one of the user's passkeys, its ceremony kept in the session.
 async fn begin(state: &AppState, page: &Page, user: &SessionUser) -> AppResult<String> {
+    if let Some(pending) = session::PASSKEY_CHECK.get(&page.session).await? {
+        if super::reusable(&pending) {
+            return Ok(pending.options);
+        }
+    }
     let keys = store::of_user(&state.db, user.id)
         .await?
         .iter()
@@ -58,15 +63,17 @@ async fn begin(state: &AppState, page: &Page, user: &SessionUser) -> AppResult<S
     let (options, auth) = relying(state)?
         .start_passkey_authentication(&keys)
         .map_err(|e| anyhow::anyhow!("passkey authentication: {e}"))?;
+    let options = serde_json::to_string(&options).map_err(anyhow::Error::from)?;
     let ceremony = Ceremony {
         state: auth,
         at: crate::db::now(),
         user_handle: String::new(),
+        options: options.clone(),
     };
     session::PASSKEY_CHECK
         .insert(&page.session, ceremony)
         .await?;
-    Ok(serde_json::to_string(&options).map_err(anyhow::Error::from)?)
+    Ok(options)
 }
 
 async fn form(

@@ -73,6 +73,11 @@ fn valid_name(name: &str) -> Result<String, String> {
 
 /// The options of a new passkey, its ceremony kept in the session.
 async fn begin_adding(state: &AppState, page: &Page, user: &SessionUser) -> AppResult<String> {
+    if let Some(pending) = session::PASSKEY_ADD.get(&page.session).await? {
+        if super::reusable(&pending) {
+            return Ok(pending.options);
+        }
+    }
     let mine = store::of_user(&state.db, user.id).await?;
     let handle = match mine.first() {
         Some(p) => p.user_handle.clone(),
@@ -88,16 +93,6 @@ async fn begin_adding(state: &AppState, page: &Page, user: &SessionUser) -> AppR
     let (options, registration) = relying(state)?
         .start_passkey_registration(uuid, &user.username, &user.username, Some(exclude))
         .map_err(|e| anyhow::anyhow!("passkey registration: {e}"))?;
-    session::PASSKEY_ADD
-        .insert(
-            &page.session,
-            Ceremony {
-                state: registration,
-                at: crate::db::now(),
-                user_handle: handle,
-            },
-        )
-        .await?;
     // A discoverable credential where the authenticator can keep one, for the login without a
     // password (webauthn-rs asks for none by default; the ceremony's state does not depend on it).
     let mut options = serde_json::to_value(&options).map_err(anyhow::Error::from)?;
@@ -105,7 +100,15 @@ async fn begin_adding(state: &AppState, page: &Page, user: &SessionUser) -> AppR
         sel["residentKey"] = "preferred".into();
         sel["requireResidentKey"] = false.into();
     }
-    Ok(options.to_string())
+    let options = options.to_string();
+    let ceremony = Ceremony {
+        state: registration,
+        at: crate::db::now(),
+        user_handle: handle,
+        options: options.clone(),
+    };
+    session::PASSKEY_ADD.insert(&page.session, ceremony).await?;
+    Ok(options)
 }
 
 async fn render(

@@ -34,6 +34,12 @@ pub fn router(state: &AppState) -> Routes {
         .merge(login::router())
 }
 
+/// Whether a pending ceremony may still be shown again: begun less than half of
+/// [`STATE_LIFETIME`] ago, so that its page leaves time to answer.
+pub fn reusable<T>(ceremony: &crate::session::Ceremony<T>) -> bool {
+    !ceremony.options.is_empty() && crate::db::now() - ceremony.at <= STATE_LIFETIME / 2
+}
+
 /// The relying party, built once from the settings (a part of the state).
 pub struct Relying(Option<Webauthn>);
 

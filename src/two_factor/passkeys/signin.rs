@@ -28,6 +28,7 @@ pub async fn begin(state: &AppState, session: &Session) -> AppResult<String> {
         state: auth,
         at: crate::db::now(),
         user_handle: String::new(),
+        options: String::new(),
     };
     session::PASSKEY_SIGNIN.insert(session, ceremony).await?;
     Ok(serde_json::to_string(&options).map_err(anyhow::Error::from)?)
