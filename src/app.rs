@@ -49,6 +49,7 @@ pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppStat
         .with(large_bodies)
         .with(verifier)
         .with(HashQueue::default())
+        .with(two_factor::passkeys::Relying::new(&config.webauthn))
         .with(polls.clone());
     parts = parts.with(VoteQueue::start(db.clone(), polls));
     if let Some(pool) = db.as_postgres() {
@@ -191,6 +192,10 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
             }
             if let Err(e) = crate::users::email::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune email confirmation links");
+            }
+            let day_ago = crate::db::now() - 86400;
+            if let Err(e) = two_factor::passkeys::store::prune_challenges(&db, day_ago).await {
+                tracing::warn!(error = %e, "could not prune used passkey challenges");
             }
             if let Err(e) = two_factor::trusted::prune(&db).await {
                 tracing::warn!(error = %e, "could not prune trusted browsers");

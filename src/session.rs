@@ -48,6 +48,15 @@ pub const VERIFIED: Key<Verified> = Key::new("2fa_verified");
 pub const SMS_PENDING: Key<SmsPending> = Key::new("2fa_pending");
 /// The authenticator secret being set up, sealed (`two_factor::totp`).
 pub const TOTP_SETUP: Key<String> = Key::new("totp_setup");
+/// A passkey being added: its ceremony state (`two_factor::passkeys::manage`).
+pub const PASSKEY_ADD: Key<Ceremony<webauthn_rs::prelude::PasskeyRegistration>> =
+    Key::new("passkey_add");
+/// A passkey asked for as the second factor (`two_factor::passkeys::login`).
+pub const PASSKEY_CHECK: Key<Ceremony<webauthn_rs::prelude::PasskeyAuthentication>> =
+    Key::new("passkey_check");
+/// A passkey asked for instead of the password (`two_factor::passkeys::signin`).
+pub const PASSKEY_SIGNIN: Key<Ceremony<webauthn_rs::prelude::DiscoverableAuthentication>> =
+    Key::new("passkey_signin");
 /// When the password was last given in this session, Unix seconds (`two_factor::gate`'s
 /// sudo mode).
 pub const PASSWORD_AT: Key<i64> = Key::new("password_at");
@@ -96,6 +105,22 @@ impl Device {
 pub struct Verified {
     pub user_id: i64,
     pub at: i64,
+}
+
+/// A WebAuthn ceremony's state, kept only here (server-side, never in a cookie or a form) and
+/// taken out when its answer comes: each is answered once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ceremony<T> {
+    pub state: T,
+    /// When it began, Unix seconds (an older one than `passkeys::STATE_LIFETIME` is refused).
+    pub at: i64,
+    /// The user's handle, for a passkey being added (the authenticator keeps it).
+    #[serde(default)]
+    pub user_handle: String,
+    /// The request the page carries (JSON): the same page shown again (a reload, a second tab)
+    /// carries the same request while it is fresh, instead of replacing it.
+    #[serde(default)]
+    pub options: String,
 }
 
 /// The Verify request this session is waiting on. The number is not the user's until the code

@@ -101,6 +101,10 @@ fn main() -> std::process::ExitCode {
             an_authenticator_app_a_recovery_code_and_a_trusted_browser,
         ),
         trial(
+            "a_passkey_added_from_the_account_signs_in_alone_and_is_removed",
+            a_passkey_added_from_the_account_signs_in_alone_and_is_removed,
+        ),
+        trial(
             "a_staff_user_adds_and_schedules_polls_and_loads_a_fixture_in_the_admin",
             a_staff_user_adds_and_schedules_polls_and_loads_a_fixture_in_the_admin,
         ),
@@ -328,6 +332,71 @@ async fn an_authenticator_app_a_recovery_code_and_a_trusted_browser() {
         b.press("Confirm").await;
         b.expect_path("/polls/1/").await;
         b.expect_text("You used a recovery code. 9 are left.").await;
+    })
+    .await;
+}
+
+/// Passkeys with Chromium's virtual authenticator (resident keys, user verification): one
+/// added from `/account/`, a login with it alone (the autofill answers at once) and a vote, then
+/// removed with the password. Not one SMS is sent on the passkey journey. (The password with
+/// the passkey as second factor is in the API suite: this authenticator answers the login
+/// page's autofill before a password can be typed.)
+async fn a_passkey_added_from_the_account_signs_in_alone_and_is_removed() {
+    e2e(|b| async move {
+        b.goto("/polls/1/").await;
+        b.log_in("test", "test1234").await;
+        b.send_code_to(NUMBER, MASKED).await;
+        let code = b.server.code_for(MASKED).await;
+        b.enter_code(&code).await;
+        b.expect_path("/polls/1/").await;
+        let authenticator = json!({
+            "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+            "hasUserVerification": true, "isUserVerified": true, "isUserConsenting": true,
+        });
+        b.session_post("webauthn/authenticator", authenticator)
+            .await;
+        let sms = || {
+            b.server
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains("code for "))
+                .count()
+        };
+        let sent = sms();
+
+        b.follow("Account").await;
+        b.follow("add one").await;
+        b.expect_path("/account/passkeys/").await;
+        b.pictures("passkeys").await;
+        b.fill("#id_passkey_name", "This laptop").await;
+        b.press("Add a passkey").await;
+        b.expect_text("Your passkey \"This laptop\" is added.")
+            .await;
+        b.expect_text("on this device only").await;
+
+        // The passkey alone: both factors, then a vote.
+        b.press("Log out").await;
+        // Chromium's virtual authenticator answers the autofill request (conditional
+        // mediation) at once: the login page signs in by itself.
+        b.goto("/login/?next=/polls/1/").await;
+        let since = Instant::now();
+        while !b.path().await.starts_with("/polls/1/") {
+            assert!(since.elapsed() < PATIENCE, "no sign-in by passkey autofill");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        b.goto("/polls/1/").await;
+        b.vote("A beagle").await;
+
+        assert_eq!(sms(), sent, "no SMS on the passkey journey");
+
+        // Removed with the password.
+        b.goto("/account/passkeys/").await;
+        b.fill("input[name=password]", "test1234").await;
+        b.press("Remove").await;
+        b.expect_text("It was your last").await;
+        b.expect_text("You have no passkey yet.").await;
     })
     .await;
 }
@@ -818,8 +887,14 @@ impl Server {
     fn start(bin: &Path) -> Server {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let database_url = format!("sqlite://{}", dir.path().join("e2e.db").display());
+        // A free port named up front: passkeys need the browser on http://localhost:<port>
+        // (the RP ID `localhost`), and the default WEBAUTHN_ORIGIN takes POLLSTR_ADDR's port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
         let mut child = Server::command(bin, dir.path(), &database_url)
-            .env("POLLSTR_ADDR", "127.0.0.1:0")
+            .env("POLLSTR_ADDR", format!("127.0.0.1:{port}"))
             .env("POLLSTR_SEED_DEMO", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -832,6 +907,7 @@ impl Server {
             .unwrap_or_else(|_| panic!("pollstr did not start: {:?}", log.lock().unwrap()));
         let base = base.trim_end_matches('/').to_string();
         assert!(base.starts_with("http://127.0.0.1:"), "listening on {base}");
+        let base = base.replace("http://127.0.0.1:", "http://localhost:");
         Server {
             child,
             bin: bin.to_path_buf(),
@@ -1029,7 +1105,7 @@ impl Browser {
             // and no host name resolves, so whatever is left cannot leave the machine.
             "--disable-features=AutofillServerCommunication,PasswordLeakDetection,\
              NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate",
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
             "--hide-scrollbars",
             "--window-size=1280,900",
             &format!("--user-data-dir={}", profile.path().display()),

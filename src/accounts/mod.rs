@@ -1,12 +1,14 @@
 //! Accounts: login, logout and registration pages, the logged-in user in the session, and
 //! password hashing; the account page, sudo mode, changing the password, password-reset
-//! links (`reset`), and the email address (`email`).
+//! links (`reset`), the email address (`email`), and the login with a passkey instead of the
+//! password (`passkey_login.rs`).
 
 mod change_password;
 mod confirm_password;
 pub mod email;
 mod overview;
 pub mod reset;
+mod passkey_login;
 
 use askama::Template;
 
@@ -61,6 +63,7 @@ pub fn router(state: &AppState) -> Routes {
         .merge(confirm_password::router())
         .merge(reset::router())
         .merge(email::router())
+        .merge(passkey_login::router())
 }
 
 #[derive(Template)]

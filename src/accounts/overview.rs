@@ -11,7 +11,7 @@ use super::{current_user, users, SessionUser};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
 use crate::state::AppState;
-use crate::two_factor::{gate, recovery, sms, totp, trusted};
+use crate::two_factor::{gate, passkeys, recovery, sms, totp, trusted};
 use crate::web::routes::{get, post, Routes};
 use crate::web::{self, csrf, flash, when, ClientIp, Level, Page, PageContext};
 
@@ -35,6 +35,8 @@ pub struct AccountPage {
     pub ctx: PageContext,
     pub phone: Option<String>,
     pub authenticator_since: Option<String>,
+    /// How many passkeys the user has.
+    pub passkeys: usize,
     pub recovery_left: i64,
     pub email: String,
     pub email_confirmed: bool,
@@ -112,6 +114,7 @@ async fn overview(State(state): State<AppState>, page: Page) -> AppResult<Respon
         authenticator_since: totp::store::of_user(db, user.id)
             .await?
             .map(|f| when(f.created_at)),
+        passkeys: passkeys::store::of_user(db, user.id).await?.len(),
         recovery_left: recovery::store::left(db, user.id).await?,
         trusted: trusted::of_user(db, user.id)
             .await?

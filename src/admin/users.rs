@@ -18,7 +18,7 @@ use super::{Staff, PER_PAGE};
 use crate::error::{AppError, AppResult};
 use crate::events;
 use crate::state::AppState;
-use crate::two_factor::{gate, recovery, sms, totp, trusted};
+use crate::two_factor::{gate, passkeys, recovery, sms, totp, trusted};
 use crate::users;
 use crate::web::routes::{get, Routes};
 use crate::web::{self, flash, ClientIp, Level, Page, PageContext};
@@ -232,7 +232,7 @@ impl Action {
         match self {
             Action::ResetFactors => (
                 format!("Reset {name}'s second factor?"),
-                "Their proven phone number, authenticator app, recovery codes and trusted browsers are removed, and every session of theirs ends: at their next login they prove a phone number again.".into(),
+                "Their proven phone number, authenticator app, passkeys, recovery codes and trusted browsers are removed, and every session of theirs ends: at their next login they prove a phone number again.".into(),
                 "Reset the second factor",
             ),
             Action::EndSessions => (
@@ -377,10 +377,11 @@ async fn act(
             let browsers = end_sessions().await?;
             let phone = store::remove_phone(db, user.id).await?;
             let app = totp::store::remove(db, user.id).await?;
+            let keys = passkeys::store::remove_all(db, user.id).await?;
             recovery::store::remove_all(db, user.id).await?;
             (
                 format!(
-                    "reset the second factor of {name}: {}, {}, recovery codes and {browsers} trusted browser(s) removed, every session ended",
+                    "reset the second factor of {name}: {}, {}, {keys} passkey(s), recovery codes and {browsers} trusted browser(s) removed, every session ended",
                     if phone { "phone number" } else { "no phone number" },
                     if app { "authenticator app" } else { "no authenticator app" },
                 ),

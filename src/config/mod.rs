@@ -13,6 +13,7 @@ mod mail;
 #[cfg(test)]
 mod tests;
 mod verify;
+mod webauthn;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub use mail::{parse_smtp_url, MailConfig, SmtpSettings, SmtpTls};
 pub use verify::{
     SmsGuardConfig, VerifyBackend, VerifyChannel, VerifySettings, VonageApplication, VonageConfig,
 };
+pub use webauthn::WebauthnSettings;
 
 use env::Env;
 
@@ -77,6 +79,8 @@ pub struct Config {
     pub event_retention: Duration,
     /// Timeouts and the connection cap of the HTTP server.
     pub http: crate::server::HttpLimits,
+    /// The passkeys' relying party (`WEBAUTHN_RP_ID`, `WEBAUTHN_ORIGIN`).
+    pub webauthn: WebauthnSettings,
     /// Load the demo polls when the database has no polls and no users (`cargo run`), with
     /// the demo user test / test1234 in development only. Default: in development.
     pub seed_demo: bool,
@@ -119,6 +123,7 @@ impl Config {
             |_| "32 bytes in URL-safe base64 (43 characters) or hex (64): make one with `pollstr secret-key`".into(),
         )?;
         let limits = limits::read(env)?;
+        let webauthn = webauthn::read(env, &server.addr)?;
         // The connection cap counts an IPv6 peer as every per-address limit does.
         let http = crate::server::HttpLimits {
             ipv6_prefix: limits.ipv6_prefix,
@@ -173,6 +178,7 @@ impl Config {
                 "use e.g. 90d",
             )?,
             http,
+            webauthn,
             seed_demo,
         })
     }
@@ -250,6 +256,6 @@ impl Config {
                 ),
             ));
         }
-        Ok(())
+        self.webauthn.check_for_serving(&self.in_production())
     }
 }

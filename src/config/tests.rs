@@ -12,6 +12,66 @@ fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
     Config::from_lookup(|k| map.get(k).cloned())
 }
 
+/// The passkeys' relying party of a public test server.
+const RP_ID: (&str, &str) = ("WEBAUTHN_RP_ID", "polls.example.com");
+const ORIGIN: (&str, &str) = ("WEBAUTHN_ORIGIN", "https://polls.example.com");
+
+#[test]
+fn passkeys_work_on_localhost_and_a_public_server_refuses_what_cannot_work() {
+    let local = with(&[]).unwrap();
+    assert_eq!(local.webauthn.rp_id, "localhost");
+    assert_eq!(local.webauthn.origin.as_str(), "http://localhost:8000/");
+    let port = with(&[("POLLSTR_ADDR", "127.0.0.1:3000")]).unwrap();
+    assert_eq!(port.webauthn.origin.as_str(), "http://localhost:3000/");
+    // A domain the origin is not under, an origin with a path, an RP ID with a scheme.
+    for (pairs, name) in [
+        (
+            &[RP_ID, ("WEBAUTHN_ORIGIN", "https://evil.example")][..],
+            "WEBAUTHN_RP_ID",
+        ),
+        (
+            &[RP_ID, ("WEBAUTHN_ORIGIN", "https://polls.example.com/x")][..],
+            "WEBAUTHN_ORIGIN",
+        ),
+        (
+            &[("WEBAUTHN_RP_ID", "https://polls.example.com"), ORIGIN][..],
+            "WEBAUTHN_RP_ID",
+        ),
+    ] {
+        assert_eq!(with(pairs).unwrap_err().name, name, "{pairs:?}");
+    }
+    let sub = with(&[("WEBAUTHN_RP_ID", "example.com"), ORIGIN]).unwrap();
+    assert_eq!(sub.webauthn.rp_id, "example.com");
+    // A public server: https, and the site's domain.
+    let key = crate::crypto::SecretKey::generate().encode();
+    let public = [
+        ("POLLSTR_ADDR", "0.0.0.0:8000"),
+        ("VERIFY_BACKEND", "console"),
+        ("POLLSTR_SECRET_KEY", key.as_str()),
+    ];
+    let e = with(&public).unwrap().check_for_serving().unwrap_err();
+    assert_eq!(e.name, "WEBAUTHN_ORIGIN", "{e}");
+    let plain = [
+        &public[..],
+        &[RP_ID, ("WEBAUTHN_ORIGIN", "http://polls.example.com")],
+    ]
+    .concat();
+    let e = with(&plain).unwrap().check_for_serving().unwrap_err();
+    assert_eq!(e.name, "WEBAUTHN_ORIGIN", "{e}");
+    let local_name = [
+        &public[..],
+        &[
+            ("WEBAUTHN_RP_ID", "localhost"),
+            ("WEBAUTHN_ORIGIN", "https://localhost"),
+        ],
+    ]
+    .concat();
+    let e = with(&local_name).unwrap().check_for_serving().unwrap_err();
+    assert_eq!(e.name, "WEBAUTHN_RP_ID", "{e}");
+    let good = [&public[..], &[RP_ID, ORIGIN]].concat();
+    assert!(with(&good).unwrap().check_for_serving().is_ok());
+}
+
 #[test]
 fn defaults_are_a_local_console_setup() {
     let c = with(&[]).unwrap();
@@ -59,6 +119,8 @@ fn a_public_address_needs_keys_or_an_explicit_console_and_has_no_demo_user() {
         ("POLLSTR_ADDR", "0.0.0.0:8000"),
         ("VERIFY_BACKEND", "console"),
         ("POLLSTR_SECRET_KEY", &key),
+        RP_ID,
+        ORIGIN,
     ])
     .unwrap();
     assert!(console.check_for_serving().is_ok());
@@ -67,6 +129,8 @@ fn a_public_address_needs_keys_or_an_explicit_console_and_has_no_demo_user() {
         ("NEXMO_API_KEY", "k"),
         ("NEXMO_API_SECRET", "s"),
         ("POLLSTR_SECRET_KEY", &key),
+        RP_ID,
+        ORIGIN,
     ])
     .unwrap();
     assert!(keys.check_for_serving().is_ok());
@@ -108,7 +172,12 @@ fn behind_a_proxy_or_told_so_is_production() {
         assert_eq!(e.name, "POLLSTR_SECRET_KEY", "{production:?}");
         let keyed = [
             production,
-            &[("VERIFY_BACKEND", "console"), ("POLLSTR_SECRET_KEY", &key)],
+            &[
+                ("VERIFY_BACKEND", "console"),
+                ("POLLSTR_SECRET_KEY", &key),
+                RP_ID,
+                ORIGIN,
+            ],
         ]
         .concat();
         assert!(with(&keyed).unwrap().check_for_serving().is_ok());

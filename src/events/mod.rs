@@ -44,6 +44,11 @@ pub enum Kind {
     EmailChanged,
     /// The SMS pumping guard paused sends to a country (no user: the site's event).
     SmsCountryPaused,
+    /// A passkey's answer refused outside a login's code check (adding one, the login without a
+    /// password).
+    PasskeyRefused,
+    /// A passkey's signature counter went backwards: the credential may have been cloned.
+    PasskeyCounterBackwards,
     /// Something a staff user did in the admin; the detail names the admin and the target.
     AdminAction,
 }
@@ -71,6 +76,8 @@ impl Kind {
             Kind::TrustedBrowsersForgotten => "trusted_browsers_forgotten",
             Kind::EmailChanged => "email_changed",
             Kind::SmsCountryPaused => "sms_country_paused",
+            Kind::PasskeyRefused => "passkey_refused",
+            Kind::PasskeyCounterBackwards => "passkey_counter_backwards",
             Kind::AdminAction => "admin_action",
         }
     }

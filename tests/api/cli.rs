@@ -225,6 +225,8 @@ async fn a_public_server_has_safe_defaults() {
             ),
             // Plain HTTP in the test: cookies without the Secure flag.
             ("SESSION_SECURE", "false"),
+            ("WEBAUTHN_RP_ID", "polls.example.com"),
+            ("WEBAUTHN_ORIGIN", "https://polls.example.com"),
         ],
         "0.0.0.0:0",
     );
@@ -305,6 +307,8 @@ async fn a_server_behind_a_proxy_is_production() {
         ("VERIFY_BACKEND", "console"),
         ("POLLSTR_SECRET_KEY", key.as_str()),
         ("POLLSTR_SEED_DEMO", "true"),
+        ("WEBAUTHN_RP_ID", "polls.example.com"),
+        ("WEBAUTHN_ORIGIN", "https://polls.example.com"),
     ];
     let server = crate::scaling::Instance::start(dir.path(), &keyed);
     let res = reqwest::get(format!("{}/login/", server.base))

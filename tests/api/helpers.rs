@@ -409,7 +409,7 @@ pub struct Page {
 }
 
 impl Page {
-    async fn from(res: Response) -> Page {
+    pub async fn from(res: Response) -> Page {
         let status = res.status();
         let headers = res.headers().clone();
         let location = headers

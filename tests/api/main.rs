@@ -17,6 +17,7 @@ mod large_bodies;
 mod mail;
 mod networks;
 mod page_reads;
+mod passkeys;
 mod password_change;
 mod password_reset;
 mod polls;

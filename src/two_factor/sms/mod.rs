@@ -85,7 +85,11 @@ pub async fn new(
     let Some(user) = page.ctx.user.clone() else {
         return Ok(login_redirect("/2fa/", &next));
     };
-    // An authenticator app is offered first; this page stays one link away.
+    // A passkey is offered first, then an authenticator app; this page stays one link away.
+    let chosen = q.method.is_some() || q.change.is_some();
+    if !chosen && super::passkeys::store::has_any(&state.db, user.id).await? {
+        return Ok(next.redirect("/2fa/passkey/"));
+    }
     if q.method.as_deref() != Some("sms") && super::totp::has_factor(&state, user.id).await? {
         return Ok(next.redirect("/2fa/totp/"));
     }
