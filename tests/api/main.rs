@@ -6,6 +6,7 @@ mod admin;
 mod bursts;
 mod call_me;
 mod cli;
+mod closing;
 mod counts;
 mod events;
 mod fake_verify_v2;
