@@ -14,11 +14,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::store::{self, ChoiceEdit, PollEdit, PollRow, Saved};
-use crate::polls::closing::{self, Visibility};
-use crate::polls::store as poll_store;
 use super::{Staff, PER_PAGE};
 use crate::error::{AppError, AppResult};
 use crate::polls::cache::PollCache;
+use crate::polls::closing::{self, Visibility};
+use crate::polls::store as poll_store;
 use crate::state::AppState;
 use crate::two_factor::gate;
 use crate::web::routes::{get, post, Routes};
@@ -572,7 +572,11 @@ fn validate(
 
 /// The closing date and time (optional: both empty, the poll stays open; after the
 /// publication) and the results' visibility, read into the form; the closing time to save.
-fn validate_closing(sent: &SentForm, form: &mut PollFormPage, pub_date: Option<i64>) -> Option<i64> {
+fn validate_closing(
+    sent: &SentForm,
+    form: &mut PollFormPage,
+    pub_date: Option<i64>,
+) -> Option<i64> {
     form.close_date = sent.get("close_date").chars().take(40).collect();
     form.close_time = sent.get("close_time").chars().take(40).collect();
     match Visibility::from_key(sent.get("results_visibility")) {
@@ -871,7 +875,10 @@ async fn close_now(
         changed(&state);
         let what = format!("closed poll #{id} {:?}", poll.question_text);
         super::record(&state, &staff, None, &ip, &what).await?;
-        format!("The poll “{}” is closed: its results are final.", poll.question_text)
+        format!(
+            "The poll “{}” is closed: its results are final.",
+            poll.question_text
+        )
     } else {
         format!("The poll “{}” was closed already.", poll.question_text)
     };

@@ -93,6 +93,9 @@ mod tests {
 
     #[test]
     fn no_votes_is_no_share() {
-        assert_eq!(results_csv(&[choice("a", 0)]), "choice,votes,share\r\na,0,0.0\r\n");
+        assert_eq!(
+            results_csv(&[choice("a", 0)]),
+            "choice,votes,share\r\na,0,0.0\r\n"
+        );
     }
 }

@@ -335,7 +335,13 @@ pub async fn vote(
         return Ok((StatusCode::CONFLICT, body).into_response());
     }
     let view = load_view(&state, question_id, &page, None).await?;
-    let body = detail_page(&state, page, view, Some("You didn't select a choice.".into())).await?;
+    let body = detail_page(
+        &state,
+        page,
+        view,
+        Some("You didn't select a choice.".into()),
+    )
+    .await?;
     Ok((StatusCode::BAD_REQUEST, web::render(&body)?).into_response())
 }
 
@@ -432,9 +438,7 @@ async fn results_page(
         mine,
     } = view;
     let now = crate::db::now();
-    let closed = question
-        .is_closed(now)
-        .then(|| question.closed_message());
+    let closed = question.is_closed(now).then(|| question.closed_message());
     let total: i64 = choices.iter().map(|c| c.votes).sum();
     let rows = choices
         .into_iter()

@@ -532,7 +532,10 @@ pub async fn reopen(db: &Db, question_id: i64) -> sqlx::Result<bool> {
 
 /// A published poll's closing time and recorded close, read now (not through any cache):
 /// `None` if there is no such published poll.
-pub async fn closing(db: &Db, question_id: i64) -> sqlx::Result<Option<(Option<i64>, Option<i64>)>> {
+pub async fn closing(
+    db: &Db,
+    question_id: i64,
+) -> sqlx::Result<Option<(Option<i64>, Option<i64>)>> {
     with_db!(db, p => sqlx::query_as::<_, (Option<i64>, Option<i64>)>(
         "SELECT closes_at, closed_at FROM questions WHERE id = $1 AND pub_date <= $2",
     )

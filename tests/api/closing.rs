@@ -82,7 +82,11 @@ async fn a_closed_poll_takes_no_vote_and_shows_final_results(backend: crate::hel
 
     let closed = staff_action(&staff, 1, "close").await;
     assert_eq!(closed.status, StatusCode::SEE_OTHER, "{}", closed.text());
-    assert!(app.scalar("SELECT closed_at FROM questions WHERE id = 1").await > 0);
+    assert!(
+        app.scalar("SELECT closed_at FROM questions WHERE id = 1")
+            .await
+            > 0
+    );
 
     // A vote sent from the page opened before the close: 409, nothing written.
     let refused = voter
@@ -167,7 +171,10 @@ async fn a_burst_of_votes_racing_the_close_is_counted_before_it_or_refused(
     }
     counts_match_rows(&app).await;
     let after = staff.get("/polls/1/results.csv").await;
-    assert_eq!(at_close.body, after.body, "the counts changed after the close");
+    assert_eq!(
+        at_close.body, after.body,
+        "the counts changed after the close"
+    );
     // No vote row was written after the close was recorded.
     let closed_at = app
         .scalar("SELECT closed_at FROM questions WHERE id = 1")
@@ -201,12 +208,14 @@ async fn a_poll_past_its_closing_time_is_closed_and_recorded(backend: crate::hel
     // Reading its results records the close.
     let results = voter.get("/polls/1/results/").await;
     assert!(results.has("These results are final"));
-    assert!(app.scalar("SELECT closed_at FROM questions WHERE id = 1").await >= past);
+    assert!(
+        app.scalar("SELECT closed_at FROM questions WHERE id = 1")
+            .await
+            >= past
+    );
 }
 
-async fn the_admin_sets_a_closing_time_and_who_sees_the_results(
-    backend: crate::helpers::Backend,
-) {
+async fn the_admin_sets_a_closing_time_and_who_sees_the_results(backend: crate::helpers::Backend) {
     let app = app(backend).await;
     let staff = app.staff_browser().await;
     // Before the publication: refused.
@@ -256,7 +265,10 @@ async fn the_admin_sets_a_closing_time_and_who_sees_the_results(
         ("close_time", "10:30"),
         ("results_visibility", "closed"),
     ] {
-        assert!(fields.contains(&(name.into(), value.into())), "{name}: {fields:?}");
+        assert!(
+            fields.contains(&(name.into(), value.into())),
+            "{name}: {fields:?}"
+        );
     }
     assert!(page.has("Close now"));
 }
@@ -285,7 +297,10 @@ async fn the_list_shows_open_polls_first_with_their_end(backend: crate::helpers:
     assert!(text.contains("Closes in 3 days"), "{text}");
     let closed_at = text.find("Closed").expect("closed poll shown");
     let closes_in = text.find("Closes in 3 days").unwrap();
-    assert!(closes_in < closed_at, "an open poll is listed first: {text}");
+    assert!(
+        closes_in < closed_at,
+        "an open poll is listed first: {text}"
+    );
 }
 
 async fn results_after_voting_are_hidden_from_non_voters_but_staff(
@@ -314,7 +329,10 @@ async fn results_after_voting_are_hidden_from_non_voters_but_staff(
     let shown = voter.get("/polls/1/results/").await;
     assert_eq!(shown.status, StatusCode::OK);
     assert!(shown.has("1 vote in total"));
-    assert_eq!(voter.get("/polls/1/results.csv").await.status, StatusCode::OK);
+    assert_eq!(
+        voter.get("/polls/1/results.csv").await.status,
+        StatusCode::OK
+    );
     // Staff, who did not vote, always.
     assert_eq!(staff.get("/polls/1/results/").await.status, StatusCode::OK);
     let csv = staff.get("/polls/1/results.csv").await;
@@ -322,9 +340,7 @@ async fn results_after_voting_are_hidden_from_non_voters_but_staff(
     assert!(csv.body.starts_with("choice,votes,share\r\n"));
 }
 
-async fn results_after_closing_are_hidden_until_the_poll_closes(
-    backend: crate::helpers::Backend,
-) {
+async fn results_after_closing_are_hidden_until_the_poll_closes(backend: crate::helpers::Backend) {
     let app = app(backend).await;
     app.execute("UPDATE questions SET results_visibility = 'closed' WHERE id = 1")
         .await;
@@ -376,10 +392,20 @@ async fn the_csv_export_neutralises_formulas(backend: crate::helpers::Backend) {
         .to_str()
         .unwrap()
         .starts_with("text/csv"));
-    assert!(csv.body.contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",0,0.0\r\n"), "{}", csv.body);
+    assert!(
+        csv.body
+            .contains("\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",0,0.0\r\n"),
+        "{}",
+        csv.body
+    );
     assert!(csv.body.contains("'@SUM(1+1),0,0.0\r\n"), "{}", csv.body);
     for line in csv.body.lines().skip(1) {
-        assert!(!line.trim_start_matches('"').starts_with(['=', '+', '-', '@']), "{line}");
+        assert!(
+            !line
+                .trim_start_matches('"')
+                .starts_with(['=', '+', '-', '@']),
+            "{line}"
+        );
     }
 }
 
@@ -403,8 +429,76 @@ async fn export_results_writes_the_csv(backend: crate::helpers::Backend) {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let csv = std::fs::read_to_string(&out).unwrap();
-    assert!(csv.starts_with("choice,votes,share\r\nA beagle,1,100.0\r\n"), "{csv}");
+    assert!(
+        csv.starts_with("choice,votes,share\r\nA beagle,1,100.0\r\n"),
+        "{csv}"
+    );
     let o = run(vec!["export-results".into(), "999".into()]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("there is no published poll 999"));
+}
+
+/// PostgreSQL, where votes are written by many connections (and many instances) at once: a
+/// close waits for a vote transaction in progress, so the counts read as soon as the close is
+/// recorded include it and never change after. (On SQLite the one write lock orders them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(pollstr_postgres),
+    ignore = "needs TEST_DATABASE_URL (a PostgreSQL server)"
+)]
+async fn a_close_waits_for_the_votes_being_written() {
+    use pollstr::db::Db;
+    use pollstr::polls::store;
+    let app = TestApp::seeded(crate::helpers::Backend::Postgres).await;
+    let user = pollstr::users::create(&app.db, "held", "!").await.unwrap();
+    let Db::Postgres(pool) = &app.db else {
+        unreachable!()
+    };
+    // A vote written as the vote statement writes it, its transaction still open.
+    let mut held = pool.begin().await.unwrap();
+    let written = sqlx::query(
+        "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
+         SELECT $1, q.id, 2, $2 FROM questions q \
+         WHERE q.id = 1 AND q.closed_at IS NULL AND (q.closes_at IS NULL OR q.closes_at > $2)",
+    )
+    .bind(user)
+    .bind(pollstr::db::now())
+    .execute(&mut *held)
+    .await
+    .unwrap();
+    assert_eq!(written.rows_affected(), 1);
+    let db = app.db.clone();
+    let close = tokio::spawn(async move { store::record_close(&db, 1, true).await.unwrap() });
+    let votes = |db: Db| async move {
+        let view = store::poll_view(&db, 1, 0).await.unwrap().unwrap();
+        view.choices.iter().map(|c| c.votes).collect::<Vec<_>>()
+    };
+    // Either the close waits on a lock (as it must), or it finished first (the bug).
+    let at_close = loop {
+        if close.is_finished() {
+            break Some(votes(app.db.clone()).await);
+        }
+        let waiting = app
+            .scalar(
+                "SELECT COUNT(*) FROM pg_locks WHERE NOT granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .await;
+        if waiting > 0 {
+            break None;
+        }
+        tokio::task::yield_now().await;
+    };
+    held.commit().await.unwrap();
+    assert!(close.await.unwrap());
+    let at_close = match at_close {
+        Some(v) => v,
+        None => votes(app.db.clone()).await,
+    };
+    assert_eq!(
+        at_close,
+        vec![0, 1, 0, 0],
+        "the close did not wait for the vote"
+    );
+    assert_eq!(votes(app.db.clone()).await, at_close);
 }
