@@ -1,5 +1,5 @@
 //! The `pollstr` command: serve (default), migrate, loaddata, dumpdata, events, recount,
-//! createuser, set-password.
+//! export-results, createuser, set-password.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -79,6 +79,15 @@ enum Command {
         /// Read the password from standard input (one line).
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Write a poll's results as CSV (choice, votes, share), as staff see them; a closed poll's
+    /// close is recorded first, so its results are final.
+    ExportResults {
+        /// The poll's id.
+        id: i64,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Create a user; the password is asked for, or read from standard input.
     Createuser {
@@ -172,6 +181,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Recount => recount(&config).await,
+        Command::ExportResults { id, output } => {
+            let db = app::connect(&config).await?;
+            let csv = pollstr::polls::export::export(&db, id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("there is no published poll {id}"))?;
+            match output {
+                Some(path) => std::fs::write(&path, csv)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+                None => print!("{csv}"),
+            }
+            Ok(())
+        }
         Command::Createuser {
             username,
             password_stdin,

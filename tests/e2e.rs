@@ -112,6 +112,10 @@ fn main() -> std::process::ExitCode {
             "a_forgotten_password_is_reset_with_an_admins_link_then_the_second_factor",
             a_forgotten_password_is_reset_with_an_admins_link_then_the_second_factor,
         ),
+        trial(
+            "staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_final_results",
+            staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_final_results,
+        ),
     ];
     let trials = trials
         .into_iter()
@@ -710,6 +714,87 @@ async fn a_forgotten_password_is_reset_with_an_admins_link_then_the_second_facto
     .await;
 }
 
+/// Staff give a poll a closing time and results shown only after it closes; a voter votes and
+/// is told the results come at the close; staff close it now; the voter sees the final results,
+/// and the list marks it closed (docs/polls.md).
+async fn staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_final_results() {
+    e2e(|b| async move {
+        b.server.createuser("boss", "purple-otter-42", &["--staff"]);
+        b.goto("/admin/polls/1/").await;
+        b.log_in("boss", "purple-otter-42").await;
+        let (number, masked) = ("+44 7400 600033", "+44 •••• ••0033");
+        b.send_code_to(number, masked).await;
+        let code = b.server.code_for(masked).await;
+        b.trust_this_browser().await;
+        b.enter_code(&code).await;
+        b.expect_path("/admin/polls/1/").await;
+        b.js(
+            "document.querySelector('#id_close_date').value = '2999-01-01'; \
+             document.querySelector('#id_close_time').value = '09:00';",
+            vec![],
+        )
+        .await;
+        b.js(
+            "document.querySelector('#id_results_visibility').value = 'closed';",
+            vec![],
+        )
+        .await;
+        b.press("Save").await;
+        b.expect_text("was changed").await;
+        assert_eq!(b.value("#id_close_date").await, "2999-01-01");
+        assert_eq!(b.value("#id_results_visibility").await, "closed");
+        b.pictures("admin-poll-closing").await;
+        b.press("Log out").await;
+
+        // The voter: the poll says when it closes; after the vote, the results wait.
+        b.goto("/polls/1/").await;
+        b.log_in("test", "test1234").await;
+        b.send_code_to(NUMBER, MASKED).await;
+        let code = b.server.code_for(MASKED).await;
+        b.enter_code(&code).await;
+        b.expect_path("/polls/1/").await;
+        b.expect_text("Voting closes at 2999-01-01 09:00 UTC.")
+            .await;
+        let links = b.texts("a").await;
+        assert!(!links.contains(&"See results".to_string()), "{links:?}");
+        b.vote("A cat").await;
+        b.expect_path("/polls/1/").await;
+        b.expect_text("Your vote was counted. The results of this poll are shown when it closes.")
+            .await;
+        b.press("Log out").await;
+
+        // Staff close it now.
+        b.goto("/admin/polls/1/").await;
+        b.log_in("boss", "purple-otter-42").await;
+        b.expect_path("/admin/polls/1/").await;
+        b.press("Close now").await;
+        b.expect_text("is closed: its results are final").await;
+        b.press("Log out").await;
+
+        // The voter sees the final results, and the list shows the poll closed, last.
+        b.goto("/polls/1/").await;
+        b.log_in("test", "test1234").await;
+        b.press("Send code").await;
+        b.expect_path("/2fa/verify/").await;
+        let code = b.server.code_for(MASKED).await;
+        b.enter_code(&code).await;
+        b.expect_path("/polls/1/").await;
+        b.expect_text("FINAL RESULTS").await;
+        b.expect_text("A cat (your vote) 1 vote · 100%").await;
+        b.expect_text("These results are final.").await;
+        b.pictures("poll-closed").await;
+        b.goto("/polls/").await;
+        let cards = b.texts(".poll-card").await;
+        assert!(
+            cards.last().is_some_and(
+                |c| c.contains("Closed") && c.contains("What is your favorite kind of dog?")
+            ),
+            "{cards:?}"
+        );
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Running a test: prerequisites, the server, chromedriver, the browser
 
@@ -1293,6 +1378,15 @@ impl Browser {
         self.expect_path("/2fa/verify/").await;
         self.expect_text(&format!("We have sent a code to {masked}."))
             .await;
+    }
+
+    /// On the code page: ticks "Trust this browser" (the next login skips the second factor).
+    async fn trust_this_browser(&self) {
+        self.find("input[name=remember]")
+            .await
+            .click()
+            .await
+            .expect("tick Trust this browser");
     }
 
     async fn enter_code(&self, code: &str) {

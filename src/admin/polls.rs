@@ -17,9 +17,11 @@ use super::store::{self, ChoiceEdit, PollEdit, PollRow, Saved};
 use super::{Staff, PER_PAGE};
 use crate::error::{AppError, AppResult};
 use crate::polls::cache::PollCache;
+use crate::polls::closing::{self, Visibility};
+use crate::polls::store as poll_store;
 use crate::state::AppState;
 use crate::two_factor::gate;
-use crate::web::routes::{get, Routes};
+use crate::web::routes::{get, post, Routes};
 use crate::web::{self, csrf, flash, ClientIp, Form, Level, Page, PageContext};
 
 /// Django's `max_length` of `Question.question_text` and `Choice.choice_text`.
@@ -40,6 +42,8 @@ pub fn router(state: &AppState) -> Routes {
         .route("/admin/polls/", get(list))
         .route("/admin/polls/new/", get(new_form).post(create))
         .route("/admin/polls/{id}/", get(edit_form).post(save))
+        .route("/admin/polls/{id}/close/", post(close_now))
+        .route("/admin/polls/{id}/reopen/", post(reopen))
         .merge(sudo)
 }
 
@@ -246,6 +250,15 @@ pub struct PollFormPage {
     pub question_text: String,
     pub pub_date: String,
     pub pub_time: String,
+    /// The closing date and time (both empty: the poll stays open).
+    pub close_date: String,
+    pub close_time: String,
+    pub close_error: Option<String>,
+    /// "This poll closed on …" when its close is recorded (Reopen to change it).
+    pub closed: Option<String>,
+    /// Whether the poll, as saved, is closed now (by its time or staff's Close now).
+    pub is_closed: bool,
+    pub visibility: Visibility,
     pub rows: Vec<ChoiceRow>,
     pub question_error: Option<String>,
     pub date_error: Option<String>,
@@ -260,9 +273,14 @@ pub struct PollFormPage {
 }
 
 impl PollFormPage {
+    pub fn visibilities(&self) -> [Visibility; 3] {
+        Visibility::ALL
+    }
+
     pub fn has_errors(&self) -> bool {
         self.question_error.is_some()
             || self.date_error.is_some()
+            || self.close_error.is_some()
             || self.choices_error.is_some()
             || self.rows.iter().any(|r| r.error.is_some())
     }
@@ -333,6 +351,12 @@ fn form_page(ctx: PageContext, poll_id: Option<i64>) -> PollFormPage {
         question_text: String::new(),
         pub_date: String::new(),
         pub_time: String::new(),
+        close_date: String::new(),
+        close_time: String::new(),
+        close_error: None,
+        closed: None,
+        is_closed: false,
+        visibility: Visibility::Always,
         rows: Vec::new(),
         question_error: None,
         date_error: None,
@@ -365,7 +389,16 @@ async fn edit_form(
     let mut form = form_page(page.ctx, Some(id));
     form.question_text = poll.question_text;
     (form.pub_date, form.pub_time) = date_and_time(poll.pub_date);
-    form.scheduled = poll.pub_date > crate::db::now();
+    let now = crate::db::now();
+    form.scheduled = poll.pub_date > now;
+    if let Some(t) = poll.closes_at {
+        (form.close_date, form.close_time) = date_and_time(t);
+    }
+    form.is_closed = closing::is_closed(poll.closes_at, poll.closed_at, now);
+    form.closed = poll
+        .closed_at
+        .map(|_| closing::closed_message(poll.closes_at.or(poll.closed_at)));
+    form.visibility = Visibility::parse(&poll.results_visibility);
     form.rows = choices
         .into_iter()
         .enumerate()
@@ -442,6 +475,7 @@ fn validate(
             None
         }
     };
+    let closes_at = validate_closing(sent, form, pub_date);
     form.confirm_votes = sent.get("confirm_votes").parse().unwrap_or(0);
     let mut edits: Vec<(i64, usize, ChoiceEdit)> = Vec::new();
     for (index, n) in sent.rows()?.into_iter().enumerate() {
@@ -528,9 +562,43 @@ fn validate(
             id: form.poll_id,
             question_text: question,
             pub_date,
+            closes_at,
+            results_visibility: form.visibility.key().to_string(),
             choices,
         })),
         _ => Ok(None),
+    }
+}
+
+/// The closing date and time (optional: both empty, the poll stays open; after the
+/// publication) and the results' visibility, read into the form; the closing time to save.
+fn validate_closing(
+    sent: &SentForm,
+    form: &mut PollFormPage,
+    pub_date: Option<i64>,
+) -> Option<i64> {
+    form.close_date = sent.get("close_date").chars().take(40).collect();
+    form.close_time = sent.get("close_time").chars().take(40).collect();
+    match Visibility::from_key(sent.get("results_visibility")) {
+        Some(v) => form.visibility = v,
+        None => form.close_error = Some("Choose who sees the results.".into()),
+    }
+    if form.close_date.trim().is_empty() {
+        if !form.close_time.trim().is_empty() {
+            form.close_error = Some("Enter the closing date too, or clear the time.".into());
+        }
+        return None;
+    }
+    match parse_date_and_time(&form.close_date, &form.close_time) {
+        Ok(t) if pub_date.is_some_and(|p| t <= p) => {
+            form.close_error = Some("The poll must close after it is published.".into());
+            None
+        }
+        Ok(t) => Some(t),
+        Err(e) => {
+            form.close_error = Some(e.into());
+            None
+        }
     }
 }
 
@@ -786,4 +854,60 @@ async fn delete(
         }
         Saved::Missing | Saved::Duplicate(_) => Err(AppError::NotFound),
     }
+}
+
+// -- Closing and reopening --------------------------------------------------------------------
+
+/// *Close now*: the poll stops taking votes at once; its close is recorded with the votes held
+/// still, so its counts are final (`polls::store::record_close`).
+async fn close_now(
+    State(state): State<AppState>,
+    staff: Staff,
+    ClientIp(ip): ClientIp,
+    page: Page,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let id = web::parse_id(&id)?;
+    let (poll, _) = store::poll(&state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let text = if poll_store::record_close(&state.db, id, true).await? {
+        changed(&state);
+        let what = format!("closed poll #{id} {:?}", poll.question_text);
+        super::record(&state, &staff, None, &ip, &what).await?;
+        format!(
+            "The poll “{}” is closed: its results are final.",
+            poll.question_text
+        )
+    } else {
+        format!("The poll “{}” was closed already.", poll.question_text)
+    };
+    flash::push(&page.session, Level::Success, text).await?;
+    Ok(Redirect::to(&format!("/admin/polls/{id}/")).into_response())
+}
+
+/// *Reopen*: the poll takes votes again, with no closing time.
+async fn reopen(
+    State(state): State<AppState>,
+    staff: Staff,
+    ClientIp(ip): ClientIp,
+    page: Page,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let id = web::parse_id(&id)?;
+    let (poll, _) = store::poll(&state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if !poll_store::reopen(&state.db, id).await? {
+        return Err(AppError::NotFound);
+    }
+    changed(&state);
+    let what = format!("reopened poll #{id} {:?}", poll.question_text);
+    super::record(&state, &staff, None, &ip, &what).await?;
+    let text = format!(
+        "The poll “{}” is open again, with no closing time.",
+        poll.question_text
+    );
+    flash::push(&page.session, Level::Success, text).await?;
+    Ok(Redirect::to(&format!("/admin/polls/{id}/")).into_response())
 }

@@ -118,6 +118,9 @@ pub struct PollRecord {
     pub id: i64,
     pub question_text: String,
     pub pub_date: i64,
+    pub closes_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    pub results_visibility: String,
 }
 
 /// A choice with its votes (imported and cast), in the poll's order.
@@ -130,7 +133,8 @@ pub struct ChoiceRecord {
 
 pub async fn poll(db: &Db, id: i64) -> sqlx::Result<Option<(PollRecord, Vec<ChoiceRecord>)>> {
     let question = with_db!(db, p => sqlx::query_as::<_, PollRecord>(
-        "SELECT id, question_text, pub_date FROM questions WHERE id = $1",
+        "SELECT id, question_text, pub_date, closes_at, closed_at, results_visibility \
+         FROM questions WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(p)
@@ -165,6 +169,10 @@ pub struct PollEdit {
     pub id: Option<i64>,
     pub question_text: String,
     pub pub_date: i64,
+    /// When it stops taking votes; a poll whose close is recorded keeps its own (reopen first).
+    pub closes_at: Option<i64>,
+    /// `polls::closing::Visibility`'s key.
+    pub results_visibility: String,
     pub choices: Vec<ChoiceEdit>,
 }
 
@@ -244,10 +252,15 @@ async fn save_poll_once(
             .await?;
         let id = match edit.id {
             Some(id) => {
-                let done = sqlx::query("UPDATE questions SET question_text = $1, pub_date = $2 WHERE id = $3")
+                let done = sqlx::query(
+                    "UPDATE questions SET question_text = $1, pub_date = $2, results_visibility = $4, \
+                       closes_at = CASE WHEN closed_at IS NULL THEN $5 ELSE closes_at END WHERE id = $3",
+                )
                     .bind(&edit.question_text)
                     .bind(edit.pub_date)
                     .bind(id)
+                    .bind(&edit.results_visibility)
+                    .bind(edit.closes_at)
                     .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() == 0 {
@@ -256,10 +269,13 @@ async fn save_poll_once(
                 id
             }
             None => sqlx::query_scalar::<_, i64>(
-                "INSERT INTO questions (question_text, pub_date) VALUES ($1, $2) RETURNING id",
+                "INSERT INTO questions (question_text, pub_date, closes_at, results_visibility) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
             )
             .bind(&edit.question_text)
             .bind(edit.pub_date)
+            .bind(edit.closes_at)
+            .bind(&edit.results_visibility)
             .fetch_one(&mut *tx)
             .await?,
         };

@@ -10,6 +10,8 @@
 //!   [`TTL`]. Another instance may have counted a vote a moment ago, so the snapshot decides:
 //!   a voter whose vote that snapshot did not see gets the poll read again (`prefetch`). Other
 //!   people's votes show within [`TTL`], as an edit of the poll does.
+//! - **Who sees each poll's results**, on both backends, for [`TTL`]: what a counted vote's
+//!   answer needs, which votes do not change.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use moka::sync::Cache;
 
+use super::closing::Visibility;
 use super::store::{ChoiceResult, Question};
 use super::PollCard;
 use crate::db::cache::{Generation, GuardedCache};
@@ -60,6 +63,9 @@ pub struct PollCache {
     pub votes: Option<GuardedCache<(i64, i64), Option<i64>>>,
     /// Question id → the published poll and its snapshot. PostgreSQL only.
     pub snapshots: Option<GuardedCache<i64, Arc<SnapshotPoll>>>,
+    /// Question id → who sees its results (`None`: not published), for the answer to a vote:
+    /// votes do not change it, so it stays kept through them.
+    pub visibility: GuardedCache<i64, Option<Visibility>>,
 }
 
 /// The generations of the poll and vote caches, taken before reading a poll view.
@@ -83,6 +89,7 @@ impl PollCache {
             polls: exclusive.then(|| build(MAX_POLLS)),
             votes: exclusive.then(|| build(MAX_VOTES)),
             snapshots: (!exclusive).then(|| build(MAX_POLLS)),
+            visibility: build(MAX_POLLS),
         }
     }
 
@@ -156,9 +163,22 @@ impl PollCache {
         }
     }
 
+    /// A poll changed (its close was recorded): read it again on next use.
+    pub fn forget_poll(&self, question_id: i64) {
+        if let Some(polls) = &self.polls {
+            polls.invalidate(&question_id);
+        }
+        if let Some(snapshots) = &self.snapshots {
+            snapshots.invalidate(&question_id);
+        }
+        self.pages.clear();
+        self.visibility.invalidate(&question_id);
+    }
+
     /// Forgets everything (after this process loaded a fixture).
     pub fn clear(&self) {
         self.pages.clear();
+        self.visibility.clear();
         if let Some(polls) = &self.polls {
             polls.clear();
         }

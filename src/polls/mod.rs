@@ -1,7 +1,9 @@
 //! Polls: the public list, and (behind the verified layer) a poll's page, voting and results.
 
 pub mod cache;
+pub mod closing;
 pub mod counts;
+pub mod export;
 pub mod prefetch;
 pub mod read_batch;
 pub mod store;
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Extension;
@@ -44,6 +46,7 @@ pub fn router(state: &AppState) -> Routes {
         .route("/polls/{id}/", get(detail))
         .route("/polls/{id}/vote/", post(vote))
         .route("/polls/{id}/results/", get(results))
+        .route("/polls/{id}/results.csv", get(results_csv))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::two_factor::gate::require_verified,
@@ -64,6 +67,8 @@ pub struct PollCard {
     pub id: i64,
     pub question_text: String,
     pub published: String,
+    /// "Closed", "Closes in 3 days", or nothing (no closing time).
+    pub ends: Option<String>,
     pub choices: Vec<String>,
 }
 
@@ -145,7 +150,8 @@ async fn list_page(state: &AppState, number: i64) -> AppResult<Option<Arc<PollLi
     if number > pages {
         return Ok(None);
     }
-    // The rows come grouped by question, in page order.
+    // The rows come grouped by question, in page order (open polls first).
+    let now = crate::db::now();
     let mut polls: Vec<PollCard> = Vec::new();
     for r in rows {
         if polls.last().map(|p| p.id) != Some(r.id) {
@@ -153,6 +159,7 @@ async fn list_page(state: &AppState, number: i64) -> AppResult<Option<Arc<PollLi
                 id: r.id,
                 question_text: r.question_text,
                 published: format_date(r.pub_date),
+                ends: closing::ends_label(r.closes_at, r.closed_at, now),
                 choices: Vec::new(),
             });
         }
@@ -175,11 +182,18 @@ pub struct DetailPage {
     pub choices: Vec<ChoiceResult>,
     pub my_choice: Option<i64>,
     pub error_message: Option<String>,
+    /// Whether the "See results" link is shown (the results are visible to this user).
+    pub results_link: bool,
 }
 
 impl DetailPage {
     pub fn is_mine(&self, id: &i64) -> bool {
         self.my_choice == Some(*id)
+    }
+
+    /// When voting closes, if it will.
+    pub fn closes(&self) -> Option<String> {
+        self.question.closes_at.map(web::when)
     }
 }
 
@@ -236,14 +250,36 @@ async fn load_view(
     })
 }
 
-fn detail_page(page: Page, view: PollView, error: Option<String>) -> DetailPage {
-    DetailPage {
+async fn detail_page(
+    state: &AppState,
+    page: Page,
+    view: PollView,
+    error: Option<String>,
+) -> AppResult<DetailPage> {
+    let results_link = hidden_from(state, &page, &view).await?.is_none();
+    Ok(DetailPage {
         ctx: page.ctx,
         question: view.question,
         choices: view.choices,
         my_choice: view.mine,
         error_message: error,
-    }
+        results_link,
+    })
+}
+
+/// Why this user may not see the poll's results yet (`None`: they may). Staff always may: the
+/// staff check is a query, made only when the results are hidden from others.
+async fn hidden_from(
+    state: &AppState,
+    page: &Page,
+    view: &PollView,
+) -> AppResult<Option<&'static str>> {
+    let now = crate::db::now();
+    let Some(why) = closing::hidden_because(&view.question, view.mine.is_some(), false, now) else {
+        return Ok(None);
+    };
+    let staff = store::is_staff(&state.db, user_id(page)?).await?;
+    Ok((!staff).then_some(why))
 }
 
 pub async fn detail(
@@ -254,7 +290,11 @@ pub async fn detail(
 ) -> AppResult<Response> {
     let prefetched = prefetched.as_ref().map(|p| &p.0);
     let view = load_view(&state, web::parse_id(&id)?, &page, prefetched).await?;
-    web::render(&detail_page(page, view, None))
+    // A closed poll's page is its final results.
+    if view.question.is_closed(crate::db::now()) {
+        return results_page(&state, page, view, None).await;
+    }
+    web::render(&detail_page(&state, page, view, None).await?)
 }
 
 #[derive(Deserialize)]
@@ -279,13 +319,75 @@ pub async fn vote(
         // The queue updates the cache itself, in commit order.
         let counted = state.part::<VoteQueue>().cast(uid, question_id, c).await?;
         if counted {
-            return Ok(Redirect::to(&format!("/polls/{question_id}/results/")).into_response());
+            return after_vote(&state, &page, question_id).await;
         }
     }
-    // Nothing counted: an unknown or unpublished poll is a 404, else the form says why.
+    // Nothing counted: an unknown or unpublished poll is a 404, a closed one a 409 (read now,
+    // past any cache: the vote statement refused it), else the form says why.
+    let (closes_at, closed_at) = store::closing(&state.db, question_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if closing::is_closed(closes_at, closed_at, crate::db::now()) {
+        let message = closing::closed_message(closes_at.or(closed_at));
+        cache(&state).forget_poll(question_id);
+        let view = fresh_view(&state, question_id, uid).await?;
+        let body = results_page(&state, page, view, Some(message)).await?;
+        return Ok((StatusCode::CONFLICT, body).into_response());
+    }
     let view = load_view(&state, question_id, &page, None).await?;
-    let body = detail_page(page, view, Some("You didn't select a choice.".into()));
+    let body = detail_page(
+        &state,
+        page,
+        view,
+        Some("You didn't select a choice.".into()),
+    )
+    .await?;
     Ok((StatusCode::BAD_REQUEST, web::render(&body)?).into_response())
+}
+
+/// Where a counted vote leads: its results, or the poll's page when they are hidden until
+/// the poll closes (with a message that says so). The visibility is kept in memory: the vote's
+/// answer costs no query.
+async fn after_vote(state: &AppState, page: &Page, question_id: i64) -> AppResult<Response> {
+    let kept = &cache(state).visibility;
+    let visibility = match kept.get(&question_id) {
+        Some(v) => v,
+        None => {
+            let g = kept.generation();
+            let v = store::results_visibility(&state.db, question_id)
+                .await?
+                .map(|v| closing::Visibility::parse(&v));
+            kept.fill(g, question_id, v);
+            v
+        }
+    };
+    if visibility == Some(closing::Visibility::AfterClosing)
+        && !store::is_staff(&state.db, user_id(page)?).await?
+    {
+        let text = "Your vote was counted. The results of this poll are shown when it closes.";
+        web::flash::push(&page.session, web::Level::Success, text).await?;
+        return Ok(Redirect::to(&format!("/polls/{question_id}/")).into_response());
+    }
+    Ok(Redirect::to(&format!("/polls/{question_id}/results/")).into_response())
+}
+
+/// The poll read from the database now, past the caches.
+async fn fresh_view(state: &AppState, question_id: i64, uid: i64) -> AppResult<PollView> {
+    store::poll_view(&state.db, question_id, uid)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// The view to show a poll's results from: a closed poll's close is recorded first (votes held
+/// still), and if the view was read before that, it is read again: final counts.
+async fn final_view(state: &AppState, view: PollView, uid: i64) -> AppResult<PollView> {
+    let question = &view.question;
+    if question.closed_at.is_some() || !question.is_closed(crate::db::now()) {
+        return Ok(view);
+    }
+    closing::ensure_recorded(&state.db, question.id).await?;
+    cache(state).forget_poll(question.id);
+    fresh_view(state, question.id, uid).await
 }
 
 pub struct ResultRow {
@@ -302,6 +404,12 @@ pub struct ResultsPage {
     pub question: Question,
     pub rows: Vec<ResultRow>,
     pub total: i64,
+    /// "This poll closed on …" (a closed poll's results are final).
+    pub closed: Option<String>,
+    /// Why the results are not shown to this user (then `rows` is empty).
+    pub hidden: Option<&'static str>,
+    /// A refusal to show above the results (a vote sent to a closed poll).
+    pub error_message: Option<String>,
 }
 
 pub async fn results(
@@ -311,14 +419,30 @@ pub async fn results(
     prefetched: Option<Extension<Prefetched>>,
 ) -> AppResult<Response> {
     let prefetched = prefetched.as_ref().map(|p| &p.0);
+    let view = load_view(&state, web::parse_id(&id)?, &page, prefetched).await?;
+    results_page(&state, page, view, None).await
+}
+
+/// The results page: final for a closed poll, hidden (403) from a user who may not see them.
+async fn results_page(
+    state: &AppState,
+    page: Page,
+    view: PollView,
+    error_message: Option<String>,
+) -> AppResult<Response> {
+    let view = final_view(state, view, user_id(&page)?).await?;
+    let hidden = hidden_from(state, &page, &view).await?;
     let PollView {
         question,
         choices,
         mine,
-    } = load_view(&state, web::parse_id(&id)?, &page, prefetched).await?;
+    } = view;
+    let now = crate::db::now();
+    let closed = question.is_closed(now).then(|| question.closed_message());
     let total: i64 = choices.iter().map(|c| c.votes).sum();
     let rows = choices
         .into_iter()
+        .filter(|_| hidden.is_none())
         .map(|c| ResultRow {
             percent: if total > 0 {
                 (c.votes * 100 + total / 2) / total
@@ -330,12 +454,45 @@ pub async fn results(
             votes: c.votes,
         })
         .collect();
-    web::render(&ResultsPage {
+    let status = if hidden.is_some() {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::OK
+    };
+    let body = web::render(&ResultsPage {
         ctx: page.ctx,
         question,
         rows,
-        total,
-    })
+        total: if hidden.is_some() { 0 } else { total },
+        closed,
+        hidden,
+        error_message,
+    })?;
+    Ok((status, body).into_response())
+}
+
+/// `/polls/{id}/results.csv`: the results as CSV (`export`), to whoever may see them.
+pub async fn results_csv(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let question_id = web::parse_id(&id)?;
+    let uid = user_id(&page)?;
+    let view = fresh_view(&state, question_id, uid).await?;
+    let view = final_view(&state, view, uid).await?;
+    if let Some(why) = hidden_from(&state, &page, &view).await? {
+        return Err(AppError::Forbidden(why.into()));
+    }
+    let csv = export::results_csv(&view.choices);
+    let headers = [
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"poll-{question_id}-results.csv\""),
+        ),
+    ];
+    Ok((headers, csv).into_response())
 }
 
 /// `25 Jul 2016`

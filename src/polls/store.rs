@@ -25,6 +25,12 @@ pub struct Question {
     pub id: i64,
     pub question_text: String,
     pub pub_date: i64,
+    /// When it stops taking votes (`polls::closing`); none: it stays open.
+    pub closes_at: Option<i64>,
+    /// When its close was recorded, with the votes held still: the counts are final.
+    pub closed_at: Option<i64>,
+    /// Who sees the results before it closes: `always`, `voted` or `closed`.
+    pub results_visibility: String,
 }
 
 /// A row of a page of the poll list: a question, one of its choices (none if it has none), and
@@ -34,6 +40,8 @@ pub struct CardRow {
     pub id: i64,
     pub question_text: String,
     pub pub_date: i64,
+    pub closes_at: Option<i64>,
+    pub closed_at: Option<i64>,
     pub total: i64,
     pub choice_text: Option<String>,
 }
@@ -45,17 +53,27 @@ pub struct ChoiceResult {
     pub votes: i64,
 }
 
-/// One page of published questions (not dated in the future, latest first) with their choices
+/// Whether a question `q` is closed at `$1` (now), as SQL: its close was recorded, or its
+/// closing time has passed.
+macro_rules! closed_sql {
+    () => {
+        "(q.closed_at IS NOT NULL OR (q.closes_at IS NOT NULL AND q.closes_at <= $1))"
+    };
+}
+
+/// One page of published questions (open ones first, then latest first) with their choices
 /// (in their order: position, then id), and the number of published questions, in one query: on SQLite each query is a
 /// round trip to a connection's worker thread, the main cost of a page.
 pub async fn published_page(db: &Db, limit: i64, offset: i64) -> sqlx::Result<Vec<CardRow>> {
-    with_db!(db, p => sqlx::query_as::<_, CardRow>(
-        "SELECT q.id, q.question_text, q.pub_date, q.total, c.choice_text FROM \
-           (SELECT id, question_text, pub_date, COUNT(*) OVER () AS total FROM questions \
-            WHERE pub_date <= $1 ORDER BY pub_date DESC, id DESC LIMIT $2 OFFSET $3) q \
+    with_db!(db, p => sqlx::query_as::<_, CardRow>(concat!(
+        "SELECT q.id, q.question_text, q.pub_date, q.closes_at, q.closed_at, q.total, c.choice_text FROM \
+           (SELECT q.id, q.question_text, q.pub_date, q.closes_at, q.closed_at, ",
+        closed_sql!(),
+        " AS closed, COUNT(*) OVER () AS total FROM questions q \
+            WHERE q.pub_date <= $1 ORDER BY closed, q.pub_date DESC, q.id DESC LIMIT $2 OFFSET $3) q \
          LEFT JOIN choices c ON c.question_id = q.id \
-         ORDER BY q.pub_date DESC, q.id DESC, c.position, c.id",
-    )
+         ORDER BY q.closed, q.pub_date DESC, q.id DESC, c.position, c.id",
+    ))
     .bind(db::now())
     .bind(limit)
     .bind(offset)
@@ -84,6 +102,9 @@ struct PollRow {
     question_id: i64,
     question_text: String,
     pub_date: i64,
+    closes_at: Option<i64>,
+    closed_at: Option<i64>,
+    results_visibility: String,
     id: Option<i64>,
     choice_text: Option<String>,
     votes: Option<i64>,
@@ -94,7 +115,8 @@ struct PollRow {
 /// hot path: each query is a round trip).
 pub async fn poll_view(db: &Db, question_id: i64, user_id: i64) -> sqlx::Result<Option<PollView>> {
     let rows = with_db!(db, p => sqlx::query_as::<_, PollRow>(concat!(
-        "SELECT q.id AS question_id, q.question_text, q.pub_date, c.id, c.choice_text, ",
+        "SELECT q.id AS question_id, q.question_text, q.pub_date, q.closes_at, q.closed_at, \
+         q.results_visibility, c.id, c.choice_text, ",
         choice_votes!(),
         " AS votes, (SELECT v.choice_id FROM votes v WHERE v.user_id = $2 AND v.question_id = q.id) AS mine \
          FROM questions q LEFT JOIN choices c ON c.question_id = q.id \
@@ -112,6 +134,9 @@ pub async fn poll_view(db: &Db, question_id: i64, user_id: i64) -> sqlx::Result<
         id: first.question_id,
         question_text: first.question_text.clone(),
         pub_date: first.pub_date,
+        closes_at: first.closes_at,
+        closed_at: first.closed_at,
+        results_visibility: first.results_visibility.clone(),
     };
     let mine = first.mine;
     let choices = rows
@@ -148,6 +173,9 @@ struct SessionPollRow {
     question_id: Option<i64>,
     question_text: Option<String>,
     pub_date: Option<i64>,
+    closes_at: Option<i64>,
+    closed_at: Option<i64>,
+    results_visibility: Option<String>,
     ids: Option<Vec<i64>>,
     texts: Option<Vec<String>>,
     votes: Option<Vec<i64>>,
@@ -165,7 +193,8 @@ pub async fn poll_view_with_session(
 ) -> sqlx::Result<SessionAndPoll> {
     let row = sqlx::query_as::<_, SessionPollRow>(concat!(
         r#"SELECT s.data AS session, s.user_id AS session_user,
-                  q.id AS question_id, q.question_text, q.pub_date, c.ids, c.texts, c.votes,
+                  q.id AS question_id, q.question_text, q.pub_date, q.closes_at, q.closed_at,
+                  q.results_visibility, c.ids, c.texts, c.votes,
                   (SELECT v.choice_id FROM votes v
                    WHERE v.user_id = s.user_id AND v.question_id = q.id) AS mine,
                   CAST(pg_current_snapshot() AS TEXT) AS snapshot
@@ -186,8 +215,13 @@ pub async fn poll_view_with_session(
     .bind(db::now())
     .fetch_one(conn)
     .await?;
-    let view = match (row.question_id, row.question_text, row.pub_date) {
-        (Some(id), Some(question_text), Some(pub_date)) => {
+    let view = match (
+        row.question_id,
+        row.question_text,
+        row.pub_date,
+        row.results_visibility,
+    ) {
+        (Some(id), Some(question_text), Some(pub_date), Some(results_visibility)) => {
             let choices = row
                 .ids
                 .unwrap_or_default()
@@ -205,6 +239,9 @@ pub async fn poll_view_with_session(
                     id,
                     question_text,
                     pub_date,
+                    closes_at: row.closes_at,
+                    closed_at: row.closed_at,
+                    results_visibility,
                 },
                 choices,
                 mine: row.mine,
@@ -296,10 +333,12 @@ pub async fn user_vote(db: &Db, user_id: i64, question_id: i64) -> sqlx::Result<
 }
 
 /// The vote upsert: `$1` user, `$2` now, `$3` choice, `$4` question. It writes a row only when
-/// the choice is one of this question's and the question is published.
+/// the choice is one of this question's and the question is published and open: its close not
+/// recorded ([`close`] holds the votes while it records it) and its closing time not passed.
 const CAST_VOTE: &str = "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
      SELECT $1, c.question_id, c.id, $2 FROM choices c JOIN questions q ON q.id = c.question_id \
      WHERE c.id = $3 AND c.question_id = $4 AND q.pub_date <= $2 \
+       AND q.closed_at IS NULL AND (q.closes_at IS NULL OR q.closes_at > $2) \
      ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at";
 
 /// Records the user's vote, replacing an earlier one on the same question, in one statement
@@ -346,6 +385,7 @@ pub async fn cast_votes(db: &Db, ballots: &[(i64, i64, i64)]) -> sqlx::Result<Ve
             sql.push_str(
                 ") AS b JOIN choices c ON c.id = b.column3 AND c.question_id = b.column2 \
                  JOIN questions q ON q.id = c.question_id WHERE q.pub_date <= ?1 \
+                 AND q.closed_at IS NULL AND (q.closes_at IS NULL OR q.closes_at > ?1) \
                  ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at \
                  RETURNING user_id, question_id, choice_id",
             );
@@ -371,6 +411,7 @@ pub async fn cast_votes(db: &Db, ballots: &[(i64, i64, i64)]) -> sqlx::Result<Ve
                       AS b(user_id, question_id, choice_id) \
                  JOIN choices c ON c.id = b.choice_id AND c.question_id = b.question_id \
                  JOIN questions q ON q.id = c.question_id WHERE q.pub_date <= $4 \
+                 AND q.closed_at IS NULL AND (q.closes_at IS NULL OR q.closes_at > $4) \
                  ORDER BY b.user_id, b.question_id \
                  ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at \
                  RETURNING user_id, question_id, choice_id",
@@ -443,4 +484,85 @@ pub async fn recount(db: &Db) -> sqlx::Result<Vec<(i64, i64, i64, i64)>> {
         rows
     });
     Ok(rows)
+}
+
+/// Records a poll's close with votes held still (SQLite: the write lock; PostgreSQL: a SHARE
+/// lock on `votes`, which waits for the votes being written and makes new ones wait until this
+/// commits, when they see the close and are refused). `now`: staff's *Close now* (the closing
+/// time becomes now if it was later or unset); otherwise only a poll whose closing time has
+/// passed is recorded. True if this call recorded it; the counts read after it are final.
+pub async fn record_close(db: &Db, question_id: i64, now: bool) -> sqlx::Result<bool> {
+    let hold = db.hold_table("votes");
+    let sql = if now {
+        "UPDATE questions SET closed_at = $2, \
+           closes_at = CASE WHEN closes_at IS NULL OR closes_at > $2 THEN $2 ELSE closes_at END \
+         WHERE id = $1 AND closed_at IS NULL"
+    } else {
+        "UPDATE questions SET closed_at = $2 \
+         WHERE id = $1 AND closed_at IS NULL AND closes_at IS NOT NULL AND closes_at <= $2"
+    };
+    let done = with_db!(db, pool => {
+        let mut tx = pool.begin_with(db.begin_write()).await?;
+        if let Some(hold) = &hold {
+            sqlx::query(hold).execute(&mut *tx).await?;
+        }
+        let done = sqlx::query(sql)
+            .bind(question_id)
+            .bind(db::now())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        done
+    });
+    Ok(done > 0)
+}
+
+/// Opens a closed poll again: no closing time, no recorded close. False: no such poll.
+pub async fn reopen(db: &Db, question_id: i64) -> sqlx::Result<bool> {
+    let done = with_db!(db, p => sqlx::query(
+        "UPDATE questions SET closes_at = NULL, closed_at = NULL WHERE id = $1",
+    )
+    .bind(question_id)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+/// A published poll's closing time and recorded close, read now (not through any cache):
+/// `None` if there is no such published poll.
+pub async fn closing(
+    db: &Db,
+    question_id: i64,
+) -> sqlx::Result<Option<(Option<i64>, Option<i64>)>> {
+    with_db!(db, p => sqlx::query_as::<_, (Option<i64>, Option<i64>)>(
+        "SELECT closes_at, closed_at FROM questions WHERE id = $1 AND pub_date <= $2",
+    )
+    .bind(question_id)
+    .bind(db::now())
+    .fetch_optional(p)
+    .await)
+}
+
+/// Whether the user is active staff (who see every poll's results), read now.
+pub async fn is_staff(db: &Db, user_id: i64) -> sqlx::Result<bool> {
+    let row = with_db!(db, p => sqlx::query_scalar::<_, bool>(
+        "SELECT is_staff AND is_active FROM users WHERE id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(p)
+    .await)?;
+    Ok(row.unwrap_or(false))
+}
+
+/// A published poll's results visibility (`polls::closing::Visibility`'s key), or `None`.
+pub async fn results_visibility(db: &Db, question_id: i64) -> sqlx::Result<Option<String>> {
+    with_db!(db, p => sqlx::query_scalar::<_, String>(
+        "SELECT results_visibility FROM questions WHERE id = $1 AND pub_date <= $2",
+    )
+    .bind(question_id)
+    .bind(db::now())
+    .fetch_optional(p)
+    .await)
 }

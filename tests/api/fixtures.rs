@@ -10,6 +10,7 @@ both_backends!(
     a_voted_choice_cannot_move_to_another_poll,
     imported_counts_are_bounded,
     a_load_waits_for_a_write_in_progress,
+    poll_settings_round_trip,
 );
 
 async fn seed_loads_idempotently(backend: Backend) {
@@ -229,4 +230,76 @@ async fn a_load_waits_for_a_write_in_progress(backend: Backend) {
             .await,
         1
     );
+}
+
+/// A poll's closing, recorded close and results visibility (`polls.pollsettings`, pk = the
+/// question's) go out with `dumpdata` and come back with `loaddata`; the tutorial's
+/// `polls.question` and `polls.choice` entries keep Django's fields only.
+async fn poll_settings_round_trip(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.load(SEED).await;
+    app.execute(
+        "UPDATE questions SET closes_at = 4102444800, results_visibility = 'closed' WHERE id = 1",
+    )
+    .await;
+    app.execute("UPDATE questions SET closes_at = 1500000000, closed_at = 1500000001 WHERE id = 2")
+        .await;
+    let dump = pollstr::fixtures::dump(&app.db).await.unwrap();
+    let entries: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    for e in entries.as_array().unwrap() {
+        if e["model"] == "polls.question" {
+            let mut fields: Vec<&str> = e["fields"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str())
+                .collect();
+            fields.sort_unstable();
+            assert_eq!(
+                fields,
+                ["pub_date", "question_text"],
+                "Django's fields only"
+            );
+        }
+    }
+    let settings: Vec<_> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["model"] == "polls.pollsettings")
+        .collect();
+    assert_eq!(
+        settings.len(),
+        2,
+        "only the polls whose settings are not the defaults"
+    );
+    assert_eq!(settings[0]["pk"], 1);
+    assert_eq!(settings[0]["fields"]["closes_at"], "2100-01-01T00:00:00Z");
+    assert_eq!(settings[0]["fields"]["results_visibility"], "closed");
+    let other = spawn_app(backend).await;
+    other.load(&dump).await;
+    assert_eq!(pollstr::fixtures::dump(&other.db).await.unwrap(), dump);
+    assert_eq!(
+        other
+            .scalar("SELECT closed_at FROM questions WHERE id = 2")
+            .await,
+        1500000001
+    );
+    // A wrong visibility, or the settings of a poll that does not exist: refused, naming them.
+    for (json, needle) in [
+        (
+            r#"[{"model":"polls.pollsettings","pk":1,"fields":{"results_visibility":"never"}}]"#,
+            "must be \"always\", \"voted\" or \"closed\"",
+        ),
+        (
+            r#"[{"model":"polls.pollsettings","pk":77,"fields":{"closes_at":"2100-01-01T00:00:00Z"}}]"#,
+            "question 77 does not exist",
+        ),
+    ] {
+        let e = pollstr::fixtures::load(&other.db, &[("f.json".into(), json.into())])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needle) && e.contains("entry 1"), "{e}");
+    }
 }

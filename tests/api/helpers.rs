@@ -444,21 +444,35 @@ impl Page {
         let sel = Selector::parse(&format!("form[action=\"{action}\"]")).unwrap();
         let inputs = Selector::parse("input").unwrap();
         let form = doc.select(&sel).next()?;
-        Some(
-            form.select(&inputs)
-                .filter_map(|i| {
-                    let name = i.value().attr("name")?;
-                    let ty = i.value().attr("type").unwrap_or("text");
-                    if (ty == "radio" || ty == "checkbox") && i.value().attr("checked").is_none() {
-                        return None;
-                    }
-                    Some((
-                        name.to_string(),
-                        i.value().attr("value").unwrap_or("").to_string(),
-                    ))
-                })
-                .collect(),
-        )
+        let mut fields: Vec<(String, String)> = form
+            .select(&inputs)
+            .filter_map(|i| {
+                let name = i.value().attr("name")?;
+                let ty = i.value().attr("type").unwrap_or("text");
+                if (ty == "radio" || ty == "checkbox") && i.value().attr("checked").is_none() {
+                    return None;
+                }
+                Some((
+                    name.to_string(),
+                    i.value().attr("value").unwrap_or("").to_string(),
+                ))
+            })
+            .collect();
+        // A select sends its selected option, else its first.
+        let selects = Selector::parse("select[name]").unwrap();
+        let options = Selector::parse("option").unwrap();
+        for s in form.select(&selects) {
+            let all: Vec<_> = s.select(&options).collect();
+            let chosen = all
+                .iter()
+                .find(|o| o.value().attr("selected").is_some())
+                .or(all.first());
+            if let (Some(name), Some(o)) = (s.value().attr("name"), chosen) {
+                let value = o.value().attr("value").unwrap_or("").to_string();
+                fields.push((name.to_string(), value));
+            }
+        }
+        Some(fields)
     }
 
     /// The `Retry-After` header in seconds, if the answer has one.

@@ -6,6 +6,7 @@ mod admin;
 mod bursts;
 mod call_me;
 mod cli;
+mod closing;
 mod counts;
 mod email;
 mod events;
