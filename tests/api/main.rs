@@ -8,6 +8,7 @@ mod bursts;
 mod call_me;
 mod cli;
 mod counts;
+mod deploy;
 mod events;
 mod fake_verify_v2;
 mod fixtures;
