@@ -1,6 +1,7 @@
 //! The composition root: the state with every feature's part, the router of every feature,
 //! housekeeping, and serving with graceful shutdown.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,11 +16,13 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::config::{Config, VerifyBackend};
 use crate::db::lane::Lane;
 use crate::db::{AppSessionStore, Db, PoolSettings};
+use crate::health::{self, Draining};
 use crate::limits;
 use crate::polls::cache::PollCache;
 use crate::polls::read_batch::ReadBatch;
 use crate::polls::vote_queue::VoteQueue;
 use crate::state::Parts;
+use crate::telemetry::Telemetry;
 use crate::two_factor::sms::console::ConsoleVerifier;
 use crate::two_factor::sms::vonage::VonageVerifier;
 use crate::two_factor::sms::vonage_v2::VonageV2Verifier;
@@ -44,14 +47,36 @@ pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppStat
         tracing::error!(error = %e, "the mailer cannot be made: email is off");
         crate::mail::Outbox::new(None, 1, Duration::from_secs(1))
     });
+    let telemetry = match config.metrics_addr {
+        Some(_) => Telemetry::on(if db.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        }),
+        None => Telemetry::off(),
+    };
+    if telemetry.is_on() {
+        // Histogram samples are folded in every few seconds even when nobody scrapes.
+        let t = telemetry.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                t.upkeep();
+            }
+        });
+    }
     let mut parts = Parts::default()
         .with(outbox)
         .with(large_bodies)
         .with(verifier)
         .with(HashQueue::default())
         .with(two_factor::passkeys::Relying::new(&config.webauthn))
+        .with(Draining::default())
         .with(polls.clone());
-    parts = parts.with(VoteQueue::start(db.clone(), polls));
+    parts = parts
+        .with(VoteQueue::start(db.clone(), polls, telemetry.clone()))
+        .with(telemetry);
     if let Some(pool) = db.as_postgres() {
         if let Some(lane) = Lane::new(pool.clone(), config.database_max_connections) {
             let lane = Arc::new(lane);
@@ -111,15 +136,15 @@ fn pages(state: &AppState) -> Routes {
         .merge(accounts::router(state))
         .merge(two_factor::router(state))
         .merge(admin::router(state))
-        .route("/healthz", web::routes::get(healthz))
 }
 
-/// Outside the session and CSRF layers: a stylesheet needs neither, and Vonage's callbacks
-/// are signed requests, not a browser's.
+/// Outside the session and CSRF layers: a stylesheet needs neither, Vonage's callbacks are
+/// signed requests, not a browser's, and a health probe has no cookie.
 fn outside() -> Routes {
     Routes::new()
         .route("/static/{file}", web::routes::get(web::assets::serve))
         .merge(two_factor::sms::callbacks::router())
+        .merge(health::router())
 }
 
 /// Every (method, path) the app serves, from the routers themselves ([`Routes`]).
@@ -148,20 +173,53 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), web::guard))
         .layer(sessions)
         .merge(outside().into_router())
-        .layer(web::envelope::EnvelopeLayer::new())
+        .layer(web::envelope::EnvelopeLayer::new(
+            state.part::<Telemetry>().clone(),
+        ))
         .with_state(state)
 }
 
-async fn healthz(
+/// The metrics listener's one route (`METRICS_ADDR`): `/metrics`, with the gauges read now.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(scrape))
+        .with_state(state)
+}
+
+async fn scrape(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> (axum::http::StatusCode, &'static str) {
-    if state.db.ping().await {
-        (axum::http::StatusCode::OK, "ok")
-    } else {
-        (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "database unavailable",
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let t = state.part::<Telemetry>();
+    t.gauge(
+        "pollstr_vote_queue_depth",
+        &[],
+        state.part::<VoteQueue>().depth() as f64,
+    );
+    let hashes = state.part::<HashQueue>();
+    t.gauge("pollstr_hash_queue_depth", &[], hashes.depth() as f64);
+    t.total("pollstr_hash_queue_refusals_total", &[], hashes.refusals());
+    let (size, idle) = state.db.pool_use();
+    t.gauge(
+        "pollstr_db_connections",
+        &[("state", "in_use".into())],
+        (size as usize).saturating_sub(idle) as f64,
+    );
+    t.gauge(
+        "pollstr_db_connections",
+        &[("state", "idle".into())],
+        idle as f64,
+    );
+    match t.render() {
+        Some(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
         )
+            .into_response(),
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
     }
 }
 
@@ -210,13 +268,51 @@ pub fn spawn_housekeeping(state: &AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Serves until SIGINT/SIGTERM; requests in flight finish first.
-pub async fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
+/// Serves until SIGINT/SIGTERM, then drains ([`serve_until`]); `/metrics` on `metrics` (bound
+/// to `METRICS_ADDR`) until then.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    state: AppState,
+) -> anyhow::Result<()> {
     let housekeeping = spawn_housekeeping(&state);
-    let limits = state.config.http.clone();
-    crate::server::serve(listener, router(state), &limits, shutdown_signal()).await;
+    let metrics = metrics.map(|listener| {
+        let limits = state.config.http.clone();
+        let router = metrics_router(state.clone());
+        tokio::spawn(async move {
+            crate::server::serve(listener, router, &limits, std::future::pending()).await
+        })
+    });
+    serve_until(listener, state, shutdown_signal()).await;
     housekeeping.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     Ok(())
+}
+
+/// Serves until `stop` completes; then `/readyz` answers 503 at once while the instance goes on
+/// serving for `SHUTDOWN_DRAIN` (the proxy notices and stops sending), then the listener closes,
+/// the requests in flight finish, and the vote writer commits every vote it was given (a voter
+/// who hung up included) before this returns.
+pub async fn serve_until(listener: TcpListener, state: AppState, stop: impl Future<Output = ()>) {
+    let limits = state.config.http.clone();
+    let drain = state.config.shutdown_drain;
+    let draining = state.part::<Draining>().clone();
+    let votes = state.part::<VoteQueue>().clone();
+    let shutdown = async move {
+        stop.await;
+        draining.start();
+        tracing::info!(
+            drain_ms = drain.as_millis() as u64,
+            "shutting down: not ready; serving on until the drain ends"
+        );
+        tokio::time::sleep(drain).await;
+        tracing::info!("shutting down: listener closed, finishing requests in flight");
+    };
+    crate::server::serve(listener, router(state), &limits, shutdown).await;
+    votes.flushed().await;
+    tracing::info!("shut down: every request and vote finished");
 }
 
 async fn shutdown_signal() {
@@ -238,5 +334,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -6,7 +6,8 @@
 //! messages, safe `next`, templates), `db` (the SQLite/PostgreSQL choice), `fixtures` (Django
 //! dumpdata import/export), `app` (state, router), `server` (the HTTP server and its limits),
 //! `config` (settings), `error` (error pages), `events` (the audit trail), `logging` (log lines
-//! that name their request).
+//! that name their request), `health` (liveness and readiness), `telemetry` (Prometheus
+//! metrics).
 
 pub mod accounts;
 pub mod admin;
@@ -18,6 +19,7 @@ pub mod duration;
 pub mod error;
 pub mod events;
 pub mod fixtures;
+pub mod health;
 pub mod limits;
 pub mod logging;
 pub mod mail;
@@ -26,6 +28,7 @@ pub mod polls;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod telemetry;
 pub mod two_factor;
 pub mod users;
 pub mod web;

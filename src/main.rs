@@ -1,5 +1,5 @@
 //! The `pollstr` command: serve (default), migrate, loaddata, dumpdata, events, recount,
-//! export-results, createuser, set-password.
+//! export-results, backup, createuser, set-password.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use pollstr::app;
 use pollstr::config::Config;
 use pollstr::fixtures;
+use pollstr::logging::LogFormat;
 use pollstr::two_factor::sms;
 use pollstr::users::{self, password, validation};
 use tracing_subscriber::EnvFilter;
@@ -69,6 +70,13 @@ enum Command {
     SmsResume { country: String },
     /// Print a new random key for POLLSTR_SECRET_KEY.
     SecretKey,
+    /// Write a checked copy of the SQLite database to FILE while the site serves (on
+    /// PostgreSQL: use pg_dump).
+    Backup {
+        /// The copy to write (must not exist).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
     /// Recompute every choice's vote count from the vote rows; report and fix any difference.
     Recount,
     /// Set a user's password without the old one (as Django's changepassword): every session
@@ -140,15 +148,23 @@ fn since_parser(v: &str) -> Result<std::time::Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let config = Config::from_env();
+    let format = config.as_ref().map(|c| c.log_format).unwrap_or_default();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("pollstr=info,tower_sessions=error")),
         )
-        .with_writer(std::io::stderr)
-        .event_format(pollstr::logging::LineFormat)
-        .init();
-    match run(cli).await {
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.event_format(pollstr::logging::LineFormat).init(),
+        LogFormat::Json => logs.event_format(pollstr::logging::JsonFormat).init(),
+    }
+    let result = match config {
+        Ok(config) => run(cli, config).await,
+        Err(e) => Err(e.into()),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -157,8 +173,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::from_env()?;
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Migrate => {
@@ -193,6 +208,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Backup { output } => {
+            let db = app::connect(&config).await?;
+            let done = pollstr::db::backup::backup(&db, &output).await?;
+            eprintln!(
+                "backup written to {} ({} bytes) and checked: integrity ok",
+                output.display(),
+                done.bytes
+            );
+            Ok(())
+        }
         Command::Createuser {
             username,
             password_stdin,
@@ -218,6 +243,10 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     let seed = config.seed_demo;
     let addr = config.addr;
+    let metrics_addr = config.metrics_addr;
+    if metrics_addr.is_some_and(|m| m.port() == addr.port() || m == addr) {
+        anyhow::bail!("METRICS_ADDR must not be the public address (POLLSTR_ADDR) nor share its port: the metrics are for the operator only");
+    }
     let state = app::build_state(config).await?;
     if seed && fixtures::seed_demo_if_empty(&state.db, development).await? {
         if development {
@@ -230,7 +259,17 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("Pollstr listening on http://{}", listener.local_addr()?);
-    app::serve(listener, state).await
+    let metrics = match metrics_addr {
+        Some(m) => {
+            let l = tokio::net::TcpListener::bind(m)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on METRICS_ADDR {m}: {e}"))?;
+            tracing::info!("metrics on http://{}/metrics", l.local_addr()?);
+            Some(l)
+        }
+        None => None,
+    };
+    app::serve(listener, metrics, state).await
 }
 
 async fn loaddata(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {

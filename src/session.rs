@@ -80,7 +80,11 @@ pub struct SessionUser {
 }
 
 pub async fn current_user(session: &Session) -> Result<Option<SessionUser>, Error> {
-    USER.get(session).await
+    let user = USER.get(session).await?;
+    if let Some(u) = &user {
+        crate::logging::note_user(u.id);
+    }
+    Ok(user)
 }
 
 /// Where and when a session was signed in.

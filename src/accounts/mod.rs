@@ -22,6 +22,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
 use crate::limits::{self, human_wait};
 use crate::state::AppState;
+use crate::telemetry::Telemetry;
 use crate::users;
 use crate::users::current_password::reserve_password_check;
 use crate::users::password::{self, Verdict};
@@ -121,11 +122,22 @@ pub async fn login(
     if form.password.len() > validation::MAX_PASSWORD || form.username.len() > 1024 {
         return refuse(page, StatusCode::OK, MISMATCH);
     }
+    // `pollstr_logins_total{outcome}`: ok, failed, refused (a limit), busy (the hash queue).
+    let logins = |outcome: &'static str| {
+        let labels = [("outcome", outcome.into())];
+        state
+            .part::<Telemetry>()
+            .count("pollstr_logins_total", &labels)
+    };
     // A place among the password checks first: past a burst's worth, turned away at once.
-    let _place = state.part::<password::HashQueue>().enter()?;
+    let _place = state
+        .part::<password::HashQueue>()
+        .enter()
+        .inspect_err(|_| logins("busy"))?;
     let attempt = match reserve_password_check(&state, &ip, &form.username).await? {
         Ok(attempt) => attempt,
         Err(wait) => {
+            logins("refused");
             let known = users::find_by_username(&state.db, form.username.trim()).await?;
             events::record(
                 &state.db,
@@ -158,6 +170,7 @@ pub async fn login(
             Some(u) => (Some(u.id), "wrong password"),
         };
         events::record(&state.db, Kind::LoginFailed, id, &ip, detail).await?;
+        logins("failed");
         return refuse(page, StatusCode::OK, MISMATCH);
     }
     let user = match (verdict, user) {
@@ -171,6 +184,7 @@ pub async fn login(
     limits::release(&state.db, attempt).await?;
     users::touch_last_login(&state.db, user.id).await?;
     events::record(&state.db, Kind::LoginOk, Some(user.id), &ip, "").await?;
+    logins("ok");
     let me = SessionUser {
         id: user.id,
         username: user.username,
@@ -254,9 +268,7 @@ async fn reserve_signup(state: &AppState, ip: &str) -> AppResult<Result<(), u64>
         l.signup_per_ip.as_slice(),
     )];
     // Never released: the attempt counts whatever becomes of it.
-    Ok(limits::reserve(&state.db, &checks)
-        .await?
-        .map(|_counted| ()))
+    Ok(limits::reserve(state, &checks).await?.map(|_counted| ()))
 }
 
 pub async fn register(

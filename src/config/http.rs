@@ -1,6 +1,7 @@
 //! How the server meets the web (`POLLSTR_ADDR`, `POLLSTR_ENV`, `SESSION_*`, `TRUSTED_PROXIES`,
-//! `CSRF_TRUSTED_ORIGINS`, `HTTP_*`): where it listens, whether it runs with development
-//! defaults, who may forward for it, and the limits that keep slow clients from holding it.
+//! `CSRF_TRUSTED_ORIGINS`, `HTTP_*`, `SHUTDOWN_DRAIN`, `METRICS_ADDR`): where it listens, whether it runs with
+//! development defaults, who may forward for it, the limits that keep slow clients from holding
+//! it, how long it goes on serving once told to stop, and where its metrics are served.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub(super) struct ServerPart {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub csrf_trusted_origins: Vec<String>,
     pub http: HttpLimits,
+    pub shutdown_drain: Duration,
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 pub(super) fn read(env: &Env) -> Result<ServerPart> {
@@ -72,6 +75,21 @@ pub(super) fn read(env: &Env) -> Result<ServerPart> {
         trusted_proxies,
         csrf_trusted_origins,
         http,
+        metrics_addr: env.parsed(
+            "METRICS_ADDR",
+            |v| v.parse().ok(),
+            |v| format!("{v:?} is not host:port, e.g. 127.0.0.1:9100"),
+        )?,
+        shutdown_drain: env
+            .parsed(
+                "SHUTDOWN_DRAIN",
+                |v| match v.trim() {
+                    "0" | "0s" => Some(Duration::ZERO),
+                    v => super::parse_duration(v).filter(|d| d.as_secs() <= 3600),
+                },
+                |_| "use e.g. 5s (0 to stop at once; at most 1h)".into(),
+            )?
+            .unwrap_or(Duration::from_secs(5)),
     })
 }
 

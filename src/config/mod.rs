@@ -81,6 +81,12 @@ pub struct Config {
     pub http: crate::server::HttpLimits,
     /// The passkeys' relying party (`WEBAUTHN_RP_ID`, `WEBAUTHN_ORIGIN`).
     pub webauthn: WebauthnSettings,
+    /// How long the server goes on serving, not ready, once told to stop (`health`).
+    pub shutdown_drain: Duration,
+    /// `LOG_FORMAT`: plain text lines, or one JSON object per line.
+    pub log_format: crate::logging::LogFormat,
+    /// Where `/metrics` is served (`telemetry`); unset, metrics are off.
+    pub metrics_addr: Option<SocketAddr>,
     /// Load the demo polls when the database has no polls and no users (`cargo run`), with
     /// the demo user test / test1234 in development only. Default: in development.
     pub seed_demo: bool,
@@ -179,6 +185,19 @@ impl Config {
             )?,
             http,
             webauthn,
+            shutdown_drain: server.shutdown_drain,
+            metrics_addr: server.metrics_addr,
+            log_format: env
+                .parsed(
+                    "LOG_FORMAT",
+                    |v| match v.trim().to_ascii_lowercase().as_str() {
+                        "text" => Some(crate::logging::LogFormat::Text),
+                        "json" => Some(crate::logging::LogFormat::Json),
+                        _ => None,
+                    },
+                    |v| format!("{v:?}: use text or json"),
+                )?
+                .unwrap_or_default(),
             seed_demo,
         })
     }

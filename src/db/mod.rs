@@ -7,8 +7,10 @@
 //!
 //! `with_db!` is used only here and in the features' `store` files (`polls/store.rs`,
 //! `sms/store/`, …): the SQL of a feature is in its store, and the rest of the code calls it.
+//! `backup.rs` (SQLite's `VACUUM INTO` and `integrity_check`) is SQLite's alone.
 
 mod backend;
+pub mod backup;
 pub mod cache;
 pub mod lane;
 pub mod session_store;
@@ -148,6 +150,30 @@ impl Db {
 
     pub fn session_store(&self) -> AppSessionStore {
         AppSessionStore::new(self)
+    }
+
+    /// Does the database answer, with every migration this build knows applied? (`/readyz`:
+    /// an instance of a newer build waits while an older one still migrates.)
+    pub async fn migrations_current(&self) -> bool {
+        let newest = match self {
+            Db::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Db::Postgres(_) => &POSTGRES_MIGRATIONS,
+        }
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0);
+        let applied: sqlx::Result<i64> = with_db!(self, p => sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success"
+        )
+        .fetch_one(p)
+        .await);
+        applied.is_ok_and(|v| v >= newest)
+    }
+
+    /// The pool's connections: (open, idle).
+    pub fn pool_use(&self) -> (u32, usize) {
+        with_db!(self, p => (p.size(), p.num_idle()))
     }
 
     /// `SELECT 1`: does the database answer?

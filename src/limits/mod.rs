@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use crate::db::Db;
 use crate::duration::parse_duration;
+use crate::state::AppState;
+use crate::telemetry::Telemetry;
 
 pub use store::prune;
 
@@ -64,7 +66,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn name(self) -> &'static str {
+    /// Its name in `limit_events` and in the metrics' `limit` label.
+    pub fn name(self) -> &'static str {
         match self {
             Scope::SmsPerUser => "sms_user",
             Scope::SmsPerNumber => "sms_number",
@@ -93,17 +96,32 @@ pub struct Reservation {
 }
 
 /// Counts one attempt against every check, or none when any limit is reached: then the seconds
-/// to wait (the longest of the limits reached).
-pub async fn reserve(db: &Db, checks: &[Check<'_>]) -> sqlx::Result<Result<Reservation, u64>> {
+/// to wait (the longest of the limits reached), and each limit reached counts a refusal in the
+/// metrics (`pollstr_limit_refusals_total{limit}`).
+pub async fn reserve(
+    state: &AppState,
+    checks: &[Check<'_>],
+) -> sqlx::Result<Result<Reservation, u64>> {
+    let db = &state.db;
     let mut keys: Vec<String> = checks
         .iter()
         .map(|(scope, subject, _)| format!("{}:{subject}", scope.name()))
         .collect();
     keys.sort();
     keys.dedup();
-    Ok(store::reserve(db, &keys, checks)
-        .await?
-        .map(|ids| Reservation { ids }))
+    Ok(match store::reserve(db, &keys, checks).await? {
+        Ok(ids) => Ok(Reservation { ids }),
+        Err((wait, over)) => {
+            let telemetry = state.part::<Telemetry>();
+            for scope in over {
+                telemetry.count(
+                    "pollstr_limit_refusals_total",
+                    &[("limit", scope.name().into())],
+                );
+            }
+            Err(wait)
+        }
+    })
 }
 
 /// Takes back a reserved attempt that turned out not to count.

@@ -4,18 +4,19 @@
 
 use std::time::Duration;
 
-use super::Check;
+use super::{Check, Scope};
 use crate::db::{self, Db};
 use crate::with_db;
 
 /// Counts one attempt against every check, under a lock on each of `keys` (sorted, one per
 /// scope and subject): the ids of the events written, or, when any limit is reached, nothing
-/// written and the seconds to wait (the longest of the limits reached).
+/// written, the seconds to wait (the longest of the limits reached) and the scopes whose limit
+/// was reached.
 pub(super) async fn reserve(
     db: &Db,
     keys: &[String],
     checks: &[Check<'_>],
-) -> sqlx::Result<Result<Vec<i64>, u64>> {
+) -> sqlx::Result<Result<Vec<i64>, (u64, Vec<Scope>)>> {
     let lock = db.lock_key();
     let now = db::now();
     let id = db.row_id();
@@ -32,6 +33,7 @@ pub(super) async fn reserve(
             }
         }
         let mut wait: Option<u64> = None;
+        let mut over: Vec<Scope> = Vec::new();
         for (scope, subject, limits) in checks {
             for limit in limits.iter() {
                 let since = now - limit.window.as_secs() as i64;
@@ -48,12 +50,15 @@ pub(super) async fn reserve(
                     let until = oldest.unwrap_or(now) + limit.window.as_secs() as i64;
                     let secs = (until - now).max(1) as u64;
                     wait = Some(wait.map_or(secs, |w| w.max(secs)));
+                    if !over.iter().any(|s| s.name() == scope.name()) {
+                        over.push(*scope);
+                    }
                 }
             }
         }
         if let Some(wait) = wait {
             tx.rollback().await?;
-            return Ok(Err(wait));
+            return Ok(Err((wait, over)));
         }
         let mut ids = Vec::with_capacity(checks.len());
         for (scope, subject, _) in checks {

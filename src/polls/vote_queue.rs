@@ -14,14 +14,16 @@
 //! in (choice, shard) order, and a batch that fails for any reason, a deadlock between two
 //! servers' batches included, is written again one vote at a time.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::cache::PollCache;
 use super::store;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
+use crate::telemetry::Telemetry;
 
 /// The most votes committed in one transaction.
 const MAX_BATCH: usize = 128;
@@ -39,15 +41,51 @@ struct Ballot {
 #[derive(Clone)]
 pub struct VoteQueue {
     tx: mpsc::Sender<Ballot>,
+    pending: Arc<Pending>,
+}
+
+/// Votes handed to the writer and not yet answered (the queue's depth, and what shutdown
+/// waits for).
+#[derive(Default)]
+struct Pending {
+    count: AtomicUsize,
+    none_left: Notify,
+}
+
+impl Pending {
+    fn done(&self, n: usize) {
+        if self.count.fetch_sub(n, Ordering::AcqRel) == n {
+            self.none_left.notify_waiters();
+        }
+    }
 }
 
 impl VoteQueue {
     /// Starts the writer task (on the current Tokio runtime). It updates `cache` as each batch
     /// commits, in commit order, before any voter hears back.
-    pub fn start(db: Db, cache: Arc<PollCache>) -> VoteQueue {
+    /// Batch sizes and votes written go to `telemetry`.
+    pub fn start(db: Db, cache: Arc<PollCache>, telemetry: Telemetry) -> VoteQueue {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_votes(db, cache, rx));
-        VoteQueue { tx }
+        let pending = Arc::new(Pending::default());
+        tokio::spawn(write_votes(db, cache, rx, pending.clone(), telemetry));
+        VoteQueue { tx, pending }
+    }
+
+    /// Votes handed to the writer and not yet committed (or refused).
+    pub fn depth(&self) -> usize {
+        self.pending.count.load(Ordering::Acquire)
+    }
+
+    /// Waits until every vote handed to the writer so far has been committed or refused (at
+    /// shutdown, after the last request: a vote whose voter hung up is written all the same).
+    pub async fn flushed(&self) {
+        loop {
+            let notified = self.pending.none_left.notified();
+            if self.depth() == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Casts the vote and waits for its commit. Same answer as [`store::cast_vote`].
@@ -59,9 +97,13 @@ impl VoteQueue {
             choice_id,
             reply,
         };
-        if self.tx.send(ballot).await.is_err() {
+        // Counted in the same step as it is queued: a voter who hangs up while waiting for
+        // room leaves no count behind.
+        let Ok(room) = self.tx.reserve().await else {
             return Err(writer_gone());
-        }
+        };
+        self.pending.count.fetch_add(1, Ordering::AcqRel);
+        room.send(ballot);
         answer.await.unwrap_or_else(|_| Err(writer_gone()))
     }
 }
@@ -70,40 +112,59 @@ fn writer_gone() -> AppError {
     AppError::Unavailable(anyhow::anyhow!("the vote writer has stopped"))
 }
 
-async fn write_votes(db: Db, cache: Arc<PollCache>, mut rx: mpsc::Receiver<Ballot>) {
+async fn write_votes(
+    db: Db,
+    cache: Arc<PollCache>,
+    mut rx: mpsc::Receiver<Ballot>,
+    pending: Arc<Pending>,
+    telemetry: Telemetry,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match commit(&db, &batch).await {
-            Ok(counted) => {
-                for (ballot, counted) in batch.drain(..).zip(counted) {
-                    answer(&cache, ballot, Ok(counted));
-                }
+        let n = batch.len();
+        telemetry.observe("pollstr_vote_batch_size", &[], n as f64);
+        let written = write_batch(&db, &cache, &mut batch).await;
+        telemetry.add("pollstr_votes_written_total", &[], written);
+        pending.done(n);
+    }
+}
+
+/// Writes the batch and answers its voters; how many votes were written.
+async fn write_batch(db: &Db, cache: &PollCache, batch: &mut Vec<Ballot>) -> u64 {
+    let mut written = 0;
+    match commit(db, batch).await {
+        Ok(counted) => {
+            for (ballot, counted) in batch.drain(..).zip(counted) {
+                written += u64::from(counted);
+                answer(cache, ballot, Ok(counted));
             }
-            // No statement was refused: the database could not be reached, or the connection
-            // broke. Trying each vote again alone would make every voter wait out the outage
-            // once more, in turn; they are told to try again instead (a vote is an upsert, so
-            // one that did commit before the break is not doubled by its retry).
-            Err(e) if !matches!(e, sqlx::Error::Database(_)) => {
-                tracing::warn!(error = %e, votes = batch.len(), "a batch of votes failed: database unavailable");
-                for ballot in batch.drain(..) {
-                    let error = anyhow::anyhow!("the vote could not be written: {e}");
-                    answer(&cache, ballot, Err(AppError::Unavailable(error)));
-                }
+        }
+        // No statement was refused: the database could not be reached, or the connection
+        // broke. Trying each vote again alone would make every voter wait out the outage
+        // once more, in turn; they are told to try again instead (a vote is an upsert, so
+        // one that did commit before the break is not doubled by its retry).
+        Err(e) if !matches!(e, sqlx::Error::Database(_)) => {
+            tracing::warn!(error = %e, votes = batch.len(), "a batch of votes failed: database unavailable");
+            for ballot in batch.drain(..) {
+                let error = anyhow::anyhow!("the vote could not be written: {e}");
+                answer(cache, ballot, Err(AppError::Unavailable(error)));
             }
-            // A statement was refused (a bad vote, or on PostgreSQL a deadlock with another
-            // server's batch). One bad vote must not fail the others: each is tried again alone.
-            Err(e) => {
-                tracing::warn!(error = %e, votes = batch.len(), "a batch of votes failed; casting them one by one");
-                for ballot in batch.drain(..) {
-                    let result =
-                        store::cast_vote(&db, ballot.user_id, ballot.question_id, ballot.choice_id)
-                            .await
-                            .map_err(AppError::from);
-                    answer(&cache, ballot, result);
-                }
+        }
+        // A statement was refused (a bad vote, or on PostgreSQL a deadlock with another
+        // server's batch). One bad vote must not fail the others: each is tried again alone.
+        Err(e) => {
+            tracing::warn!(error = %e, votes = batch.len(), "a batch of votes failed; casting them one by one");
+            for ballot in batch.drain(..) {
+                let result =
+                    store::cast_vote(db, ballot.user_id, ballot.question_id, ballot.choice_id)
+                        .await
+                        .map_err(AppError::from);
+                written += u64::from(matches!(result, Ok(true)));
+                answer(cache, ballot, result);
             }
         }
     }
+    written
 }
 
 async fn commit(db: &Db, batch: &[Ballot]) -> sqlx::Result<Vec<bool>> {

@@ -18,6 +18,7 @@ use crate::events::{self, Kind};
 use crate::limits;
 use crate::session::SessionUser;
 use crate::state::AppState;
+use crate::telemetry::Telemetry;
 use crate::two_factor::gate;
 use crate::web::{self, Page, SafeNext};
 
@@ -86,6 +87,8 @@ pub trait Factor: Send + Sync {
     type Answer: Send;
     /// The factor's name in events and in the wrong-code limit's refusal ("authenticator app").
     const NAME: &'static str;
+    /// The factor in the metrics' `factor` label (`sms`, `totp`, `recovery`, `passkey`).
+    const LABEL: &'static str;
     /// Reads what the user typed, or says what was expected.
     fn parse(&self, typed: &str) -> Result<Self::Answer, String>;
     /// Checks the answer, doing what a right one means to this factor (using a code up,
@@ -97,13 +100,24 @@ pub trait Factor: Send + Sync {
 
 /// Runs one answer to `factor`'s challenge through the skeleton (see the module documentation).
 pub async fn answer<F: Factor>(factor: &F, at: Attempt<'_>, typed: &str) -> AppResult<Response> {
+    // Every check's outcome, once: `pollstr_second_factor_checks_total{factor, outcome}`.
+    let outcome = |outcome: &'static str| {
+        at.state.part::<Telemetry>().count(
+            "pollstr_second_factor_checks_total",
+            &[("factor", F::LABEL.into()), ("outcome", outcome.into())],
+        )
+    };
     let answer = match factor.parse(typed) {
         Ok(answer) => answer,
-        Err(message) => return factor.refuse(StatusCode::BAD_REQUEST, message),
+        Err(message) => {
+            outcome("malformed");
+            return factor.refuse(StatusCode::BAD_REQUEST, message);
+        }
     };
     let attempt = match gate::reserve_code_check(at.state, at.user, at.ip, F::NAME).await? {
         Ok(attempt) => attempt,
         Err(wait) => {
+            outcome("refused");
             let res = factor.refuse(StatusCode::TOO_MANY_REQUESTS, gate::too_many_codes(wait))?;
             return Ok(web::retry_after(res, wait));
         }
@@ -114,6 +128,7 @@ pub async fn answer<F: Factor>(factor: &F, at: Attempt<'_>, typed: &str) -> AppR
     };
     match factor.check(&at, answer).await? {
         Verdict::Right { detail, also } => {
+            outcome("right");
             limits::release(db, attempt).await?;
             note(Kind::CodeOk, detail).await?;
             for (kind, detail) in also {
@@ -130,6 +145,7 @@ pub async fn answer<F: Factor>(factor: &F, at: Attempt<'_>, typed: &str) -> AppR
             .await
         }
         Verdict::Wrong { detail, message } => {
+            outcome("wrong");
             note(Kind::CodeWrong, detail).await?;
             factor.refuse(StatusCode::BAD_REQUEST, message)
         }
@@ -138,6 +154,7 @@ pub async fn answer<F: Factor>(factor: &F, at: Attempt<'_>, typed: &str) -> AppR
             counts,
             then,
         } => {
+            outcome("ended");
             if !counts {
                 limits::release(db, attempt).await?;
             }
@@ -145,6 +162,7 @@ pub async fn answer<F: Factor>(factor: &F, at: Attempt<'_>, typed: &str) -> AppR
             Ok(then)
         }
         Verdict::NotChecked(then) => {
+            outcome("not_checked");
             limits::release(db, attempt).await?;
             Ok(then)
         }

@@ -32,7 +32,7 @@ pub async fn reserve_code_check(
         uid.as_str(),
         state.config.limits.code_per_user.as_slice(),
     )];
-    let reserved = limits::reserve(&state.db, &checks).await?;
+    let reserved = limits::reserve(state, &checks).await?;
     if reserved.is_err() {
         let detail = format!("wrong-code limit ({factor})");
         events::record(&state.db, Kind::CodeRefused, Some(user.id), ip, &detail).await?;

@@ -40,7 +40,7 @@ pub async fn reserve_password_check(
             l.login_per_username.as_slice(),
         ),
     ];
-    Ok(limits::reserve(&state.db, &checks).await?)
+    Ok(limits::reserve(state, &checks).await?)
 }
 
 /// What a page says when the failed-login limits refused a password check.

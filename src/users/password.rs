@@ -90,6 +90,8 @@ pub struct HashQueue {
     places: Arc<Semaphore>,
     signups: Arc<Semaphore>,
     capacity: usize,
+    /// Requests turned away because the queue was full (for the metrics).
+    refused: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for HashQueue {
@@ -115,12 +117,29 @@ impl HashQueue {
             places: Arc::new(Semaphore::new(capacity)),
             signups: Arc::new(Semaphore::new(capacity / 2)),
             capacity,
+            refused: Arc::default(),
         }
     }
 
     /// How many hashes it holds.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// How many places are taken now.
+    pub fn depth(&self) -> usize {
+        self.capacity - self.places.available_permits().min(self.capacity)
+    }
+
+    /// How many requests were turned away so far.
+    pub fn refusals(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn turned_away(&self, message: &str) -> AppError {
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        busy(message)
     }
 
     /// How many of them sign-ups may hold.
@@ -131,7 +150,7 @@ impl HashQueue {
     /// A place for a password check (a login, or a page asking for the password again).
     pub fn enter(&self) -> Result<Place, AppError> {
         let place = self.places.clone().try_acquire_owned().map_err(|_| {
-            busy("Many people are signing in right now. Please try again in a moment.")
+            self.turned_away("Many people are signing in right now. Please try again in a moment.")
         })?;
         Ok(Place {
             _place: place,
@@ -141,8 +160,9 @@ impl HashQueue {
 
     /// A place for a sign-up's hash, within the sign-ups' share.
     pub fn enter_signup(&self) -> Result<Place, AppError> {
-        let refused =
-            |_| busy("Many people are signing up right now. Please try again in a moment.");
+        let refused = |_| {
+            self.turned_away("Many people are signing up right now. Please try again in a moment.")
+        };
         let signup = self.signups.clone().try_acquire_owned().map_err(refused)?;
         let place = self.places.clone().try_acquire_owned().map_err(refused)?;
         Ok(Place {

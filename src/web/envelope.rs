@@ -1,5 +1,6 @@
 //! The envelope every response passes through: a request id, the log context, the security
-//! headers, and the 503 page when the session store could not save.
+//! headers, the 503 page when the session store could not save, and the request's metrics
+//! (its route template, status and duration, when metrics are on).
 //!
 //! One hand-written layer instead of eight stacked ones (request id, its propagation, the log
 //! context, four response headers, the outage page): each stacked layer cost a clone of the
@@ -18,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
 use crate::error::AppError;
+use crate::telemetry::Telemetry;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -48,13 +50,15 @@ const SECURITY_HEADERS: [(HeaderName, HeaderValue); 4] = [
 pub struct EnvelopeLayer {
     instance: Arc<str>,
     next: Arc<AtomicU64>,
+    telemetry: Telemetry,
 }
 
 impl EnvelopeLayer {
-    pub fn new() -> Self {
+    pub fn new(telemetry: Telemetry) -> Self {
         EnvelopeLayer {
             instance: format!("{:08x}", rand::random::<u32>()).into(),
             next: Arc::default(),
+            telemetry,
         }
     }
 
@@ -67,7 +71,7 @@ impl EnvelopeLayer {
 
 impl Default for EnvelopeLayer {
     fn default() -> Self {
-        Self::new()
+        Self::new(Telemetry::off())
     }
 }
 
@@ -111,12 +115,31 @@ where
             }
         };
         let context = crate::logging::RequestInfo::new(&req, id.clone());
+        let measured = self.ids.telemetry.is_on().then(|| {
+            let route = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .cloned();
+            let method = crate::telemetry::method_label(req.method());
+            (
+                self.ids.telemetry.clone(),
+                route,
+                method,
+                std::time::Instant::now(),
+            )
+        });
         // The service that was made ready is the one to call; a clone stays for next time.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         Box::pin(async move {
             let Ok(res) = context.scope(inner.call(req)).await;
-            Ok(finish(res, id))
+            let res = finish(res, id);
+            if let Some((telemetry, route, method, started)) = measured {
+                // Not a route (a 404 from the fallback): one series for all of them.
+                let route = route.as_ref().map_or("unmatched", |r| r.as_str());
+                telemetry.request(route, method, res.status().as_u16(), started.elapsed());
+            }
+            Ok(res)
         })
     }
 }
@@ -172,7 +195,7 @@ mod tests {
                 "/bare-500",
                 get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
             )
-            .layer(EnvelopeLayer::new())
+            .layer(EnvelopeLayer::default())
     }
 
     async fn get_with(path: &str, id: Option<&str>) -> Response {
@@ -188,7 +211,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_response_gets_the_headers_and_a_fresh_id() {
-        let layer = EnvelopeLayer::new();
+        let layer = EnvelopeLayer::default();
         let (a, b) = (layer.request_id(), layer.request_id());
         assert_ne!(a, b);
         let res = get_with("/", None).await;

@@ -168,6 +168,14 @@ pub struct TestApp {
     pub codes: Mutex<mpsc::UnboundedReceiver<(String, String)>>,
     /// The provider the app was given when the test gave none.
     pub provider: Provider,
+    /// The app's state (its parts: the vote writer, …).
+    pub state: AppState,
+    /// `http://…/metrics` on the app's metrics listener, when the test set `metrics_addr`.
+    pub metrics: Option<String>,
+    /// Tells the server to stop, as SIGTERM does (`app::serve_until`).
+    pub stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// The server's task: it ends once the server has drained and finished.
+    pub serving: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub _dir: tempfile::TempDir,
 }
 
@@ -217,8 +225,28 @@ pub async fn spawn_app_with(
     };
     let state = app::new_state(db.clone(), config, verifier);
     let polls = state.part::<Arc<PollCache>>().clone();
+    let (addr, stop, serving) = serve_in_background(state.clone()).await;
+    let metrics = match state.config.metrics_addr {
+        Some(_) => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+            let (limits, router) = (
+                state.config.http.clone(),
+                app::metrics_router(state.clone()),
+            );
+            tokio::spawn(async move {
+                pollstr::server::serve(listener, router, &limits, std::future::pending()).await
+            });
+            Some(url)
+        }
+        None => None,
+    };
     TestApp {
-        addr: serve_in_background(state).await,
+        addr,
+        metrics,
+        state,
+        stop: std::sync::Mutex::new(Some(stop)),
+        serving: Mutex::new(Some(serving)),
         polls,
         db,
         database_url: url,
@@ -228,18 +256,27 @@ pub async fn spawn_app_with(
     }
 }
 
-/// Serves the app on a random port; returns its base URL.
-async fn serve_in_background(state: AppState) -> String {
+/// Serves the app on a random port until told to stop (or the sender is dropped); returns its
+/// base URL, the sender, and the server's task.
+async fn serve_in_background(
+    state: AppState,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let limits = state.config.http.clone();
-    let router = app::router(state);
-    tokio::spawn(async move {
-        pollstr::server::serve(listener, router, &limits, std::future::pending()).await
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        app::serve_until(listener, state, async {
+            let _ = stopped.await;
+        })
+        .await
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), stop, serving)
 }
 
 /// Another app instance on an existing database; returns its base URL.
@@ -247,7 +284,10 @@ pub async fn spawn_on(_backend: Backend, database_url: &str) -> String {
     let config = test_config(database_url);
     let db = app::connect(&config).await.expect("database");
     let state = app::new_state(db.clone(), config, Arc::new(ConsoleVerifier::new(db)));
-    serve_in_background(state).await
+    let (addr, stop, _) = serve_in_background(state).await;
+    // Serves for the rest of the test process.
+    std::mem::forget(stop);
+    addr
 }
 
 /// The `pollstr` binary with a clean environment, run in `dir` (so no `.env` is read).

@@ -403,7 +403,11 @@ mod vote_queue {
 async fn a_failing_vote_does_not_fail_its_batch(backend: Backend) {
     use pollstr::polls::{cache::PollCache, vote_queue::VoteQueue};
     let app = TestApp::seeded(backend).await;
-    let queue = VoteQueue::start(app.db.clone(), std::sync::Arc::new(PollCache::new(true)));
+    let queue = VoteQueue::start(
+        app.db.clone(),
+        std::sync::Arc::new(PollCache::new(true)),
+        pollstr::telemetry::Telemetry::off(),
+    );
     let (good, unknown_user, foreign_choice) = tokio::join!(
         queue.cast(1, 1, 2),
         queue.cast(999_999, 1, 2),
@@ -435,7 +439,11 @@ async fn a_batch_of_votes_counts_like_votes_one_by_one(backend: Backend) {
     let other = pollstr::users::create(&app.db, "other", &hash)
         .await
         .unwrap();
-    let queue = VoteQueue::start(app.db.clone(), std::sync::Arc::new(PollCache::new(true)));
+    let queue = VoteQueue::start(
+        app.db.clone(),
+        std::sync::Arc::new(PollCache::new(true)),
+        pollstr::telemetry::Telemetry::off(),
+    );
     // One statement: a vote, and a choice of another poll, which writes nothing.
     let (a, foreign) = tokio::join!(queue.cast(1, 1, 2), queue.cast(other, 2, 1));
     assert!(a.unwrap());

@@ -542,6 +542,12 @@ async fn database_outage_is_503_and_recovers() {
         b.get("/healthz").await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
+    // Not ready, but alive: an orchestrator must not restart it for the database's outage.
+    assert_eq!(
+        b.get("/readyz").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(b.get("/livez").await.status, StatusCode::OK);
     // The login form needs no database (its CSRF token is in a cookie); logging in does.
     let form = b.get("/login/").await;
     assert_eq!(form.status, StatusCode::OK);
@@ -586,7 +592,11 @@ async fn the_vote_writer_answers_an_outage_and_recovers() {
     let user = app
         .scalar("SELECT id FROM users WHERE username = 'test'")
         .await;
-    let queue = VoteQueue::start(app.db.clone(), Arc::new(PollCache::new(false)));
+    let queue = VoteQueue::start(
+        app.db.clone(),
+        Arc::new(PollCache::new(false)),
+        pollstr::telemetry::Telemetry::off(),
+    );
     relay.down();
     let (a, b, c) = tokio::join!(
         queue.cast(user, 1, 1),

@@ -164,6 +164,7 @@ fn wrong(detail: impl Into<String>, message: &str) -> Verdict {
 impl Factor for PasskeyChallenge {
     type Answer = PublicKeyCredential;
     const NAME: &'static str = "passkey";
+    const LABEL: &'static str = "passkey";
 
     fn parse(&self, typed: &str) -> Result<PublicKeyCredential, String> {
         serde_json::from_str(typed)

@@ -217,6 +217,7 @@ struct CodeChallenge {
 impl Factor for CodeChallenge {
     type Answer = String;
     const NAME: &'static str = "recovery code";
+    const LABEL: &'static str = "recovery";
 
     fn parse(&self, typed: &str) -> Result<String, String> {
         let code = normalize(typed);

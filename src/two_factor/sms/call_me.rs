@@ -49,7 +49,7 @@ pub async fn next_channel(
     let masked = number.masked();
     let to = Destination::of(&number);
     let page_now = VerifyPage::new(&state, page.ctx.clone(), &next, &pending);
-    match guard::admit(&state.db, &state.config, &to).await? {
+    match guard::admit(&state, &to).await? {
         Admission::Allowed => {}
         Admission::CannotReceive(kind) => {
             let detail = format!("{masked} in {}: {kind} numbers take no calls", to.country);

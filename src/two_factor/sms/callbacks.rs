@@ -137,7 +137,7 @@ async fn record(state: &AppState, callback: &Callback) -> sqlx::Result<()> {
         return Ok(());
     };
     if outcome != "completed" {
-        guard::review(&state.db, &state.config, &country).await?;
+        guard::review(state, &country).await?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use super::phone::PhoneNumber;
 use super::store::numbers::{self, Bind};
 use super::{
     guard, login_redirect, provider_trouble, refuse_new, session_alive, verifier, warn_and_go,
-    with_provider_wait, CheckOutcome, Pending, VerifyPage, ENDED,
+    with_provider_wait, CheckOutcome, Pending, VerifyChannel, VerifyPage, ENDED,
 };
 use crate::error::AppResult;
 use crate::events::{self, Kind};
@@ -68,6 +68,7 @@ struct TextChallenge<'a> {
 impl Factor for TextChallenge<'_> {
     type Answer = String;
     const NAME: &'static str = "text message";
+    const LABEL: &'static str = "sms";
 
     fn parse(&self, typed: &str) -> Result<String, String> {
         let code: String = typed
@@ -165,6 +166,13 @@ impl TextChallenge<'_> {
             return Ok(Verdict::NotChecked(res));
         }
         guard::record_confirmed(&state.db, &self.pending.request_id).await?;
+        let channel = super::channel_at(state, self.pending.channel).unwrap_or(VerifyChannel::Sms);
+        super::count_code(
+            state,
+            "pollstr_codes_confirmed_total",
+            &guard::Destination::of(&number),
+            channel,
+        );
         let also = match bound_before {
             Some(old) if old == number => vec![],
             Some(old) => {

@@ -16,6 +16,8 @@ use crate::config::Config;
 use crate::db::{self, Db};
 use crate::events::{self, Kind};
 use crate::limits::{Check, Scope};
+use crate::state::AppState;
+use crate::telemetry::Telemetry;
 
 use super::store::sends;
 pub use super::store::sends::{
@@ -84,7 +86,8 @@ pub enum Admission {
 /// not paused, and (judged now, see [`review`]) not falling short of the minimum conversion.
 /// It is asked before every send, "Call me instead" and a user's proven number included, so
 /// a number stored before a rule tightened is held to it too.
-pub async fn admit(db: &Db, config: &Config, to: &Destination) -> sqlx::Result<Admission> {
+pub async fn admit(state: &AppState, to: &Destination) -> sqlx::Result<Admission> {
+    let (db, config) = (&state.db, &state.config);
     if let Some(kind) = to.not_a_phone {
         return Ok(Admission::CannotReceive(kind));
     }
@@ -101,7 +104,7 @@ pub async fn admit(db: &Db, config: &Config, to: &Destination) -> sqlx::Result<A
     if let Some(until) = until {
         return Ok(Admission::Paused { until });
     }
-    Ok(match review(db, config, &to.country).await? {
+    Ok(match review(state, &to.country).await? {
         Some(until) => Admission::Paused { until },
         None => Admission::Allowed,
     })
@@ -122,8 +125,9 @@ pub fn settle_after(config: &Config) -> Duration {
 /// sends that are settled (confirmed, reported on by a callback, or older than
 /// [`settle_after`]) against those confirmed. Pauses the country when it falls short, and
 /// returns the end of the pause now in force, if any; of many instances judging at once, one
-/// makes the pause and records it.
-pub async fn review(db: &Db, config: &Config, country: &str) -> sqlx::Result<Option<i64>> {
+/// makes the pause and records it (and counts it: `pollstr_sms_countries_paused_total{country}`).
+pub async fn review(state: &AppState, country: &str) -> sqlx::Result<Option<i64>> {
+    let (db, config) = (&state.db, &state.config);
     let guard = &config.sms_guard;
     if guard.min_conversion <= 0.0 {
         return Ok(None);
@@ -158,6 +162,11 @@ pub async fn review(db: &Db, config: &Config, country: &str) -> sqlx::Result<Opt
         events::format_time(until)
     );
     tracing::warn!(country, %reason, "SMS pumping guard: sends to a country paused");
+    let label = if country == "??" { "unknown" } else { country };
+    state.part::<Telemetry>().count(
+        "pollstr_sms_countries_paused_total",
+        &[("country", label.to_string().into())],
+    );
     events::record(db, Kind::SmsCountryPaused, None, "", &detail).await?;
     Ok(Some(until))
 }

@@ -135,7 +135,7 @@ async fn reserve_send(
         country,
         prefix,
     ];
-    Ok(limits::reserve(&state.db, &checks).await?)
+    Ok(limits::reserve(state, &checks).await?)
 }
 
 const ENDED: &str = "Your code request has ended. Send a new code.";
@@ -185,6 +185,28 @@ async fn own_running_request(
             requests::latest_of(&state.db, user_id, number.e164(), since).await?
         }
     })
+}
+
+/// Counts a code sent or confirmed (`pollstr_codes_sent_total`, `…_confirmed_total`) by the
+/// destination's country (its ISO code, `001` for none, `unknown`) and the channel.
+fn count_code(
+    state: &AppState,
+    name: &'static str,
+    to: &guard::Destination,
+    channel: VerifyChannel,
+) {
+    let country = if to.country == "??" {
+        "unknown".to_string()
+    } else {
+        to.country.clone()
+    };
+    state.part::<crate::telemetry::Telemetry>().count(
+        name,
+        &[
+            ("country", country.into()),
+            ("channel", channel.as_str().into()),
+        ],
+    );
 }
 
 fn first_channel(state: &AppState) -> VerifyChannel {

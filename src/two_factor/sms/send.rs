@@ -17,9 +17,9 @@ use super::numbers;
 use super::phone::PhoneNumber;
 use super::requests;
 use super::{
-    cannot_receive, first_channel, login_redirect, own_running_request, paused, provider_trouble,
-    refuse_new, reserve_send, too_many_sends, verifier, Pending, StartOutcome, VerifyChannel,
-    VerifyError, NOT_ALLOWED,
+    cannot_receive, count_code, first_channel, login_redirect, own_running_request, paused,
+    provider_trouble, refuse_new, reserve_send, too_many_sends, verifier, Pending, StartOutcome,
+    VerifyChannel, VerifyError, NOT_ALLOWED,
 };
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
@@ -172,7 +172,7 @@ impl Sending<'_> {
         let state = self.state;
         let (masked, country) = (number.masked(), &to.country);
         let status = StatusCode::UNPROCESSABLE_ENTITY;
-        match guard::admit(&state.db, &state.config, to).await? {
+        match guard::admit(state, to).await? {
             Admission::Allowed => Ok(()),
             Admission::CannotReceive(kind) => Err(refused(
                 status,
@@ -273,6 +273,7 @@ impl Sending<'_> {
             Ok(StartOutcome::Started { request_id }) => {
                 requests::record(&state.db, &request_id, user.id, number.e164()).await?;
                 guard::record_send(&state.db, &request_id, to).await?;
+                count_code(state, "pollstr_codes_sent_total", to, first_channel(state));
                 let message = match first_channel(state) {
                     VerifyChannel::Sms => format!("We have sent a code to {masked}."),
                     VerifyChannel::Voice => format!("We are calling {masked} to read you a code."),

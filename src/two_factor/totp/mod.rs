@@ -347,6 +347,7 @@ struct AppChallenge {
 impl Factor for AppChallenge {
     type Answer = String;
     const NAME: &'static str = "authenticator app";
+    const LABEL: &'static str = "totp";
 
     fn parse(&self, typed: &str) -> Result<String, String> {
         digits(typed).ok_or_else(|| "Enter the 6-digit code from your authenticator app.".into())
