@@ -7,8 +7,8 @@ mod change_password;
 mod confirm_password;
 pub mod email;
 mod overview;
-pub mod reset;
 mod passkey_login;
+pub mod reset;
 
 use askama::Template;
 
