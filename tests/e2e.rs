@@ -629,7 +629,7 @@ async fn staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_
         assert!(!links.contains(&"See results".to_string()), "{links:?}");
         b.vote("A cat").await;
         b.expect_path("/polls/1/").await;
-        b.expect_text("Your vote was counted. The results of this poll are shown when it closes.")
+        b.expect_text("The results of this poll are shown when it closes.")
             .await;
         b.press("Log out").await;
 
