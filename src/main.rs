@@ -1,5 +1,5 @@
 //! The `pollstr` command: serve (default), migrate, loaddata, dumpdata, events, recount,
-//! export-results, backup, createuser, set-password.
+//! export-results, verify-poll, backup, createuser, set-password.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -96,6 +96,16 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+    },
+    /// Check a closed poll's sealed result against the database: the audit file, its digest,
+    /// the number of votes and the kept counts (and whether a receipt is in it). Fails, naming
+    /// what differs, if anything does not match what was published.
+    VerifyPoll {
+        /// The poll's id.
+        id: i64,
+        /// A receipt shown to a voter (dashes, spaces and case do not matter).
+        #[arg(long)]
+        receipt: Option<String>,
     },
     /// Create a user; the password is asked for, or read from standard input.
     Createuser {
@@ -218,6 +228,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::VerifyPoll { id, receipt } => verify_poll(&config, id, receipt.as_deref()).await,
         Command::Createuser {
             username,
             password_stdin,
@@ -228,6 +239,29 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             password_stdin,
         } => set_password(&config, &username, password_stdin).await,
     }
+}
+
+/// `verify-poll`: prints what it found; an error if anything differs from what was published.
+async fn verify_poll(config: &Config, id: i64, receipt: Option<&str>) -> anyhow::Result<()> {
+    let hash = match receipt {
+        Some(r) => Some(pollstr::polls::receipt::hash_of(r).ok_or_else(|| {
+            anyhow::anyhow!("{r:?} is not a receipt (32 letters A–Z and digits 2–7)")
+        })?),
+        None => None,
+    };
+    let db = app::connect(config).await?;
+    let verdict = pollstr::polls::seal::verify(&db, id, hash.as_deref())
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!("poll {id} is not sealed: there is no such poll, or it has not closed")
+        })?;
+    for line in &verdict.lines {
+        println!("{line}");
+    }
+    if !verdict.ok {
+        anyhow::bail!("poll {id} does not match what was published");
+    }
+    Ok(())
 }
 
 /// `serve`: the development defaults where they apply, the demo data on an empty database.

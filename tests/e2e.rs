@@ -759,8 +759,15 @@ async fn staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_
         assert!(!links.contains(&"See results".to_string()), "{links:?}");
         b.vote("A cat").await;
         b.expect_path("/polls/1/").await;
-        b.expect_text("Your vote was counted. The results of this poll are shown when it closes.")
+        b.expect_text("The results of this poll are shown when it closes.")
             .await;
+        // The receipt, shown once: the voter copies it from the message.
+        let shown = b.texts(".messages").await.join(" ");
+        let at = shown.find("Your receipt: ").expect("a receipt") + "Your receipt: ".len();
+        let receipt = shown[at..at + 39].to_string();
+        let receipt_hash = pollstr::polls::receipt::hash_of(&receipt).expect("a receipt");
+        b.goto("/polls/1/").await;
+        assert!(!b.texts("body").await.join(" ").contains(&receipt));
         b.press("Log out").await;
 
         // Staff close it now.
@@ -782,7 +789,24 @@ async fn staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_
         b.expect_text("FINAL RESULTS").await;
         b.expect_text("A cat (your vote) 1 vote · 100%").await;
         b.expect_text("These results are final.").await;
+        b.expect_text("1 vote from 1 person who proved a phone number")
+            .await;
         b.pictures("poll-closed").await;
+        // The audit file holds the receipt's hash once, and hashes to the digest shown.
+        let audit = b
+            .js(
+                "return fetch('/polls/1/audit.csv').then(r => r.text())",
+                vec![],
+            )
+            .await;
+        let audit = audit.as_str().unwrap().to_string();
+        assert_eq!(
+            audit.matches(&format!("{receipt_hash},A cat\n")).count(),
+            1,
+            "{audit}"
+        );
+        let digest = b.texts("code.digest").await;
+        assert_eq!(digest, vec![pollstr::polls::receipt::digest(&audit)]);
         b.goto("/polls/").await;
         let cards = b.texts(".poll-card").await;
         assert!(

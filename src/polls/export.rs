@@ -46,19 +46,7 @@ pub fn results_csv(choices: &[ChoiceResult]) -> String {
     out
 }
 
-/// A text field: neutralised if it looks like a formula, quoted if it needs to be.
-pub fn field(text: &str) -> String {
-    let neutral = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    };
-    if neutral.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", neutral.replace('"', "\"\""))
-    } else {
-        neutral
-    }
-}
+pub use super::csv::field;
 
 #[cfg(test)]
 mod tests {

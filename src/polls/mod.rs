@@ -3,9 +3,12 @@
 pub mod cache;
 pub mod closing;
 pub mod counts;
+pub mod csv;
 pub mod export;
 pub mod prefetch;
 pub mod read_batch;
+pub mod receipt;
+pub mod seal;
 pub mod store;
 pub mod vote_queue;
 
@@ -47,6 +50,7 @@ pub fn router(state: &AppState) -> Routes {
         .route("/polls/{id}/vote/", post(vote))
         .route("/polls/{id}/results/", get(results))
         .route("/polls/{id}/results.csv", get(results_csv))
+        .route("/polls/{id}/audit.csv", get(audit_csv))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::two_factor::gate::require_verified,
@@ -316,9 +320,17 @@ pub async fn vote(
         .and_then(|c| c.trim().parse::<i64>().ok());
     // One statement, which counts only a choice of this question, and only if it is published.
     if let Some(c) = choice {
-        // The queue updates the cache itself, in commit order.
-        let counted = state.part::<VoteQueue>().cast(uid, question_id, c).await?;
-        if counted {
+        // The queue updates the cache itself, in commit order. Only the receipt's hash is
+        // stored; the receipt itself is shown once, on the next page (`receipt`).
+        let receipt = receipt::Receipt::new();
+        let queue = state.part::<VoteQueue>();
+        if queue.cast_with(uid, question_id, c, receipt.hash).await? {
+            let text = format!(
+                "Your vote was counted. Your receipt: {}. Copy it now: it is shown only once. \
+                 When the poll closes, its SHA-256 is in the poll's audit file.",
+                receipt.code
+            );
+            web::flash::push(&page.session, web::Level::Success, text).await?;
             return after_vote(&state, &page, question_id).await;
         }
     }
@@ -364,7 +376,7 @@ async fn after_vote(state: &AppState, page: &Page, question_id: i64) -> AppResul
     if visibility == Some(closing::Visibility::AfterClosing)
         && !store::is_staff(&state.db, user_id(page)?).await?
     {
-        let text = "Your vote was counted. The results of this poll are shown when it closes.";
+        let text = "The results of this poll are shown when it closes.";
         web::flash::push(&page.session, web::Level::Success, text).await?;
         return Ok(Redirect::to(&format!("/polls/{question_id}/")).into_response());
     }
@@ -410,6 +422,8 @@ pub struct ResultsPage {
     pub hidden: Option<&'static str>,
     /// A refusal to show above the results (a vote sent to a closed poll).
     pub error_message: Option<String>,
+    /// A closed poll's seal (its audit file's digest and number of votes).
+    pub seal: Option<store::Seal>,
 }
 
 pub async fn results(
@@ -459,6 +473,11 @@ async fn results_page(
     } else {
         StatusCode::OK
     };
+    // A closed poll's results are final and sealed: one query for the seal's line.
+    let seal = match &closed {
+        Some(_) => store::seal_summary(&state.db, question.id).await?,
+        None => None,
+    };
     let body = web::render(&ResultsPage {
         ctx: page.ctx,
         question,
@@ -467,6 +486,7 @@ async fn results_page(
         closed,
         hidden,
         error_message,
+        seal,
     })?;
     Ok((status, body).into_response())
 }
@@ -493,6 +513,30 @@ pub async fn results_csv(
         ),
     ];
     Ok((headers, csv).into_response())
+}
+
+/// `/polls/{id}/audit.csv`: a closed poll's sealed audit file, byte for byte as sealed
+/// (docs/polls.md); 404 while the poll is open.
+pub async fn audit_csv(
+    State(state): State<AppState>,
+    page: Page,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let question_id = web::parse_id(&id)?;
+    let uid = user_id(&page)?;
+    let view = fresh_view(&state, question_id, uid).await?;
+    final_view(&state, view, uid).await?;
+    let seal = store::seal(&state.db, question_id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let headers = [
+        (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"poll-{question_id}-audit.csv\""),
+        ),
+    ];
+    Ok((headers, seal.body).into_response())
 }
 
 /// `25 Jul 2016`

@@ -6,6 +6,7 @@
 
 use sqlx::FromRow;
 
+use super::receipt::{self, Receipt};
 use crate::db::{self, Db};
 use crate::with_db;
 
@@ -332,29 +333,43 @@ pub async fn user_vote(db: &Db, user_id: i64, question_id: i64) -> sqlx::Result<
     .await)
 }
 
-/// The vote upsert: `$1` user, `$2` now, `$3` choice, `$4` question. It writes a row only when
+/// The vote upsert: `$1` user, `$2` now, `$3` choice, `$4` question, `$5` receipt hash. It writes a row only when
 /// the choice is one of this question's and the question is published and open: its close not
 /// recorded ([`close`] holds the votes while it records it) and its closing time not passed.
-const CAST_VOTE: &str = "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
-     SELECT $1, c.question_id, c.id, $2 FROM choices c JOIN questions q ON q.id = c.question_id \
+const CAST_VOTE: &str = "INSERT INTO votes (user_id, question_id, choice_id, voted_at, receipt_hash) \
+     SELECT $1, c.question_id, c.id, $2, $5 FROM choices c JOIN questions q ON q.id = c.question_id \
      WHERE c.id = $3 AND c.question_id = $4 AND q.pub_date <= $2 \
        AND q.closed_at IS NULL AND (q.closes_at IS NULL OR q.closes_at > $2) \
-     ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at";
+     ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, \
+       voted_at = excluded.voted_at, receipt_hash = excluded.receipt_hash";
 
 /// Records the user's vote, replacing an earlier one on the same question, in one statement
 /// (so concurrent votes cannot lose or double a count). False, and nothing written, when the
 /// choice is not one of this question's or the question is not published.
+/// (With a new receipt that nobody sees: [`cast_vote_with`] takes the voter's.)
 pub async fn cast_vote(
     db: &Db,
     user_id: i64,
     question_id: i64,
     choice_id: i64,
 ) -> sqlx::Result<bool> {
+    cast_vote_with(db, user_id, question_id, choice_id, &Receipt::new().hash).await
+}
+
+/// [`cast_vote`], storing this receipt's hash with the vote (replacing the earlier one's).
+pub async fn cast_vote_with(
+    db: &Db,
+    user_id: i64,
+    question_id: i64,
+    choice_id: i64,
+    receipt_hash: &str,
+) -> sqlx::Result<bool> {
     let done = with_db!(db, p => sqlx::query(CAST_VOTE)
         .bind(user_id)
         .bind(db::now())
         .bind(choice_id)
         .bind(question_id)
+        .bind(receipt_hash)
         .execute(p)
         .await
         .map(|r| r.rows_affected()))?;
@@ -364,37 +379,51 @@ pub async fn cast_vote(
 /// Several users' votes in one statement (the vote queue's batch). `ballots` are (user id,
 /// question id, choice id), at most one per (user, question): one statement cannot apply two
 /// votes of the same user in a promised order (PostgreSQL refuses it). Each answer is
-/// [`cast_vote`]'s for that ballot.
-pub async fn cast_votes(db: &Db, ballots: &[(i64, i64, i64)]) -> sqlx::Result<Vec<bool>> {
+/// [`cast_vote`]'s for that ballot; `receipts[i]` is the receipt hash of `ballots[i]`.
+pub async fn cast_votes(
+    db: &Db,
+    ballots: &[(i64, i64, i64)],
+    receipts: &[&str],
+) -> sqlx::Result<Vec<bool>> {
+    if receipts.len() != ballots.len() {
+        return Err(sqlx::Error::Protocol(
+            "one receipt per ballot expected".into(),
+        ));
+    }
     if ballots.is_empty() {
         return Ok(Vec::new());
     }
     let written: Vec<(i64, i64, i64)> = match db {
         Db::Sqlite(pool) => {
             let mut sql = String::from(
-                "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
-                 SELECT b.column1, c.question_id, c.id, ?1 FROM (VALUES ",
+                "INSERT INTO votes (user_id, question_id, choice_id, voted_at, receipt_hash) \
+                 SELECT b.column1, c.question_id, c.id, ?1, b.column4 FROM (VALUES ",
             );
             for i in 0..ballots.len() {
-                let n = 2 + 3 * i;
+                let n = 2 + 4 * i;
                 if i > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!("(?{}, ?{}, ?{})", n, n + 1, n + 2));
+                sql.push_str(&format!("(?{}, ?{}, ?{}, ?{})", n, n + 1, n + 2, n + 3));
             }
             sql.push_str(
                 ") AS b JOIN choices c ON c.id = b.column3 AND c.question_id = b.column2 \
                  JOIN questions q ON q.id = c.question_id WHERE q.pub_date <= ?1 \
                  AND q.closed_at IS NULL AND (q.closes_at IS NULL OR q.closes_at > ?1) \
-                 ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at \
+                 ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, \
+                   voted_at = excluded.voted_at, receipt_hash = excluded.receipt_hash \
                  RETURNING user_id, question_id, choice_id",
             );
             // Batch sizes vary: not kept in the connection's statement cache.
             let mut query = sqlx::query_as::<_, (i64, i64, i64)>(&sql)
                 .persistent(false)
                 .bind(db::now());
-            for &(user_id, question_id, choice_id) in ballots {
-                query = query.bind(user_id).bind(question_id).bind(choice_id);
+            for (&(user_id, question_id, choice_id), &hash) in ballots.iter().zip(receipts) {
+                query = query
+                    .bind(user_id)
+                    .bind(question_id)
+                    .bind(choice_id)
+                    .bind(hash);
             }
             query.fetch_all(pool).await?
         }
@@ -405,21 +434,24 @@ pub async fn cast_votes(db: &Db, ballots: &[(i64, i64, i64)]) -> sqlx::Result<Ve
             let questions: Vec<i64> = ballots.iter().map(|b| b.1).collect();
             let choices: Vec<i64> = ballots.iter().map(|b| b.2).collect();
             sqlx::query_as::<_, (i64, i64, i64)>(
-                "INSERT INTO votes (user_id, question_id, choice_id, voted_at) \
-                 SELECT b.user_id, c.question_id, c.id, $4 \
-                 FROM unnest(CAST($1 AS BIGINT[]), CAST($2 AS BIGINT[]), CAST($3 AS BIGINT[])) \
-                      AS b(user_id, question_id, choice_id) \
+                "INSERT INTO votes (user_id, question_id, choice_id, voted_at, receipt_hash) \
+                 SELECT b.user_id, c.question_id, c.id, $4, b.receipt_hash \
+                 FROM unnest(CAST($1 AS BIGINT[]), CAST($2 AS BIGINT[]), CAST($3 AS BIGINT[]), \
+                             CAST($5 AS TEXT[])) \
+                      AS b(user_id, question_id, choice_id, receipt_hash) \
                  JOIN choices c ON c.id = b.choice_id AND c.question_id = b.question_id \
                  JOIN questions q ON q.id = c.question_id WHERE q.pub_date <= $4 \
                  AND q.closed_at IS NULL AND (q.closes_at IS NULL OR q.closes_at > $4) \
                  ORDER BY b.user_id, b.question_id \
-                 ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, voted_at = excluded.voted_at \
+                 ON CONFLICT (user_id, question_id) DO UPDATE SET choice_id = excluded.choice_id, \
+                   voted_at = excluded.voted_at, receipt_hash = excluded.receipt_hash \
                  RETURNING user_id, question_id, choice_id",
             )
             .bind(&users)
             .bind(&questions)
             .bind(&choices)
             .bind(db::now())
+            .bind(receipts)
             .fetch_all(pool)
             .await?
         }
@@ -430,17 +462,22 @@ pub async fn cast_votes(db: &Db, ballots: &[(i64, i64, i64)]) -> sqlx::Result<Ve
 
 /// Several votes in one transaction, one statement each, in order: a batch in which a user
 /// voted twice on one poll (one statement cannot apply them in a promised order). Each answer
-/// is [`cast_vote`]'s.
-pub async fn cast_votes_in_order(db: &Db, ballots: &[(i64, i64, i64)]) -> sqlx::Result<Vec<bool>> {
+/// is [`cast_vote`]'s; `receipts` as [`cast_votes`]'.
+pub async fn cast_votes_in_order(
+    db: &Db,
+    ballots: &[(i64, i64, i64)],
+    receipts: &[&str],
+) -> sqlx::Result<Vec<bool>> {
     let mut counted = Vec::with_capacity(ballots.len());
     with_db!(db, pool => {
         let mut tx = pool.begin_with(db.begin_write()).await?;
-        for &(user_id, question_id, choice_id) in ballots {
+        for (&(user_id, question_id, choice_id), &hash) in ballots.iter().zip(receipts) {
             let done = sqlx::query(CAST_VOTE)
                 .bind(user_id)
                 .bind(db::now())
                 .bind(choice_id)
                 .bind(question_id)
+                .bind(hash)
                 .execute(&mut *tx)
                 .await?;
             counted.push(done.rows_affected() > 0);
@@ -491,6 +528,8 @@ pub async fn recount(db: &Db) -> sqlx::Result<Vec<(i64, i64, i64, i64)>> {
 /// commits, when they see the close and are refused). `now`: staff's *Close now* (the closing
 /// time becomes now if it was later or unset); otherwise only a poll whose closing time has
 /// passed is recorded. True if this call recorded it; the counts read after it are final.
+/// The same transaction seals the poll (`poll_seals`): the audit file of its counted votes
+/// ([`receipt::audit_file`]) and that file's digest.
 pub async fn record_close(db: &Db, question_id: i64, now: bool) -> sqlx::Result<bool> {
     let hold = db.hold_table("votes");
     let sql = if now {
@@ -512,21 +551,101 @@ pub async fn record_close(db: &Db, question_id: i64, now: bool) -> sqlx::Result<
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        if done > 0 {
+            let rows: Vec<(Option<String>, String)> = sqlx::query_as(AUDIT_ROWS)
+                .bind(question_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            let body = receipt::audit_file(&rows);
+            sqlx::query(
+                "INSERT INTO poll_seals (question_id, sealed_at, votes, digest, body) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (question_id) DO UPDATE SET \
+                 sealed_at = excluded.sealed_at, votes = excluded.votes, \
+                 digest = excluded.digest, body = excluded.body",
+            )
+            .bind(question_id)
+            .bind(db::now())
+            .bind(rows.len() as i64)
+            .bind(receipt::digest(&body))
+            .bind(&body)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         done
     });
     Ok(done > 0)
 }
 
-/// Opens a closed poll again: no closing time, no recorded close. False: no such poll.
-pub async fn reopen(db: &Db, question_id: i64) -> sqlx::Result<bool> {
-    let done = with_db!(db, p => sqlx::query(
-        "UPDATE questions SET closes_at = NULL, closed_at = NULL WHERE id = $1",
+/// A poll's counted votes as the audit file lists them: receipt hash (none for a vote from
+/// before receipts) and choice text.
+const AUDIT_ROWS: &str = "SELECT v.receipt_hash, c.choice_text FROM votes v \
+     JOIN choices c ON c.id = v.choice_id WHERE v.question_id = $1";
+
+/// The audit file's rows for a poll, read now ([`AUDIT_ROWS`]).
+pub async fn audit_rows(db: &Db, question_id: i64) -> sqlx::Result<Vec<(Option<String>, String)>> {
+    with_db!(db, p => sqlx::query_as(AUDIT_ROWS).bind(question_id).fetch_all(p).await)
+}
+
+/// A closed poll's seal (`poll_seals`).
+#[derive(Clone, Debug, FromRow)]
+pub struct Seal {
+    pub sealed_at: i64,
+    pub votes: i64,
+    pub digest: String,
+    /// The audit file as published (empty when read by [`seal_summary`]).
+    pub body: String,
+}
+
+/// A poll's seal with its audit file, if it is sealed.
+pub async fn seal(db: &Db, question_id: i64) -> sqlx::Result<Option<Seal>> {
+    with_db!(db, p => sqlx::query_as::<_, Seal>(
+        "SELECT sealed_at, votes, digest, body FROM poll_seals WHERE question_id = $1",
     )
     .bind(question_id)
-    .execute(p)
-    .await
-    .map(|r| r.rows_affected()))?;
+    .fetch_optional(p)
+    .await)
+}
+
+/// A poll's seal without its audit file (the results page's line).
+pub async fn seal_summary(db: &Db, question_id: i64) -> sqlx::Result<Option<Seal>> {
+    with_db!(db, p => sqlx::query_as::<_, Seal>(
+        "SELECT sealed_at, votes, digest, '' AS body FROM poll_seals WHERE question_id = $1",
+    )
+    .bind(question_id)
+    .fetch_optional(p)
+    .await)
+}
+
+/// Each choice's kept count (the triggers' `choice_counts`, without imported votes), by text.
+pub async fn kept_counts(db: &Db, question_id: i64) -> sqlx::Result<Vec<(String, i64)>> {
+    with_db!(db, p => sqlx::query_as::<_, (String, i64)>(
+        "SELECT c.choice_text, CAST(COALESCE((SELECT SUM(n.votes) FROM choice_counts n \
+         WHERE n.choice_id = c.id), 0) AS BIGINT) FROM choices c WHERE c.question_id = $1 \
+         ORDER BY c.position, c.id",
+    )
+    .bind(question_id)
+    .fetch_all(p)
+    .await)
+}
+
+/// Opens a closed poll again: no closing time, no recorded close, no seal (the next close
+/// seals it again). False: no such poll.
+pub async fn reopen(db: &Db, question_id: i64) -> sqlx::Result<bool> {
+    let done = with_db!(db, pool => {
+        let mut tx = pool.begin_with(db.begin_write()).await?;
+        let done = sqlx::query("UPDATE questions SET closes_at = NULL, closed_at = NULL WHERE id = $1")
+            .bind(question_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM poll_seals WHERE question_id = $1")
+            .bind(question_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        done
+    });
     Ok(done > 0)
 }
 

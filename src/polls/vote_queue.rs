@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::cache::PollCache;
+use super::receipt::Receipt;
 use super::store;
 use crate::db::Db;
 use crate::error::{AppError, AppResult};
@@ -34,6 +35,8 @@ struct Ballot {
     user_id: i64,
     question_id: i64,
     choice_id: i64,
+    /// The hash of the vote's receipt (`receipt`), stored with it.
+    receipt_hash: String,
     /// Whether the vote counted (false: not a choice of a published poll).
     reply: oneshot::Sender<AppResult<bool>>,
 }
@@ -90,11 +93,24 @@ impl VoteQueue {
 
     /// Casts the vote and waits for its commit. Same answer as [`store::cast_vote`].
     pub async fn cast(&self, user_id: i64, question_id: i64, choice_id: i64) -> AppResult<bool> {
+        self.cast_with(user_id, question_id, choice_id, Receipt::new().hash)
+            .await
+    }
+
+    /// [`VoteQueue::cast`], storing this receipt hash with the vote.
+    pub async fn cast_with(
+        &self,
+        user_id: i64,
+        question_id: i64,
+        choice_id: i64,
+        receipt_hash: String,
+    ) -> AppResult<bool> {
         let (reply, answer) = oneshot::channel();
         let ballot = Ballot {
             user_id,
             question_id,
             choice_id,
+            receipt_hash,
             reply,
         };
         // Counted in the same step as it is queued: a voter who hangs up while waiting for
@@ -155,10 +171,15 @@ async fn write_batch(db: &Db, cache: &PollCache, batch: &mut Vec<Ballot>) -> u64
         Err(e) => {
             tracing::warn!(error = %e, votes = batch.len(), "a batch of votes failed; casting them one by one");
             for ballot in batch.drain(..) {
-                let result =
-                    store::cast_vote(db, ballot.user_id, ballot.question_id, ballot.choice_id)
-                        .await
-                        .map_err(AppError::from);
+                let result = store::cast_vote_with(
+                    db,
+                    ballot.user_id,
+                    ballot.question_id,
+                    ballot.choice_id,
+                    &ballot.receipt_hash,
+                )
+                .await
+                .map_err(AppError::from);
                 written += u64::from(matches!(result, Ok(true)));
                 answer(cache, ballot, result);
             }
@@ -172,16 +193,17 @@ async fn commit(db: &Db, batch: &[Ballot]) -> sqlx::Result<Vec<bool>> {
         .iter()
         .map(|b| (b.user_id, b.question_id, b.choice_id))
         .collect();
+    let receipts: Vec<&str> = batch.iter().map(|b| b.receipt_hash.as_str()).collect();
     let mut keys: Vec<(i64, i64)> = ballots.iter().map(|&(u, q, _)| (u, q)).collect();
     keys.sort_unstable();
     keys.dedup();
     if keys.len() == ballots.len() {
         // The usual case: one statement (one round trip, one commit).
-        return store::cast_votes(db, &ballots).await;
+        return store::cast_votes(db, &ballots, &receipts).await;
     }
     // A user voted twice on one poll in this batch: one statement per vote, in order, in one
     // transaction.
-    store::cast_votes_in_order(db, &ballots).await
+    store::cast_votes_in_order(db, &ballots, &receipts).await
 }
 
 fn answer(cache: &PollCache, ballot: Ballot, result: AppResult<bool>) {

@@ -16,6 +16,10 @@ both_backends!(
     results_after_closing_are_hidden_until_the_poll_closes,
     the_csv_export_neutralises_formulas,
     export_results_writes_the_csv,
+    a_receipt_is_shown_once_and_a_changed_vote_gets_a_new_one,
+    the_vote_writer_stores_each_ballots_receipt,
+    the_same_votes_seal_to_the_same_digest,
+    a_database_edit_makes_verify_poll_fail_naming_it,
 );
 
 /// The seeded app, with room for many phone verifications from one address.
@@ -170,6 +174,28 @@ async fn a_burst_of_votes_racing_the_close_is_counted_before_it_or_refused(
         assert_eq!(app.scalar(&sql).await, *want, "choice {choice}");
     }
     counts_match_rows(&app).await;
+    // The sealed audit file: one line per vote row, per choice as the rows and kept counts.
+    let audit = staff.get("/polls/1/audit.csv").await;
+    assert_eq!(audit.status, StatusCode::OK);
+    let lines: Vec<&str> = audit.body.lines().skip(1).collect();
+    assert_eq!(lines.len() as i64, expected.iter().sum::<i64>());
+    assert_eq!(
+        lines.len() as i64,
+        app.scalar("SELECT COUNT(*) FROM votes").await
+    );
+    for (choice, want) in expected.iter().enumerate().skip(1) {
+        let text = choice_text(&app, choice as i64).await;
+        let filed = lines
+            .iter()
+            .filter(|l| l.ends_with(&format!(",{text}")))
+            .count();
+        assert_eq!(filed as i64, *want, "choice {choice} in the audit file");
+    }
+    let verdict = pollstr::polls::seal::verify(&app.db, 1, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(verdict.ok, "{:?}", verdict.lines);
     let after = staff.get("/polls/1/results.csv").await;
     assert_eq!(
         at_close.body, after.body,
@@ -352,7 +378,7 @@ async fn results_after_closing_are_hidden_until_the_poll_closes(backend: crate::
     let voted = vote(&voter, 1, 2).await;
     assert_eq!(voted.location.as_deref(), Some("/polls/1/"));
     let page = voter.get("/polls/1/").await;
-    assert!(page.has("Your vote was counted. The results of this poll are shown when it closes."));
+    assert!(page.has("The results of this poll are shown when it closes."));
     assert!(!page.has("See results"));
     for b in [&voter, &other] {
         assert_eq!(
@@ -501,4 +527,227 @@ async fn a_close_waits_for_the_votes_being_written() {
         "the close did not wait for the vote"
     );
     assert_eq!(votes(app.db.clone()).await, at_close);
+}
+
+async fn choice_text(app: &TestApp, choice: i64) -> String {
+    let sql = "SELECT choice_text FROM choices WHERE id = $1";
+    match &app.db {
+        pollstr::db::Db::Sqlite(p) => sqlx::query_scalar(sql).bind(choice).fetch_one(p).await,
+        pollstr::db::Db::Postgres(p) => sqlx::query_scalar(sql).bind(choice).fetch_one(p).await,
+    }
+    .unwrap()
+}
+
+/// Votes, follows the answer to the next page and reads the receipt shown there.
+async fn vote_for_receipt(b: &Browser, poll: i64, choice: i64) -> String {
+    let sent = vote(b, poll, choice).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    let (_, page) = b.follow(sent).await;
+    let at = page
+        .body
+        .find("Your receipt: ")
+        .expect("a receipt is shown")
+        + "Your receipt: ".len();
+    let code = page.body[at..at + 39].to_string();
+    // Shown once.
+    let again = b.get(&format!("/polls/{poll}/results/")).await;
+    assert!(!again.has(&code) && !again.has("Your receipt"));
+    code
+}
+
+fn hash(code: &str) -> String {
+    pollstr::polls::receipt::hash_of(code).unwrap()
+}
+
+async fn rows_with(app: &TestApp, hash: &str) -> i64 {
+    app.scalar(&format!(
+        "SELECT COUNT(*) FROM votes WHERE receipt_hash = '{hash}'"
+    ))
+    .await
+}
+
+async fn a_receipt_is_shown_once_and_a_changed_vote_gets_a_new_one(
+    backend: crate::helpers::Backend,
+) {
+    let app = app(backend).await;
+    let staff = app.staff_browser().await;
+    let voters = voters(&app, 2).await;
+    let first = vote_for_receipt(&voters[0], 1, 1).await;
+    assert_eq!(rows_with(&app, &hash(&first)).await, 1);
+    // Changed (even to the same choice): a new receipt, and the old one stops counting.
+    let second = vote_for_receipt(&voters[0], 1, 2).await;
+    assert_ne!(first, second);
+    assert_eq!(rows_with(&app, &hash(&first)).await, 0);
+    assert_eq!(rows_with(&app, &hash(&second)).await, 1);
+    let other = vote_for_receipt(&voters[1], 1, 2).await;
+    assert_eq!(
+        staff_action(&staff, 1, "close").await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // The audit file: the current receipts' hashes, once each; the digest is its SHA-256.
+    let audit = voters[0].get("/polls/1/audit.csv").await;
+    assert_eq!(audit.status, StatusCode::OK);
+    assert!(audit.body.starts_with("receipt_sha256,choice\n"));
+    assert_eq!(audit.body.matches(&hash(&second)).count(), 1);
+    assert_eq!(audit.body.matches(&hash(&other)).count(), 1);
+    assert!(!audit.body.contains(&hash(&first)));
+    assert_eq!(audit.body.lines().count(), 3);
+    let digest = pollstr::polls::receipt::digest(&audit.body);
+    let results = voters[0].get("/polls/1/results/").await;
+    assert!(results.has(&digest), "{}", results.text());
+    assert!(results.has("2 votes from 2 people who each proved a phone number"));
+
+    // verify-poll: the current receipt is in it, the old one is not.
+    let dir = tempfile::tempdir().unwrap();
+    let run = |receipt: &str| {
+        pollstr_command(dir.path(), &[("DATABASE_URL", &app.database_url)])
+            .args(["verify-poll", "1", "--receipt", receipt])
+            .output()
+            .unwrap()
+    };
+    let o = run(&second.to_lowercase());
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("is in the published file") && out.contains("Everything matches"));
+    let o = run(&first);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("is not in the published file"));
+    // Reopened: no seal, no audit file, until it closes again.
+    assert_eq!(
+        staff_action(&staff, 1, "reopen").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        voters[0].get("/polls/1/audit.csv").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// The vote writer's batch (one statement) and its in-order path (a user twice in one batch)
+/// each store their ballot's own receipt hash.
+async fn the_vote_writer_stores_each_ballots_receipt(backend: crate::helpers::Backend) {
+    use pollstr::polls::{cache::PollCache, vote_queue::VoteQueue};
+    let app = TestApp::seeded(backend).await;
+    let mut users = Vec::new();
+    for i in 0..6 {
+        users.push(
+            pollstr::users::create(&app.db, &format!("r{i}"), "!")
+                .await
+                .unwrap(),
+        );
+    }
+    let queue = VoteQueue::start(app.db.clone(), std::sync::Arc::new(PollCache::new(true)));
+    let h = |i: usize| format!("{i:064x}");
+    let casts: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, &u)| {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.cast_with(u, 1, 1 + (i as i64 % 4), h(i)).await })
+        })
+        .collect();
+    for counted in casts {
+        assert!(counted.await.unwrap().unwrap());
+    }
+    for i in 0..6 {
+        assert_eq!(rows_with(&app, &h(i)).await, 1, "ballot {i}");
+    }
+    // The same user twice at once: the last stands, with its receipt.
+    let (a, b) = tokio::join!(
+        queue.cast_with(users[0], 1, 2, h(100)),
+        queue.cast_with(users[0], 1, 3, h(101))
+    );
+    assert!(a.unwrap() && b.unwrap());
+    assert_eq!(rows_with(&app, &h(0)).await, 0);
+    let kept = rows_with(&app, &h(100)).await + rows_with(&app, &h(101)).await;
+    assert_eq!(kept, 1);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM votes").await, 6);
+}
+
+/// The same votes (receipts fixed through the store's seam) give the same audit file and
+/// digest on either backend: the expected bytes are written out here.
+async fn the_same_votes_seal_to_the_same_digest(backend: crate::helpers::Backend) {
+    use pollstr::polls::{receipt, store};
+    let app = TestApp::seeded(backend).await;
+    let mut users = Vec::new();
+    for i in 0..4 {
+        users.push(
+            pollstr::users::create(&app.db, &format!("d{i}"), "!")
+                .await
+                .unwrap(),
+        );
+    }
+    let votes = [(3, "c"), (1, "a"), (1, "b"), (2, "d")];
+    for (&u, &(choice, h)) in users.iter().zip(&votes) {
+        assert!(store::cast_vote_with(&app.db, u, 1, choice, &h.repeat(64))
+            .await
+            .unwrap());
+    }
+    assert!(store::record_close(&app.db, 1, true).await.unwrap());
+    let seal = store::seal(&app.db, 1).await.unwrap().unwrap();
+    let mut expected = String::from("receipt_sha256,choice\n");
+    for (choice, h) in [(1, "a"), (1, "b"), (3, "c"), (2, "d")] {
+        let text = pollstr::polls::csv::field(&choice_text(&app, choice).await);
+        expected.push_str(&format!("{},{text}\n", h.repeat(64)));
+    }
+    assert_eq!(seal.body, expected);
+    assert_eq!(seal.votes, 4);
+    assert_eq!(seal.digest, receipt::digest(&expected));
+    // Sealing again from the same rows (as another instance would) gives the same digest.
+    let rows = store::audit_rows(&app.db, 1).await.unwrap();
+    assert_eq!(receipt::digest(&receipt::audit_file(&rows)), seal.digest);
+}
+
+async fn a_database_edit_makes_verify_poll_fail_naming_it(backend: crate::helpers::Backend) {
+    let app = app(backend).await;
+    let staff = app.staff_browser().await;
+    let voters = voters(&app, 2).await;
+    let code = vote_for_receipt(&voters[0], 1, 1).await;
+    vote_for_receipt(&voters[1], 1, 3).await;
+    assert_eq!(
+        staff_action(&staff, 1, "close").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        pollstr_command(dir.path(), &[("DATABASE_URL", &app.database_url)])
+            .args(["verify-poll", "1"])
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    // One counted vote moved to another choice behind the app's back.
+    app.execute(&format!(
+        "UPDATE votes SET choice_id = 2 WHERE receipt_hash = '{}'",
+        hash(&code)
+    ))
+    .await;
+    let o = run();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(!o.status.success(), "{out}");
+    let from = choice_text(&app, 1).await;
+    let to = choice_text(&app, 2).await;
+    assert!(
+        out.contains(&format!("vote {}: published {from}, now {to}", hash(&code))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Choice {to}: 0 in the published file, kept count 1"
+        )),
+        "{out}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not match what was published"));
+    let o = pollstr_command(dir.path(), &[("DATABASE_URL", &app.database_url)])
+        .args(["verify-poll", "1", "--receipt", "nonsense"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a receipt"));
 }
