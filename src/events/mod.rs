@@ -36,6 +36,8 @@ pub enum Kind {
     /// A second factor set up (the detail says which).
     FactorAdded,
     FactorRemoved,
+    /// A second factor given a new name (a passkey).
+    FactorRenamed,
     OtherSessionsEnded,
     TrustedBrowsersForgotten,
     /// The SMS pumping guard paused sends to a country (no user: the site's event).
@@ -67,6 +69,7 @@ impl Kind {
             Kind::PasswordChanged => "password_changed",
             Kind::FactorAdded => "factor_added",
             Kind::FactorRemoved => "factor_removed",
+            Kind::FactorRenamed => "factor_renamed",
             Kind::OtherSessionsEnded => "other_sessions_ended",
             Kind::TrustedBrowsersForgotten => "trusted_browsers_forgotten",
             Kind::SmsCountryPaused => "sms_country_paused",
