@@ -342,9 +342,8 @@ async fn an_authenticator_app_a_recovery_code_and_a_trusted_browser() {
 
 /// Passkeys with Chromium's virtual authenticator (resident keys, user verification): one
 /// added from `/account/`, a login with it alone (the autofill answers at once) and a vote, then
-/// removed with the password. Not one SMS is sent on the passkey journey. (The password with
-/// the passkey as second factor is in the API suite: this authenticator answers the login
-/// page's autofill before a password can be typed.)
+/// removed with the password; between them, the password with the passkey as the second factor
+/// (offered first on `/2fa/`). Not one SMS is sent on the passkey journeys.
 async fn a_passkey_added_from_the_account_signs_in_alone_and_is_removed() {
     e2e(|b| async move {
         b.goto("/polls/1/").await;
@@ -357,8 +356,10 @@ async fn a_passkey_added_from_the_account_signs_in_alone_and_is_removed() {
             "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
             "hasUserVerification": true, "isUserVerified": true, "isUserConsenting": true,
         });
-        b.session_post("webauthn/authenticator", authenticator)
+        let id = b
+            .session_post("webauthn/authenticator", authenticator.clone())
             .await;
+        let id = id.as_str().expect("an authenticator id").to_string();
         let sms = || {
             b.server
                 .log
@@ -393,7 +394,34 @@ async fn a_passkey_added_from_the_account_signs_in_alone_and_is_removed() {
         b.goto("/polls/1/").await;
         b.vote("A beagle").await;
 
-        assert_eq!(sms(), sent, "no SMS on the passkey journey");
+        // The password, then the passkey as the second factor. The authenticator is taken
+        // away before the login page (whose autofill it would answer first) and given back,
+        // with the same passkey, only on the second-factor page.
+        b.press("Log out").await;
+        let kept = format!("webauthn/authenticator/{id}/credentials");
+        let credentials = b.session_cmd(&kept, None, false).await;
+        let credential = credentials[0].clone();
+        assert_eq!(credential["isResidentCredential"], true, "{credentials}");
+        b.session_cmd(&format!("webauthn/authenticator/{id}"), None, true)
+            .await;
+        b.goto("/login/?next=/polls/2/").await;
+        b.log_in("test", "test1234").await;
+        b.expect_path("/2fa/passkey/").await;
+        b.expect_text("Use your passkey").await;
+        let id = b
+            .session_post("webauthn/authenticator", authenticator)
+            .await;
+        let id = id.as_str().expect("an authenticator id").to_string();
+        b.session_post(
+            &format!("webauthn/authenticator/{id}/credential"),
+            credential,
+        )
+        .await;
+        b.press("Use my passkey").await;
+        b.expect_path("/polls/2/").await;
+        b.vote("I did").await;
+
+        assert_eq!(sms(), sent, "no SMS on the passkey journeys");
 
         // Removed with the password.
         b.goto("/account/passkeys/").await;
@@ -1156,11 +1184,13 @@ impl Drop for Driver {
     }
 }
 
-/// A POST to `/session/{id}/{path}`: chromedriver's endpoints that fantoccini has no method for.
+/// A POST (or, with no body, a GET; with `delete`, a DELETE) to `/session/{id}/{path}`:
+/// chromedriver's endpoints that fantoccini has no method for.
 #[derive(Debug)]
 struct SessionPost {
-    path: &'static str,
-    body: Value,
+    path: String,
+    body: Option<Value>,
+    delete: bool,
 }
 
 type UrlError = <Url as std::str::FromStr>::Err;
@@ -1175,7 +1205,11 @@ impl WebDriverCompatibleCommand for SessionPost {
     }
 
     fn method_and_body(&self, _: &Url) -> (Method, Option<String>) {
-        (Method::POST, Some(self.body.to_string()))
+        match (&self.body, self.delete) {
+            (_, true) => (Method::DELETE, None),
+            (Some(body), false) => (Method::POST, Some(body.to_string())),
+            (None, false) => (Method::GET, None),
+        }
     }
 }
 
@@ -1262,9 +1296,18 @@ impl Browser {
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
-    async fn session_post(&self, path: &'static str, body: Value) -> Value {
+    async fn session_post(&self, path: &str, body: Value) -> Value {
+        self.session_cmd(path, Some(body), false).await
+    }
+
+    async fn session_cmd(&self, path: &str, body: Option<Value>, delete: bool) -> Value {
+        let path = path.to_string();
         self.client
-            .issue_cmd(SessionPost { path, body })
+            .issue_cmd(SessionPost {
+                path: path.clone(),
+                body,
+                delete,
+            })
             .await
             .unwrap_or_else(|e| panic!("{path}: {e}"))
     }

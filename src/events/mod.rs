@@ -38,6 +38,8 @@ pub enum Kind {
     /// A second factor set up (the detail says which).
     FactorAdded,
     FactorRemoved,
+    /// A second factor given a new name (a passkey).
+    FactorRenamed,
     OtherSessionsEnded,
     TrustedBrowsersForgotten,
     /// An email address confirmed, removed, or a confirmation link sent (masked address).
@@ -72,6 +74,7 @@ impl Kind {
             Kind::PasswordReset => "password_reset",
             Kind::FactorAdded => "factor_added",
             Kind::FactorRemoved => "factor_removed",
+            Kind::FactorRenamed => "factor_renamed",
             Kind::OtherSessionsEnded => "other_sessions_ended",
             Kind::TrustedBrowsersForgotten => "trusted_browsers_forgotten",
             Kind::EmailChanged => "email_changed",

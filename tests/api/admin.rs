@@ -915,7 +915,7 @@ async fn an_upload_never_grants_staff_nor_rewrites_an_account(backend: Backend) 
         page.text()
     );
     assert!(
-        b.get("/admin/fixtures/").await.has("1 user(s), 0 phone number(s), 1 vote(s), 0 authenticator app(s) and recovery code(s); new account(s): newcomer (#53)."),
+        b.get("/admin/fixtures/").await.has("1 user(s), 0 phone number(s), 1 vote(s), 0 authenticator app(s) and recovery code(s), 0 passkey(s); new account(s): newcomer (#53)."),
     );
     assert!(admin_events(&app).await.iter().any(|e| e
         .starts_with("by test (#1): loaded \"newcomer.json\": ")

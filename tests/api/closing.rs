@@ -641,7 +641,11 @@ async fn the_vote_writer_stores_each_ballots_receipt(backend: crate::helpers::Ba
                 .unwrap(),
         );
     }
-    let queue = VoteQueue::start(app.db.clone(), std::sync::Arc::new(PollCache::new(true)));
+    let queue = VoteQueue::start(
+        app.db.clone(),
+        std::sync::Arc::new(PollCache::new(true)),
+        pollstr::telemetry::Telemetry::off(),
+    );
     let h = |i: usize| format!("{i:064x}");
     let casts: Vec<_> = users
         .iter()

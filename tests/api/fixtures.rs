@@ -2,6 +2,8 @@
 
 use crate::both_backends;
 use crate::helpers::{spawn_app, Backend, SEED};
+use crate::passkeys::{enrol, options, post_on, SoftKey};
+use reqwest::StatusCode;
 
 both_backends!(
     seed_loads_idempotently,
@@ -11,6 +13,8 @@ both_backends!(
     imported_counts_are_bounded,
     a_load_waits_for_a_write_in_progress,
     poll_settings_round_trip,
+    a_passkey_signs_in_after_dump_and_load,
+    a_bad_passkey_entry_is_named_and_nothing_written,
 );
 
 async fn seed_loads_idempotently(backend: Backend) {
@@ -302,4 +306,142 @@ async fn poll_settings_round_trip(backend: Backend) {
             .to_string();
         assert!(e.contains(needle) && e.contains("entry 1"), "{e}");
     }
+}
+
+/// A passkey enrolled before the dump signs in (as the second factor) on a fresh database the
+/// dump was loaded into: the dump carries its public key, counter and user handle.
+async fn a_passkey_signs_in_after_dump_and_load(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.load(SEED).await;
+    let b = app.verified_browser().await;
+    let mut key = SoftKey::new(3);
+    let added = enrol(&b, &mut key, "Laptop").await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text());
+    let dump = pollstr::fixtures::dump(&app.db).await.unwrap();
+    assert!(dump.contains("\"model\": \"pollstr.passkey\""), "{dump}");
+    assert!(dump.contains("\"name\": \"Laptop\""), "{dump}");
+    let other = spawn_app(backend).await;
+    let report = pollstr::fixtures::load(&other.db, &[("dump.json".into(), dump.clone())])
+        .await
+        .unwrap();
+    assert_eq!(report.passkeys, 1);
+    assert!(report.summary(1).contains("1 passkey(s)"));
+    assert_eq!(pollstr::fixtures::dump(&other.db).await.unwrap(), dump);
+    while other.codes.lock().await.try_recv().is_ok() {}
+    let b2 = other.browser();
+    b2.login("test", "test1234").await;
+    let to = b2.get("/2fa/?next=/polls/").await;
+    assert_eq!(to.location.as_deref(), Some("/2fa/passkey/?next=/polls/"));
+    let page = b2.get("/2fa/passkey/?next=/polls/").await;
+    let answer = key.get(&options(&page, "/2fa/passkey/"));
+    let done = post_on(&b2, &page, "/2fa/passkey/", &[("credential", &answer)]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+    assert_eq!(b2.get("/account/").await.status, StatusCode::OK);
+    assert!(other.no_code_sent(), "no SMS");
+    // A new passkey on the copy gets a fresh id (the sequence moved past the loaded one).
+    let added = enrol(&b2, &mut SoftKey::new(4), "Phone").await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text());
+    assert_eq!(other.scalar("SELECT COUNT(*) FROM passkeys").await, 2);
+}
+
+/// Each malformed passkey entry: the file, the entry and the field are named; nothing written.
+async fn a_bad_passkey_entry_is_named_and_nothing_written(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.load(SEED).await;
+    let b = app.verified_browser().await;
+    let added = enrol(&b, &mut SoftKey::new(5), "Laptop").await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text());
+    let dump = pollstr::fixtures::dump(&app.db).await.unwrap();
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&dump).unwrap();
+    let good = entries
+        .iter()
+        .find(|e| e["model"] == "pollstr.passkey")
+        .unwrap()
+        .clone();
+    let question = serde_json::json!({"model": "polls.question", "pk": 9,
+        "fields": {"question_text": "Written?", "pub_date": "2016-07-25T12:54:24Z"}});
+    let with = |field: &str, value: serde_json::Value| {
+        let mut e = good.clone();
+        if value.is_null() {
+            e["fields"].as_object_mut().unwrap().remove(field);
+        } else {
+            e["fields"][field] = value;
+        }
+        e
+    };
+    let mut other_key = good["fields"]["credential"].clone();
+    other_key["cred"]["cred_id"] = serde_json::json!("AAAA");
+    let cases = [
+        (
+            with("credential", serde_json::json!("a string")),
+            "\"credential\" must be an object",
+        ),
+        (
+            with("credential", serde_json::json!({"cred": 1})),
+            "\"credential\" is not a passkey record",
+        ),
+        (
+            with("credential", other_key),
+            "\"credential_id\" is not the credential ID inside",
+        ),
+        (with("name", serde_json::json!("")), "\"name\" is empty"),
+        (
+            with("user", serde_json::json!("one")),
+            "\"user\" must be a whole number",
+        ),
+        (
+            with("created_at", serde_json::Value::Null),
+            "\"created_at\" is missing",
+        ),
+        (
+            with("user", serde_json::json!(99)),
+            "user 99 does not exist",
+        ),
+    ];
+    for (entry, msg) in cases {
+        let file = serde_json::json!([question, entry]).to_string();
+        let err = pollstr::fixtures::load(&app.db, &[("keys.json".into(), file)])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("keys.json: entry 2 (pollstr.passkey pk ") && err.contains(msg),
+            "{msg}: {err}"
+        );
+    }
+    // Another passkey (pk) with the same credential ID.
+    let mut twin = good.clone();
+    twin["pk"] = serde_json::json!(77);
+    let file = serde_json::json!([question, twin]).to_string();
+    let err = pollstr::fixtures::load(&app.db, &[("keys.json".into(), file)])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("keys.json: entry 2 (pollstr.passkey pk 77)")
+            && err.contains("another passkey's"),
+        "{err}"
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM questions WHERE id = 9")
+            .await,
+        0
+    );
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM passkeys").await, 1);
+    // The admin's upload may not give an account a passkey.
+    let mut planted = good.clone();
+    planted["pk"] = serde_json::json!(78);
+    let file = serde_json::json!([planted]).to_string();
+    let err = pollstr::fixtures::load_with(
+        &app.db,
+        &[("keys.json".into(), file)],
+        pollstr::fixtures::Accounts::AddOnly,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("pollstr.passkey pk 78") && err.contains("admin only adds"),
+        "{err}"
+    );
 }

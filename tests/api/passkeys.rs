@@ -19,6 +19,7 @@ both_backends!(
     a_passkey_is_added_listed_renamed_and_removed,
     adding_a_passkey_is_refused_without_a_right_answer,
     a_passkey_is_the_second_factor_offered_first,
+    the_app_and_sms_pages_link_to_the_passkey,
     an_answer_for_another_origin_is_refused,
     a_replayed_answer_is_refused,
     another_sessions_challenge_is_refused,
@@ -279,6 +280,7 @@ async fn a_passkey_is_added_listed_renamed_and_removed(backend: Backend) {
         .await;
     assert_eq!(renamed.status, StatusCode::SEE_OTHER);
     assert!(b.get(MANAGE).await.has("Phone"));
+    assert_eq!(events(&app, "factor_renamed").await, 1);
     let empty = b
         .submit(
             MANAGE,
@@ -287,6 +289,11 @@ async fn a_passkey_is_added_listed_renamed_and_removed(backend: Backend) {
         )
         .await;
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        events(&app, "factor_renamed").await,
+        1,
+        "not for a refused name"
+    );
     let wrong = b
         .submit(
             MANAGE,
@@ -375,6 +382,44 @@ async fn a_passkey_is_the_second_factor_offered_first(backend: Backend) {
     // The other factors stay one link away.
     assert!(page.body.contains("/2fa/?method=sms"));
     assert_eq!(b.get("/2fa/?method=sms").await.status, StatusCode::OK);
+}
+
+/// The authenticator app's page and the text-message page offer the passkey too.
+async fn the_app_and_sms_pages_link_to_the_passkey(backend: Backend) {
+    let (app, b, _key) = app_with_key(backend).await;
+    crate::totp::set_up_with_codes(&b).await;
+    let other = app.browser();
+    other.login("test", "test1234").await;
+    let totp = other.get("/2fa/totp/?next=/polls/").await;
+    assert_eq!(totp.status, StatusCode::OK, "{}", totp.text());
+    assert!(totp.has("Use a passkey"), "{}", totp.text());
+    assert!(
+        totp.body.contains("href=\"/2fa/passkey/?next="),
+        "{}",
+        totp.body
+    );
+    let sent = other.submit("/2fa/?method=sms", "/2fa/create/", &[]).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    let verify = other.get(sent.location.as_deref().unwrap()).await;
+    assert!(verify.has("Use a passkey"), "{}", verify.text());
+    // Without a passkey, no such link.
+    let id = app.scalar("SELECT id FROM passkeys").await.to_string();
+    let removed = b
+        .submit(
+            MANAGE,
+            "/account/passkeys/remove/",
+            &[("id", &id), ("password", "test1234")],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    assert!(!other
+        .get("/2fa/totp/?next=/polls/")
+        .await
+        .has("Use a passkey"));
+    assert!(!other
+        .get(sent.location.as_deref().unwrap())
+        .await
+        .has("Use a passkey"));
 }
 
 async fn an_answer_for_another_origin_is_refused(backend: Backend) {

@@ -247,6 +247,7 @@ pub struct RenameForm {
 
 async fn rename(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     page: Page,
     Form(form): Form<RenameForm>,
 ) -> AppResult<Response> {
@@ -260,6 +261,8 @@ async fn rename(
         let msg = "That passkey is not one of yours (was it removed?).".to_string();
         return render(&state, page, &user, StatusCode::NOT_FOUND, Some(msg)).await;
     }
+    let detail = format!("passkey #{id} renamed to {name:?}");
+    events::record(&state.db, Kind::FactorRenamed, Some(user.id), &ip, &detail).await?;
     flash::push(&page.session, Level::Success, "The passkey was renamed.").await?;
     Ok(Redirect::to(HERE).into_response())
 }

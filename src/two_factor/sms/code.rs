@@ -44,8 +44,10 @@ pub async fn confirm(
     let Some(pending) = session::SMS_PENDING.get(&page.session).await? else {
         return warn_and_go(&page, &next.url("/2fa/"), ENDED).await;
     };
+    let mut shown = VerifyPage::new(&state, page.ctx.clone(), &next, &pending);
+    shown.has_passkey = crate::two_factor::passkeys::store::has_any(&state.db, user.id).await?;
     let challenge = TextChallenge {
-        form: VerifyPage::new(&state, page.ctx.clone(), &next, &pending),
+        form: shown,
         masked: PhoneNumber::from_stored(pending.number.clone()).masked(),
         pending,
         page: &page,

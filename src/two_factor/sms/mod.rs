@@ -306,6 +306,8 @@ pub struct VerifyPage {
     pub valid_for: String,
     /// The button to the workflow's next channel ("Call me instead"), if it has one.
     pub other_channel: Option<&'static str>,
+    /// The account has a passkey: a link to use it instead.
+    pub has_passkey: bool,
 }
 
 impl VerifyPage {
@@ -314,6 +316,7 @@ impl VerifyPage {
             ctx,
             next: next.as_str().to_string(),
             masked: PhoneNumber::from_stored(p.number.clone()).masked(),
+            has_passkey: false,
             error: None,
             trust_days: state.config.trusted_browser_days,
             by_call: channel_at(state, p.channel) == Some(VerifyChannel::Voice),
@@ -339,11 +342,13 @@ pub async fn verify(
     Query(q): Query<web::next::NextQuery>,
 ) -> AppResult<Response> {
     let next = SafeNext::or_default(q.next.as_deref());
-    if page.ctx.user.is_none() {
+    let Some(user) = page.ctx.user.clone() else {
         return Ok(login_redirect("/2fa/verify/", &next));
-    }
+    };
     let Some(p) = session::SMS_PENDING.get(&page.session).await? else {
         return Ok(next.redirect("/2fa/"));
     };
-    web::render(&VerifyPage::new(&state, page.ctx, &next, &p))
+    let mut form = VerifyPage::new(&state, page.ctx, &next, &p);
+    form.has_passkey = super::passkeys::store::has_any(&state.db, user.id).await?;
+    web::render(&form)
 }

@@ -274,6 +274,8 @@ pub struct LoginPage {
     pub recovery_left: i64,
     /// Days a trusted browser skips the second factor (0: the box is not shown).
     pub trust_days: u32,
+    /// The account has a passkey: a link to use it instead.
+    pub has_passkey: bool,
 }
 
 /// Whether the user has an authenticator (the SMS page sends them here first).
@@ -302,6 +304,7 @@ async fn login_page(
         error: None,
         recovery_left: super::recovery::store::left(&state.db, user.id).await?,
         trust_days: state.config.trusted_browser_days,
+        has_passkey: super::passkeys::store::has_any(&state.db, user.id).await?,
     })
 }
 
@@ -329,6 +332,7 @@ async fn login(
             error: None,
             recovery_left: super::recovery::store::left(&state.db, user.id).await?,
             trust_days: state.config.trusted_browser_days,
+            has_passkey: super::passkeys::store::has_any(&state.db, user.id).await?,
         },
         factor,
     };
@@ -393,6 +397,7 @@ impl Factor for AppChallenge {
             error: Some(message),
             recovery_left: self.form.recovery_left,
             trust_days: self.form.trust_days,
+            has_passkey: self.form.has_passkey,
         })?;
         Ok((status, body).into_response())
     }
