@@ -17,6 +17,7 @@ both_backends!(
     a_fixtures_address_is_kept_unconfirmed_and_never_mailed,
     with_email_off_the_pages_say_so_and_nothing_is_sent,
     two_uses_of_one_confirmation_link_at_once_confirm_once,
+    dumps_and_loads_keep_the_address_and_whether_it_is_confirmed,
 );
 
 /// An app mailing through a plain-SMTP sink on loopback, with the seed data.
@@ -338,4 +339,99 @@ async fn two_uses_of_one_confirmation_link_at_once_confirm_once(backend: Backend
             .await,
         1
     );
+}
+
+async fn dumps_and_loads_keep_the_address_and_whether_it_is_confirmed(backend: Backend) {
+    let (app, sink) = app_with_sink(backend).await;
+    let b = app.verified_browser().await;
+    b.submit(
+        "/account/",
+        "/account/email/",
+        &[("email", "ada@example.com")],
+    )
+    .await;
+    let link = link_in(&sink.next().await, "/account/email/confirm/");
+    b.submit(&link, &link, &[]).await;
+    let dump = pollstr::fixtures::dump(&app.db).await.unwrap();
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&dump).unwrap();
+    // auth.user stays Django's own (the address in its "email"); whether it is confirmed is
+    // django-allauth's account.emailaddress.
+    let user = entries.iter().find(|e| e["model"] == "auth.user").unwrap();
+    assert_eq!(user["fields"]["email"], "ada@example.com");
+    let mut fields: Vec<&str> = user["fields"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "date_joined",
+            "email",
+            "first_name",
+            "groups",
+            "is_active",
+            "is_staff",
+            "is_superuser",
+            "last_login",
+            "last_name",
+            "password",
+            "user_permissions",
+            "username"
+        ]
+    );
+    let confirmed: Vec<_> = entries
+        .iter()
+        .filter(|e| e["model"] == "account.emailaddress")
+        .collect();
+    assert_eq!(confirmed.len(), 1);
+    assert_eq!(confirmed[0]["fields"]["email"], "ada@example.com");
+    assert_eq!(confirmed[0]["fields"]["verified"], true);
+    assert_eq!(confirmed[0]["fields"]["user"], user["pk"]);
+
+    // Loaded into a new database: the address, confirmed.
+    let other = spawn_app_with(backend, |_| {}, None).await;
+    other.load(&dump).await;
+    assert_eq!(
+        email_row(&other, "test").await,
+        ("ada@example.com".to_string(), 1)
+    );
+    // Without the entry (a Django fixture), a new database keeps the address unconfirmed.
+    let third = spawn_app_with(backend, |_| {}, None).await;
+    let django: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["model"] != "account.emailaddress")
+        .collect();
+    third.load(&serde_json::to_string(&django).unwrap()).await;
+    assert_eq!(
+        email_row(&third, "test").await,
+        ("ada@example.com".to_string(), 0)
+    );
+    // An entry for an address the user does not have is refused, naming it.
+    let wrong = r#"[{"model":"account.emailaddress","pk":1,"fields":{"user":1,"email":"eve@example.com","verified":true,"primary":true}}]"#;
+    let err = pollstr::fixtures::load(&third.db, &[("f.json".into(), wrong.into())])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not the email of user 1"), "{err}");
+    assert_eq!(email_row(&third, "test").await.1, 0);
+    // The admin's upload confirms nothing: not for an existing account, nor a new one.
+    let right = r#"[{"model":"account.emailaddress","pk":1,"fields":{"user":1,"email":"ada@example.com","verified":true,"primary":true}}]"#;
+    let err = pollstr::fixtures::load_with(
+        &third.db,
+        &[("f.json".into(), right.into())],
+        pollstr::fixtures::Accounts::AddOnly,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("confirmed only by a link"), "{err}");
+    assert_eq!(email_row(&third, "test").await.1, 0);
+    // pollstr loaddata (on the server) may.
+    pollstr::fixtures::load(&third.db, &[("f.json".into(), right.into())])
+        .await
+        .unwrap();
+    assert_eq!(email_row(&third, "test").await.1, 1);
 }
