@@ -1,10 +1,11 @@
 //! Accounts: login, logout and registration pages, the logged-in user in the session, and
 //! password hashing; the account page, sudo mode, changing the password, password-reset
-//! links (`reset`), and the email address (`email`).
+//! links (`reset`), the email address (`email`), and security notifications (`notify`).
 
 mod change_password;
 mod confirm_password;
 pub mod email;
+mod notify;
 mod overview;
 pub mod reset;
 

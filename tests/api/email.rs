@@ -18,6 +18,7 @@ both_backends!(
     with_email_off_the_pages_say_so_and_nothing_is_sent,
     two_uses_of_one_confirmation_link_at_once_confirm_once,
     dumps_and_loads_keep_the_address_and_whether_it_is_confirmed,
+    a_password_changed_or_reset_is_told_once_to_a_confirmed_address_only,
 );
 
 /// An app mailing through a plain-SMTP sink on loopback, with the seed data.
@@ -434,4 +435,96 @@ async fn dumps_and_loads_keep_the_address_and_whether_it_is_confirmed(backend: B
         .await
         .unwrap();
     assert_eq!(email_row(&third, "test").await.1, 1);
+}
+
+async fn change_password(b: &crate::helpers::Browser, old: &str, new: &str) {
+    let page = b
+        .submit(
+            "/account/password/",
+            "/account/password/",
+            &[
+                ("old_password", old),
+                ("new_password1", new),
+                ("new_password2", new),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+}
+
+async fn a_password_changed_or_reset_is_told_once_to_a_confirmed_address_only(backend: Backend) {
+    let (app, sink) = app_with_sink(backend).await;
+    let b = app.verified_browser().await;
+    // The seed's address is not confirmed: a change tells nobody (the next mail is the link).
+    change_password(&b, "test1234", "Qv8#mZ2!rTp").await;
+    b.submit(
+        "/account/",
+        "/account/email/",
+        &[("email", "ada@example.com")],
+    )
+    .await;
+    let m = sink.next().await;
+    assert!(
+        m.data.contains("Subject: Confirm your email address"),
+        "{}",
+        m.data
+    );
+    let link = link_in(&m, "/account/email/confirm/");
+    b.submit(&link, &link, &[]).await;
+    change_password(&b, "Qv8#mZ2!rTp", "Zt5%kW9@pLm").await;
+    let told = sink.next().await;
+    assert!(told.to[0].starts_with("<ada@example.com>"));
+    assert!(told
+        .data
+        .contains("Subject: Your Pollstr password was changed"));
+    let text = body(&told);
+    assert!(text.contains("Address: 127.0.0.1"), "{text}");
+    assert!(text.contains("Browser: "), "{text}");
+    assert!(text.contains("If it was not you"), "{text}");
+    for secret in ["Zt5%kW9@pLm", "Qv8#mZ2!rTp", "test1234", "7911"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    // A reset with a link: told too.
+    let key = pollstr::crypto::SecretKey::parse(&"5e".repeat(32)).unwrap();
+    let token = pollstr::users::reset::issue(&app.db, &key, 1, std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    let path = pollstr::users::reset::path(&token);
+    let other = app.browser();
+    let done = other
+        .submit(
+            &path,
+            &path,
+            &[
+                ("new_password1", "Hy7&nB3$wQe"),
+                ("new_password2", "Hy7&nB3$wQe"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+    let told = sink.next().await;
+    assert!(
+        told.data
+            .contains("Subject: Your Pollstr password was reset"),
+        "{}",
+        told.data
+    );
+    assert!(!body(&told).contains("Hy7&nB3$wQe") && !body(&told).contains(&token));
+    // Once each: the next message is the next thing that mails.
+    let b = app.browser();
+    b.login("test", "Hy7&nB3$wQe").await;
+    b.verify_phone(&app, crate::helpers::PHONE).await;
+    b.submit(
+        "/account/",
+        "/account/email/",
+        &[("email", "marker@example.com")],
+    )
+    .await;
+    let next = sink.next().await;
+    assert!(
+        next.to[0].starts_with("<marker@example.com>"),
+        "{:?} {}",
+        next.to,
+        next.data
+    );
 }
