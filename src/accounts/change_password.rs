@@ -59,6 +59,7 @@ const WRONG: &str = "Your old password was entered incorrectly. Please enter it 
 async fn change(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     page: Page,
     Form(form): Form<PasswordChangeForm>,
 ) -> AppResult<Response> {
@@ -100,6 +101,15 @@ async fn change(
         Some(me.id),
         &ip,
         "every other session ended, every trusted browser forgotten",
+    )
+    .await?;
+    super::notify::security(
+        &state,
+        me.id,
+        "Your Pollstr password was changed",
+        "The password of your Pollstr account was changed. Every other session was logged out.",
+        &headers,
+        &ip,
     )
     .await?;
     // This session goes on under a new id (its row went with the others) and the new epoch.

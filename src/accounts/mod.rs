@@ -1,11 +1,12 @@
 //! Accounts: login, logout and registration pages, the logged-in user in the session, and
 //! password hashing; the account page, sudo mode, changing the password, password-reset
-//! links (`reset`), the email address (`email`), and the login with a passkey instead of the
-//! password (`passkey_login.rs`).
+//! links (`reset`), the email address (`email`), security notifications (`notify`), and the
+//! login with a passkey instead of the password (`passkey_login.rs`).
 
 mod change_password;
 mod confirm_password;
 pub mod email;
+mod notify;
 mod overview;
 mod passkey_login;
 pub mod reset;

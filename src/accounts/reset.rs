@@ -97,6 +97,7 @@ pub struct ResetForm {
 async fn submit(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     page: Page,
     Path(token): Path<String>,
     Form(form): Form<ResetForm>,
@@ -129,6 +130,15 @@ async fn submit(
         _ => return gone(page),
     }
     set_password(&state.db, user.id, &hash, &ip, "with a reset link").await?;
+    super::notify::security(
+        &state,
+        user.id,
+        "Your Pollstr password was reset",
+        "The password of your Pollstr account was reset with a password-reset link. Every session was logged out; the next login still asks for your second factor.",
+        &headers,
+        &ip,
+    )
+    .await?;
     state.sessions.forget_cached();
     // This browser logs in again too, with the second factor.
     page.session.flush().await?;

@@ -207,6 +207,8 @@ fn instance(dir: &Path, url: &str, port: u16, name: &str) -> Running {
             ("VERIFY_BACKEND", "console"),
             ("TRUSTED_PROXIES", "127.0.0.1/32"),
             ("CSRF_TRUSTED_ORIGINS", &format!("https://{HOST}")),
+            ("WEBAUTHN_RP_ID", HOST),
+            ("WEBAUTHN_ORIGIN", &format!("https://{HOST}")),
             ("SIGNUP_LIMIT_PER_IP", "2/1h"),
             ("SHUTDOWN_DRAIN", "1s"),
         ],

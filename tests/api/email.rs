@@ -17,6 +17,8 @@ both_backends!(
     a_fixtures_address_is_kept_unconfirmed_and_never_mailed,
     with_email_off_the_pages_say_so_and_nothing_is_sent,
     two_uses_of_one_confirmation_link_at_once_confirm_once,
+    dumps_and_loads_keep_the_address_and_whether_it_is_confirmed,
+    a_password_changed_or_reset_is_told_once_to_a_confirmed_address_only,
 );
 
 /// An app mailing through a plain-SMTP sink on loopback, with the seed data.
@@ -337,5 +339,192 @@ async fn two_uses_of_one_confirmation_link_at_once_confirm_once(backend: Backend
         app.scalar("SELECT COUNT(*) FROM security_events WHERE kind = 'email_changed' AND detail LIKE '%confirmed'")
             .await,
         1
+    );
+}
+
+async fn dumps_and_loads_keep_the_address_and_whether_it_is_confirmed(backend: Backend) {
+    let (app, sink) = app_with_sink(backend).await;
+    let b = app.verified_browser().await;
+    b.submit(
+        "/account/",
+        "/account/email/",
+        &[("email", "ada@example.com")],
+    )
+    .await;
+    let link = link_in(&sink.next().await, "/account/email/confirm/");
+    b.submit(&link, &link, &[]).await;
+    let dump = pollstr::fixtures::dump(&app.db).await.unwrap();
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&dump).unwrap();
+    // auth.user stays Django's own (the address in its "email"); whether it is confirmed is
+    // django-allauth's account.emailaddress.
+    let user = entries.iter().find(|e| e["model"] == "auth.user").unwrap();
+    assert_eq!(user["fields"]["email"], "ada@example.com");
+    let mut fields: Vec<&str> = user["fields"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "date_joined",
+            "email",
+            "first_name",
+            "groups",
+            "is_active",
+            "is_staff",
+            "is_superuser",
+            "last_login",
+            "last_name",
+            "password",
+            "user_permissions",
+            "username"
+        ]
+    );
+    let confirmed: Vec<_> = entries
+        .iter()
+        .filter(|e| e["model"] == "account.emailaddress")
+        .collect();
+    assert_eq!(confirmed.len(), 1);
+    assert_eq!(confirmed[0]["fields"]["email"], "ada@example.com");
+    assert_eq!(confirmed[0]["fields"]["verified"], true);
+    assert_eq!(confirmed[0]["fields"]["user"], user["pk"]);
+
+    // Loaded into a new database: the address, confirmed.
+    let other = spawn_app_with(backend, |_| {}, None).await;
+    other.load(&dump).await;
+    assert_eq!(
+        email_row(&other, "test").await,
+        ("ada@example.com".to_string(), 1)
+    );
+    // Without the entry (a Django fixture), a new database keeps the address unconfirmed.
+    let third = spawn_app_with(backend, |_| {}, None).await;
+    let django: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["model"] != "account.emailaddress")
+        .collect();
+    third.load(&serde_json::to_string(&django).unwrap()).await;
+    assert_eq!(
+        email_row(&third, "test").await,
+        ("ada@example.com".to_string(), 0)
+    );
+    // An entry for an address the user does not have is refused, naming it.
+    let wrong = r#"[{"model":"account.emailaddress","pk":1,"fields":{"user":1,"email":"eve@example.com","verified":true,"primary":true}}]"#;
+    let err = pollstr::fixtures::load(&third.db, &[("f.json".into(), wrong.into())])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not the email of user 1"), "{err}");
+    assert_eq!(email_row(&third, "test").await.1, 0);
+    // The admin's upload confirms nothing: not for an existing account, nor a new one.
+    let right = r#"[{"model":"account.emailaddress","pk":1,"fields":{"user":1,"email":"ada@example.com","verified":true,"primary":true}}]"#;
+    let err = pollstr::fixtures::load_with(
+        &third.db,
+        &[("f.json".into(), right.into())],
+        pollstr::fixtures::Accounts::AddOnly,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("confirmed only by a link"), "{err}");
+    assert_eq!(email_row(&third, "test").await.1, 0);
+    // pollstr loaddata (on the server) may.
+    pollstr::fixtures::load(&third.db, &[("f.json".into(), right.into())])
+        .await
+        .unwrap();
+    assert_eq!(email_row(&third, "test").await.1, 1);
+}
+
+async fn change_password(b: &crate::helpers::Browser, old: &str, new: &str) {
+    let page = b
+        .submit(
+            "/account/password/",
+            "/account/password/",
+            &[
+                ("old_password", old),
+                ("new_password1", new),
+                ("new_password2", new),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.text());
+}
+
+async fn a_password_changed_or_reset_is_told_once_to_a_confirmed_address_only(backend: Backend) {
+    let (app, sink) = app_with_sink(backend).await;
+    let b = app.verified_browser().await;
+    // The seed's address is not confirmed: a change tells nobody (the next mail is the link).
+    change_password(&b, "test1234", "Qv8#mZ2!rTp").await;
+    b.submit(
+        "/account/",
+        "/account/email/",
+        &[("email", "ada@example.com")],
+    )
+    .await;
+    let m = sink.next().await;
+    assert!(
+        m.data.contains("Subject: Confirm your email address"),
+        "{}",
+        m.data
+    );
+    let link = link_in(&m, "/account/email/confirm/");
+    b.submit(&link, &link, &[]).await;
+    change_password(&b, "Qv8#mZ2!rTp", "Zt5%kW9@pLm").await;
+    let told = sink.next().await;
+    assert!(told.to[0].starts_with("<ada@example.com>"));
+    assert!(told
+        .data
+        .contains("Subject: Your Pollstr password was changed"));
+    let text = body(&told);
+    assert!(text.contains("Address: 127.0.0.1"), "{text}");
+    assert!(text.contains("Browser: "), "{text}");
+    assert!(text.contains("If it was not you"), "{text}");
+    for secret in ["Zt5%kW9@pLm", "Qv8#mZ2!rTp", "test1234", "7911"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    // A reset with a link: told too.
+    let key = pollstr::crypto::SecretKey::parse(&"5e".repeat(32)).unwrap();
+    let token = pollstr::users::reset::issue(&app.db, &key, 1, std::time::Duration::from_secs(600))
+        .await
+        .unwrap();
+    let path = pollstr::users::reset::path(&token);
+    let other = app.browser();
+    let done = other
+        .submit(
+            &path,
+            &path,
+            &[
+                ("new_password1", "Hy7&nB3$wQe"),
+                ("new_password2", "Hy7&nB3$wQe"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+    let told = sink.next().await;
+    assert!(
+        told.data
+            .contains("Subject: Your Pollstr password was reset"),
+        "{}",
+        told.data
+    );
+    assert!(!body(&told).contains("Hy7&nB3$wQe") && !body(&told).contains(&token));
+    // Once each: the next message is the next thing that mails.
+    let b = app.browser();
+    b.login("test", "Hy7&nB3$wQe").await;
+    b.verify_phone(&app, crate::helpers::PHONE).await;
+    b.submit(
+        "/account/",
+        "/account/email/",
+        &[("email", "marker@example.com")],
+    )
+    .await;
+    let next = sink.next().await;
+    assert!(
+        next.to[0].starts_with("<marker@example.com>"),
+        "{:?} {}",
+        next.to,
+        next.data
     );
 }
