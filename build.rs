@@ -5,7 +5,9 @@
 // - `pollstr_postgres`: TEST_DATABASE_URL names a PostgreSQL server (the PostgreSQL half of
 //   tests/api);
 // - `pollstr_prism`: PRISM_URL points at a Prism mock of the Verify v1 API (tests/contract.rs);
-// - `pollstr_prism_v2`: PRISM_V2_URL points at a Prism mock of the Verify v2 API (the same).
+// - `pollstr_prism_v2`: PRISM_V2_URL points at a Prism mock of the Verify v2 API (the same);
+// - `pollstr_measure`: POLLSTR_MEASURE is set: the measurements kept beside the tests are built
+//   (they print figures and check nothing, so they are not part of the suite).
 // Changing any of them rebuilds the crate once (Cargo reruns this script).
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
@@ -13,6 +15,7 @@ fn main() {
         ("TEST_DATABASE_URL", "pollstr_postgres"),
         ("PRISM_URL", "pollstr_prism"),
         ("PRISM_V2_URL", "pollstr_prism_v2"),
+        ("POLLSTR_MEASURE", "pollstr_measure"),
     ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
         println!("cargo:rerun-if-env-changed={var}");
