@@ -17,7 +17,7 @@ use crate::events::{self, Kind};
 use crate::session::{self, Ceremony, SessionUser};
 use crate::state::AppState;
 use crate::two_factor::{gate, sms, trusted};
-use crate::users::current_password::{check_current_password, too_many_passwords, Check};
+use crate::users::current_password::check_current_password;
 use crate::web::routes::{get, post, Routes};
 use crate::web::{self, flash, when, ClientIp, Form, Level, Page, PageContext};
 
@@ -283,23 +283,11 @@ async fn remove(
 ) -> AppResult<Response> {
     let user = page.user()?;
     let why = "removing a passkey";
-    match check_current_password(&state, &user, &ip, &form.password, why).await? {
-        Check::Right => {}
-        Check::Wrong => {
-            let msg = "To remove a passkey, enter your current password.".to_string();
-            return render(&state, page, &user, StatusCode::FORBIDDEN, Some(msg)).await;
-        }
-        Check::Limited(wait) => {
-            let msg = too_many_passwords(wait);
-            let res = render(
-                &state,
-                page,
-                &user,
-                StatusCode::TOO_MANY_REQUESTS,
-                Some(msg),
-            );
-            return Ok(web::retry_after(res.await?, wait));
-        }
+    let wrong = "To remove a passkey, enter your current password.";
+    let check = check_current_password(&state, &user, &ip, &form.password, why).await?;
+    if let Some(no) = check.refusal(StatusCode::FORBIDDEN, wrong) {
+        let res = render(&state, page, &user, no.status, Some(no.message.clone())).await?;
+        return Ok(no.answer(res));
     }
     let id = form.id.trim().parse::<i64>().unwrap_or(0);
     let Some(name) = store::remove(&state.db, user.id, id).await? else {
