@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::guard;
 use crate::state::AppState;
+use crate::web::closing;
 use crate::web::routes::{post, Routes};
 
 pub const PATH: &str = "/2fa/vonage/events";
@@ -92,8 +93,8 @@ async fn receive(State(state): State<AppState>, req: Request) -> Response {
     let read = axum::body::to_bytes(req.into_body(), MAX_BODY);
     let body = match tokio::time::timeout(state.config.http.body_timeout, read).await {
         Ok(Ok(body)) => body,
-        Ok(Err(_)) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
-        Err(_) => return StatusCode::REQUEST_TIMEOUT.into_response(),
+        Ok(Err(_)) => return closing(StatusCode::PAYLOAD_TOO_LARGE.into_response()),
+        Err(_) => return closing(StatusCode::REQUEST_TIMEOUT.into_response()),
     };
     if let Err(why) = verify_signature(&secret, authorization.as_deref(), &body, crate::db::now()) {
         tracing::warn!(why, "refused a Verify callback");
