@@ -7,6 +7,8 @@
 #
 # Build the old one from another checkout (`git worktree add ../old COMMIT && cd ../old &&
 # cargo build --release`). Prints each round's requests/s and p99, and the medians.
+# AB_OLD_VARS / AB_NEW_VARS: settings for bench/run.sh on each side, e.g. the same binary without
+# and with metrics: AB_NEW_VARS=BENCH_METRICS=1 bash bench/ab.sh BIN BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 old=${1:?usage: bash bench/ab.sh OLD_BINARY NEW_BINARY [--postgres]}
@@ -17,11 +19,13 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for ((round = 1; round <= rounds; round++)); do
   for side in old new; do
-    bin=$old
-    [[ $side == new ]] && bin=$new
-    echo "== round $round: $side ($bin)" >&2
-    BENCH_ONLY=pages BENCH_BIN=$bin BENCH_OUT="$out/$side-$round.md" \
+    bin=$old vars=${AB_OLD_VARS:-}
+    [[ $side == new ]] && bin=$new vars=${AB_NEW_VARS:-}
+    echo "== round $round: $side ($bin${vars:+ with $vars})" >&2
+    # shellcheck disable=SC2086 # $vars is a list of VAR=VALUE words
+    env $vars BENCH_ONLY=pages BENCH_BIN="$bin" BENCH_OUT="$out/$side-$round.md" \
       bash bench/run.sh "$@" 2>"$out/$side-$round.log" >/dev/null
+    grep -h 'scrape' "$out/$side-$round.log" >&2 || true
     grep -E '^(sqlite|postgres)\.(detail|results) ' "$out/$side-$round.log" |
       sed "s/^/$side round $round: /"
   done

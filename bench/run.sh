@@ -28,6 +28,9 @@
 #                         visitor loads the poll list and a user logs in); BENCH_ONLY=pages only
 #                         a verified user's poll page and results (the A/B of bench/ab.sh)
 #   BENCH_BIN             the server to measure (default: this checkout's release build)
+#   BENCH_METRICS=1       serve metrics on their own listener (METRICS_ADDR) and scrape them once
+#                         a second while the scenarios run, as Prometheus would (issue 28's A/B:
+#                         AB_NEW_VARS=BENCH_METRICS=1 bash bench/ab.sh BIN BIN)
 #   BENCH_OUT=BENCHMARKS.md
 #   TEST_DATABASE_URL     a PostgreSQL server (postgres://user@host:port/db) to also run on;
 #                         --postgres alone uses postgres://postgres@127.0.0.1:5432/postgres
@@ -46,6 +49,7 @@ OUT=${BENCH_OUT:-BENCHMARKS.md}
 POPULAR=${BENCH_POPULAR_VOTES:-1000000}
 ROUNDS=${BENCH_POPULAR_ROUNDS:-3}
 ONLY=${BENCH_ONLY:-}
+METRICS=${BENCH_METRICS:-0}
 # The server measured: this checkout's release build, or another binary (an A/B: bench/ab.sh).
 BIN=${BENCH_BIN:-$ROOT/target/release/pollstr}
 
@@ -288,6 +292,17 @@ popular() {
   vote_check "$backend" "$database_url" 2 "$dir/acks2.tsv" "$RES/$backend.pop_votecheck"
 }
 
+# scrape BACKEND: GETs $METRICS_URL once a second until killed, as a Prometheus server would;
+# counts the scrapes in $RES/BACKEND.scrapes (a failed scrape ends the run's scraping loudly).
+scrape() {
+  local n=0
+  while sleep 1; do
+    curl -fsS -o /dev/null --max-time 5 "$METRICS_URL" || { echo "scrape of $METRICS_URL failed" >&2; return 1; }
+    n=$((n + 1))
+    echo "$n" >"$RES/$1.scrapes"
+  done
+}
+
 # --- Pollstr on one backend ----------------------------------------------------------------------
 # start_server DIR LOG [VAR=VALUE...]: `pollstr serve` on $port and $database_url, in a clean
 # environment (nothing from this shell or a .env leaks in), run from DIR (empty); sets SERVER_PID.
@@ -317,9 +332,21 @@ run_pollstr() {
 
   log "$backend: pollstr serve on $BASE"
   # wrk, one address, stands for many visitors: no per-address connection limit.
-  start_server "$dir" "$dir/server.log" HTTP_MAX_CONNECTIONS_PER_IP=1000000
+  local with_metrics=() mport
+  if [[ $METRICS == 1 ]]; then
+    mport=$(free_port)
+    METRICS_URL=http://127.0.0.1:$mport/metrics
+    with_metrics=(METRICS_ADDR="127.0.0.1:$mport")
+  fi
+  start_server "$dir" "$dir/server.log" HTTP_MAX_CONNECTIONS_PER_IP=1000000 "${with_metrics[@]}"
   local pid=$SERVER_PID
   wait_ready "$BASE/healthz" "$pid" || { cat "$dir/server.log" >&2; return 1; }
+  local scraper=
+  if [[ $METRICS == 1 ]]; then
+    scrape "$backend" &
+    scraper=$!
+    PIDS+=("$scraper")
+  fi
 
   log "$backend: $USERS users, each registered and verified through /register/ and /2fa/"
   local choices
@@ -336,6 +363,10 @@ run_pollstr() {
       BENCH_SESSIONS="$dir/sessions.tsv" BENCH_EXPECT=200
     bench "$backend.results" "$BASE/polls/1/results/" session_get.lua "$CONNS" "$THREADS" \
       BENCH_SESSIONS="$dir/sessions.tsv" BENCH_EXPECT=200
+    if [[ -n $scraper ]]; then
+      kill "$scraper" 2>/dev/null || true
+      log "$backend: $(cat "$RES/$backend.scrapes" 2>/dev/null || echo 0) metrics scrapes during the run"
+    fi
     stop "$pid"
     return
   fi
