@@ -129,10 +129,12 @@ def popular_table(res, settings):
     notes = []
     for backend in backends:
         p99_target, votes_target = POPULAR_TARGETS[backend]
-        for name, what in (("detail", "poll page `GET /polls/2/`"),
-                           ("results", "results `GET /polls/2/results/`")):
-            e, e_rounds = median_run(res, f"{backend}.pop0_{name}")
-            f, f_rounds = median_run(res, f"{backend}.popN_{name}")
+        for name, what in (("_detail", "poll page `GET /polls/2/`"),
+                           ("_results", "results `GET /polls/2/results/`"),
+                           ("c_detail", "closed: poll page (final results)"),
+                           ("c_results", "closed: results")):
+            e, e_rounds = median_run(res, f"{backend}.pop0{name}")
+            f, f_rounds = median_run(res, f"{backend}.popN{name}")
             if not (e and f):
                 continue
             ratio = float(f["rps"]) / float(e["rps"])
@@ -142,7 +144,8 @@ def popular_table(res, settings):
               f"{float(f['rps']):,.0f} | {float(f['p99_ms']):.2f} | {ratio:.0%} | "
               f"≥ 90%; p99 ≤ {p99_target} ms | {verdict(ok)} |")
             pairs = ", ".join(f"{a:,.0f} / {b:,.0f}" for a, b in zip(e_rounds, f_rounds))
-            notes.append(f"- {backend}, {name}: each round's req/s, no votes / popular: {pairs}.")
+            notes.append(f"- {backend}, {name.lstrip('_')}: each round's req/s, no votes / popular: "
+                         f"{pairs}.")
         votes = read(res, f"{backend}.popN_votes")
         if votes:
             v = parse_kv(votes)
@@ -160,6 +163,10 @@ def popular_table(res, settings):
         w("")
         w(f"- **{backend}**: {int(load.get('votes', '0')):,} votes on poll 2 after the load "
           f"({load.get('seconds', '?')} s to load). Vote check: `{check}`.")
+        seal = read(res, f"{backend}.pop_seal")
+        if seal:
+            w(f"- **{backend}**: the close of each poll (its first read after its closing time "
+              f"records it and seals its audit file): `{' '.join(seal.split())}`.")
     return lines
 
 

@@ -290,6 +290,36 @@ popular() {
   bench "$backend.popN_votes" "$BASE/polls/2/vote/" vote.lua "$CONNS" "$THREADS" "$sessions" \
     BENCH_EXPECT=303 BENCH_CHOICES=5,6,7,8 BENCH_ACKS="$dir/acks2.tsv"
   vote_check "$backend" "$database_url" 2 "$dir/acks2.tsv" "$RES/$backend.pop_votecheck"
+  closed "$backend" "$database_url"
+}
+
+# closed BACKEND DATABASE_URL: poll 2 and its twin close (their closing time passes); the first
+# read of each records the close and seals it (its audit file of every vote), timed; then, $ROUNDS
+# times, the closed twin's pages and the closed poll 2's (its final results).
+closed() {
+  local backend=$1 database_url=$2 sessions=BENCH_SESSIONS=$WORK/$1/sessions.tsv
+  local cookie
+  cookie=$(head -n 1 "$WORK/$backend/sessions.tsv" | cut -f2)
+  sql "$backend" "$database_url" "UPDATE questions SET closes_at = $(($(date +%s) - 1))
+    WHERE id IN (2, $TWIN); SELECT COUNT(*) FROM questions WHERE closes_at IS NOT NULL" >/dev/null
+  local poll
+  for poll in "$TWIN" 2; do
+    curl -fsS -o /dev/null -b "pollstr_session=$cookie" -w "poll=$poll close_and_seal_s=%{time_total}\n" \
+      "$BASE/polls/$poll/results/" >>"$RES/$backend.pop_seal"
+  done
+  cat "$RES/$backend.pop_seal" >&2
+  sleep 1.5 # what the server keeps in memory of both polls has expired
+  local round page
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for page in detail results; do
+      local path=${page/detail/}
+      path=${path:+$path/}
+      bench "$backend.pop0c_${page}_$round" "$BASE/polls/$TWIN/$path" session_get.lua "$CONNS" \
+        "$THREADS" "$sessions" BENCH_EXPECT=200
+      bench "$backend.popNc_${page}_$round" "$BASE/polls/2/$path" session_get.lua "$CONNS" \
+        "$THREADS" "$sessions" BENCH_EXPECT=200
+    done
+  done
 }
 
 # scrape BACKEND: GETs $METRICS_URL once a second until killed, as a Prometheus server would;
