@@ -155,9 +155,15 @@ bench() {
   echo "$name $(cat "$RES/$name")" >&2
 }
 
-log "cargo build --release; cargo build --release --example hello"
-cargo build --release
-if [[ $ONLY != attacks ]]; then cargo build --release --example hello; fi
+# With BENCH_BIN given (an A/B's binaries, built elsewhere), this checkout's server is not built.
+if [[ -z ${BENCH_BIN:-} ]]; then
+  log "cargo build --release"
+  cargo build --release
+fi
+if [[ $ONLY != attacks && ! ( -n ${BENCH_BIN:-} && -x target/release/examples/hello ) ]]; then
+  log "cargo build --release --example hello"
+  cargo build --release --example hello
+fi
 
 # The machine and the run, for the report.
 {
