@@ -536,19 +536,23 @@ fn selection_insert(rows: usize) -> String {
 }
 
 /// Removes each written selection's rows past its size: (user, question, size) per selection.
+/// One primary-key range per selection, OR'ed: both backends scan those ranges only (a join
+/// with a `VALUES` list made PostgreSQL hash it and read the whole table: 441 ms at a million
+/// votes, against 0.3 ms).
 fn selection_trim(selections: usize) -> String {
-    let mut sql = String::from("DELETE FROM votes WHERE EXISTS (SELECT 1 FROM (VALUES ");
+    let mut sql = String::from("DELETE FROM votes WHERE ");
     for i in 0..selections {
         let n = 1 + 3 * i;
         if i > 0 {
-            sql.push(',');
+            sql.push_str(" OR ");
         }
-        sql.push_str(&format!("(${}, ${}, ${})", n, n + 1, n + 2));
+        sql.push_str(&format!(
+            "(user_id = ${} AND question_id = ${} AND slot >= ${})",
+            n,
+            n + 1,
+            n + 2
+        ));
     }
-    sql.push_str(
-        ") AS b WHERE b.column1 = votes.user_id AND b.column2 = votes.question_id \
-         AND votes.slot >= b.column3)",
-    );
     sql
 }
 

@@ -307,8 +307,9 @@ async fn receipts_and_the_audit_file_of_a_poll_of_several_answers(backend: Backe
     );
     let second = vote_for_receipt(&v[1], 1, &["3"]).await;
     let third = vote_for_receipt(&v[2], 1, &["2", "3"]).await;
-    let page = format!("/admin/polls/1/");
-    let closed = staff.submit(&page, "/admin/polls/1/close/", &[]).await;
+    let closed = staff
+        .submit("/admin/polls/1/", "/admin/polls/1/close/", &[])
+        .await;
     assert_eq!(closed.status, StatusCode::SEE_OTHER);
 
     // The audit file: a line per chosen choice, each with its selection's receipt hash.
