@@ -395,6 +395,11 @@ pub async fn vote(
         let queue = state.part::<VoteQueue>();
         let counted = if rules.max_choices <= 1 {
             if sent.len() > 1 {
+                // Unless the poll took more since it was kept: once more, as it is now.
+                if !fresh {
+                    fresh = true;
+                    continue;
+                }
                 break "This poll takes one choice.".to_string();
             }
             match sent[0].parse::<i64>() {
@@ -407,6 +412,11 @@ pub async fn vote(
                     queue
                         .cast_selection(uid, question_id, choices, receipt.hash)
                         .await?
+                }
+                // Too many for the poll as kept: once more, as it is now.
+                Err(_) if !fresh && sent.len() as i64 > rules.max_choices => {
+                    fresh = true;
+                    continue;
                 }
                 Err(why) => break why,
             }

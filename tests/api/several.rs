@@ -16,6 +16,7 @@ both_backends!(
     the_csv_export_gives_each_choices_share_of_the_voters,
     the_admin_sets_how_many_choices_a_voter_may_pick,
     max_choices_and_selections_round_trip_through_fixtures,
+    a_vote_follows_a_change_of_max_choices_made_elsewhere,
 );
 
 /// The seeded app (poll 1 has choices 1–4; poll 2 has 5–8), with room for many phone
@@ -509,4 +510,44 @@ async fn max_choices_and_selections_round_trip_through_fixtures(backend: Backend
             .to_string();
         assert!(e.contains(needle) && e.contains("entry 1"), "{e}");
     }
+}
+
+/// Another instance (here: a database edit, past this server's kept settings of the poll)
+/// changes how many choices the poll takes: the next vote is written as the poll is now.
+async fn a_vote_follows_a_change_of_max_choices_made_elsewhere(backend: Backend) {
+    let app = app(backend).await;
+    let v = voters(&app, 1).await.remove(0);
+    // Kept: the poll takes one choice.
+    assert_eq!(pick(&v, 1, &["1"]).await.status, StatusCode::SEE_OTHER);
+    app.execute("UPDATE questions SET max_choices = 3 WHERE id = 1")
+        .await;
+    let sent = pick(&v, 1, &["2", "4"]).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    assert_eq!(rows_of(&app, "picker0", 1).await, vec![(0, 2), (1, 4)]);
+    // One choice on what is kept as a poll of several, now of one: written as one answer...
+    app.execute("UPDATE questions SET max_choices = 1 WHERE id = 1")
+        .await;
+    assert_eq!(pick(&v, 1, &["3"]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(rows_of(&app, "picker0", 1).await, vec![(0, 3)]);
+    // ...and never only the row at slot 0 of a larger selection.
+    app.execute("UPDATE questions SET max_choices = 3 WHERE id = 1")
+        .await;
+    assert_eq!(
+        pick(&v, 1, &["1", "2", "4"]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    app.execute("UPDATE questions SET max_choices = 1 WHERE id = 1")
+        .await;
+    let refused = pick(&v, 1, &["1", "2"]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.has("This poll takes one choice."),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(
+        rows_of(&app, "picker0", 1).await,
+        vec![(0, 1), (1, 2), (2, 4)]
+    );
+    counts_match_rows(&app).await;
 }
