@@ -259,6 +259,9 @@ pub struct PollFormPage {
     /// Whether the poll, as saved, is closed now (by its time or staff's Close now).
     pub is_closed: bool,
     pub visibility: Visibility,
+    /// How many choices a voter may pick, as typed (1: radio buttons; more: checkboxes).
+    pub max_choices: String,
+    pub max_choices_error: Option<String>,
     pub rows: Vec<ChoiceRow>,
     pub question_error: Option<String>,
     pub date_error: Option<String>,
@@ -281,6 +284,7 @@ impl PollFormPage {
         self.question_error.is_some()
             || self.date_error.is_some()
             || self.close_error.is_some()
+            || self.max_choices_error.is_some()
             || self.choices_error.is_some()
             || self.rows.iter().any(|r| r.error.is_some())
     }
@@ -357,6 +361,8 @@ fn form_page(ctx: PageContext, poll_id: Option<i64>) -> PollFormPage {
         closed: None,
         is_closed: false,
         visibility: Visibility::Always,
+        max_choices: "1".to_string(),
+        max_choices_error: None,
         rows: Vec::new(),
         question_error: None,
         date_error: None,
@@ -399,6 +405,7 @@ async fn edit_form(
         .closed_at
         .map(|_| closing::closed_message(poll.closes_at.or(poll.closed_at)));
     form.visibility = Visibility::parse(&poll.results_visibility);
+    form.max_choices = poll.max_choices.to_string();
     form.rows = choices
         .into_iter()
         .enumerate()
@@ -557,16 +564,46 @@ fn validate(
         .collect();
     let n = form.rows.len();
     form.rows.extend(empty_rows(n));
-    match (form.has_errors(), pub_date) {
-        (false, Some(pub_date)) => Ok(Some(PollEdit {
+    let kept = choices.iter().filter(|c| !c.delete).count() as i64;
+    let max_choices = validate_max_choices(sent, form, kept);
+    match (form.has_errors(), pub_date, max_choices) {
+        (false, Some(pub_date), Some(max_choices)) => Ok(Some(PollEdit {
             id: form.poll_id,
             question_text: question,
             pub_date,
             closes_at,
             results_visibility: form.visibility.key().to_string(),
+            max_choices,
             choices,
         })),
         _ => Ok(None),
+    }
+}
+
+/// How many choices a voter may pick: a whole number from 1 to the number of choices the poll
+/// keeps (`kept`); empty is 1.
+fn validate_max_choices(sent: &SentForm, form: &mut PollFormPage, kept: i64) -> Option<i64> {
+    let raw = sent.get("max_choices").trim();
+    form.max_choices = raw.chars().take(20).collect();
+    let n = if raw.is_empty() {
+        Some(1)
+    } else {
+        raw.parse::<i64>().ok()
+    };
+    match n {
+        Some(1) => Some(1),
+        Some(n) if n >= 1 && n <= kept => Some(n),
+        Some(n) if n > 1 => {
+            form.max_choices_error = Some(format!(
+                "A voter can pick at most as many choices as the poll has ({kept}); {n} is more."
+            ));
+            None
+        }
+        _ => {
+            form.max_choices_error =
+                Some("Enter a whole number of choices a voter may pick: 1 or more.".into());
+            None
+        }
     }
 }
 
@@ -702,6 +739,12 @@ async fn submit(
         Saved::VotesToConfirm(n) => {
             form.confirm_votes = n;
             form.warning = Some(votes_to_confirm(&voted, n));
+            Ok((StatusCode::CONFLICT, web::render(&form)?).into_response())
+        }
+        Saved::SelectionsTooLarge(n) => {
+            form.max_choices_error = Some(format!(
+                "Some voters chose {n} choices: a voter may pick at least {n} on this poll now. Nothing was saved."
+            ));
             Ok((StatusCode::CONFLICT, web::render(&form)?).into_response())
         }
     }
@@ -852,7 +895,9 @@ async fn delete(
             let page = delete_page(&state, page.ctx, id, true).await?;
             Ok((StatusCode::CONFLICT, web::render(&page)?).into_response())
         }
-        Saved::Missing | Saved::Duplicate(_) => Err(AppError::NotFound),
+        Saved::Missing | Saved::Duplicate(_) | Saved::SelectionsTooLarge(_) => {
+            Err(AppError::NotFound)
+        }
     }
 }
 

@@ -121,6 +121,7 @@ pub struct PollRecord {
     pub closes_at: Option<i64>,
     pub closed_at: Option<i64>,
     pub results_visibility: String,
+    pub max_choices: i64,
 }
 
 /// A choice with its votes (imported and cast), in the poll's order.
@@ -133,7 +134,7 @@ pub struct ChoiceRecord {
 
 pub async fn poll(db: &Db, id: i64) -> sqlx::Result<Option<(PollRecord, Vec<ChoiceRecord>)>> {
     let question = with_db!(db, p => sqlx::query_as::<_, PollRecord>(
-        "SELECT id, question_text, pub_date, closes_at, closed_at, results_visibility \
+        "SELECT id, question_text, pub_date, closes_at, closed_at, results_visibility, max_choices \
          FROM questions WHERE id = $1",
     )
     .bind(id)
@@ -173,6 +174,8 @@ pub struct PollEdit {
     pub closes_at: Option<i64>,
     /// `polls::closing::Visibility`'s key.
     pub results_visibility: String,
+    /// How many choices a voter may pick (1 up to the number of choices).
+    pub max_choices: i64,
     pub choices: Vec<ChoiceEdit>,
 }
 
@@ -187,6 +190,8 @@ pub enum Saved {
     Missing,
     /// The votes that would go are not the number the admin confirmed: ask again with this one.
     VotesToConfirm(i64),
+    /// A voter chose more choices than the poll would now take: this many.
+    SelectionsTooLarge(i64),
 }
 
 /// How long a form's token is remembered.
@@ -238,6 +243,7 @@ async fn save_poll_once(
         .filter_map(|c| c.id)
         .collect();
     let lock_choice = db.lock_row("choices");
+    let hold = db.hold_table("votes");
     with_db!(db, p => {
         let mut tx = p.begin().await?;
         sqlx::query("DELETE FROM admin_submissions WHERE at < $1")
@@ -252,15 +258,38 @@ async fn save_poll_once(
             .await?;
         let id = match edit.id {
             Some(id) => {
+                // Fewer choices per voter than some voter chose: refused. When the number goes
+                // down, the votes are held still meanwhile, so no larger selection is written
+                // until this commits (then the vote statement sees the new number).
+                let current: Option<i64> = sqlx::query_scalar("SELECT max_choices FROM questions WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if current.is_some_and(|c| c > edit.max_choices) {
+                    if let Some(hold) = &hold {
+                        sqlx::query(hold).execute(&mut *tx).await?;
+                    }
+                    let largest: i64 = sqlx::query_scalar(
+                        "SELECT CAST(COALESCE(MAX(slot), -1) + 1 AS BIGINT) FROM votes WHERE question_id = $1",
+                    )
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if largest > edit.max_choices {
+                        return Ok(Saved::SelectionsTooLarge(largest));
+                    }
+                }
                 let done = sqlx::query(
                     "UPDATE questions SET question_text = $1, pub_date = $2, results_visibility = $4, \
-                       closes_at = CASE WHEN closed_at IS NULL THEN $5 ELSE closes_at END WHERE id = $3",
+                       closes_at = CASE WHEN closed_at IS NULL THEN $5 ELSE closes_at END, \
+                       max_choices = $6 WHERE id = $3",
                 )
                     .bind(&edit.question_text)
                     .bind(edit.pub_date)
                     .bind(id)
                     .bind(&edit.results_visibility)
                     .bind(edit.closes_at)
+                    .bind(edit.max_choices)
                     .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() == 0 {
@@ -269,13 +298,14 @@ async fn save_poll_once(
                 id
             }
             None => sqlx::query_scalar::<_, i64>(
-                "INSERT INTO questions (question_text, pub_date, closes_at, results_visibility) \
-                 VALUES ($1, $2, $3, $4) RETURNING id",
+                "INSERT INTO questions (question_text, pub_date, closes_at, results_visibility, max_choices) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
             .bind(&edit.question_text)
             .bind(edit.pub_date)
             .bind(edit.closes_at)
             .bind(&edit.results_visibility)
+            .bind(edit.max_choices)
             .fetch_one(&mut *tx)
             .await?,
         };

@@ -10,8 +10,8 @@
 //!   [`TTL`]. Another instance may have counted a vote a moment ago, so the snapshot decides:
 //!   a voter whose vote that snapshot did not see gets the poll read again (`prefetch`). Other
 //!   people's votes show within [`TTL`], as an edit of the poll does.
-//! - **Who sees each poll's results**, on both backends, for [`TTL`]: what a counted vote's
-//!   answer needs, which votes do not change.
+//! - **Who sees each poll's results and how many choices it takes**, on both backends, for
+//!   [`TTL`]: what a vote and its answer need, which votes do not change.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -63,9 +63,18 @@ pub struct PollCache {
     pub votes: Option<GuardedCache<(i64, i64), Option<i64>>>,
     /// Question id → the published poll and its snapshot. PostgreSQL only.
     pub snapshots: Option<GuardedCache<i64, Arc<SnapshotPoll>>>,
-    /// Question id → who sees its results (`None`: not published), for the answer to a vote:
-    /// votes do not change it, so it stays kept through them.
-    pub visibility: GuardedCache<i64, Option<Visibility>>,
+    /// Question id → who sees its results and how many choices it takes (`None`: not
+    /// published), for a vote and its answer: votes do not change them, so they stay kept
+    /// through them.
+    pub rules: GuardedCache<i64, Option<Rules>>,
+}
+
+/// What a vote needs to know of its poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    pub visibility: Visibility,
+    /// 1: one answer (the vote statement's); more: a selection.
+    pub max_choices: i64,
 }
 
 /// The generations of the poll and vote caches, taken before reading a poll view.
@@ -89,7 +98,7 @@ impl PollCache {
             polls: exclusive.then(|| build(MAX_POLLS)),
             votes: exclusive.then(|| build(MAX_VOTES)),
             snapshots: (!exclusive).then(|| build(MAX_POLLS)),
-            visibility: build(MAX_POLLS),
+            rules: build(MAX_POLLS),
         }
     }
 
@@ -172,13 +181,13 @@ impl PollCache {
             snapshots.invalidate(&question_id);
         }
         self.pages.clear();
-        self.visibility.invalidate(&question_id);
+        self.rules.invalidate(&question_id);
     }
 
     /// Forgets everything (after this process loaded a fixture).
     pub fn clear(&self) {
         self.pages.clear();
-        self.visibility.clear();
+        self.rules.clear();
         if let Some(polls) = &self.polls {
             polls.clear();
         }

@@ -32,7 +32,7 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::routes::{get, post, Routes};
 use crate::web::{self, Form, Page, PageContext};
-use cache::{PollCache, PollData, PollList};
+use cache::{PollCache, PollData, PollList, Rules};
 use prefetch::Prefetched;
 use store::{ChoiceResult, PollView, Question};
 use vote_queue::VoteQueue;
@@ -185,6 +185,8 @@ pub struct DetailPage {
     pub question: Question,
     pub choices: Vec<ChoiceResult>,
     pub my_choice: Option<i64>,
+    /// On a poll of several answers, the choices of this user's vote (read only there).
+    pub selection: Vec<i64>,
     pub error_message: Option<String>,
     /// Whether the "See results" link is shown (the results are visible to this user).
     pub results_link: bool,
@@ -192,7 +194,12 @@ pub struct DetailPage {
 
 impl DetailPage {
     pub fn is_mine(&self, id: &i64) -> bool {
-        self.my_choice == Some(*id)
+        self.my_choice == Some(*id) || self.selection.contains(id)
+    }
+
+    /// Checkboxes (several answers) rather than radio buttons.
+    pub fn several(&self) -> bool {
+        self.question.max_choices > 1
     }
 
     /// When voting closes, if it will.
@@ -261,11 +268,19 @@ async fn detail_page(
     error: Option<String>,
 ) -> AppResult<DetailPage> {
     let results_link = hidden_from(state, &page, &view).await?.is_none();
+    // A poll of several answers: the voter's whole selection (one query, there only).
+    let selection = match (view.question.max_choices > 1, view.mine) {
+        (true, Some(_)) => {
+            store::user_selection(&state.db, user_id(&page)?, view.question.id).await?
+        }
+        _ => Vec::new(),
+    };
     Ok(DetailPage {
         ctx: page.ctx,
         question: view.question,
         choices: view.choices,
         my_choice: view.mine,
+        selection,
         error_message: error,
         results_link,
     })
@@ -301,39 +316,132 @@ pub async fn detail(
     web::render(&detail_page(&state, page, view, None).await?)
 }
 
-#[derive(Deserialize)]
-pub struct VoteForm {
-    choice: Option<String>,
+/// What a vote form sent: its `choice` fields (one on a poll of one answer, up to its
+/// `max_choices` on a poll of several), trimmed.
+fn sent_choices(form: &[(String, String)]) -> Vec<&str> {
+    form.iter()
+        .filter(|(k, _)| k == "choice")
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// A selection as sent to a poll of several answers, checked: each a number, none twice, at
+/// most `max` (sorted; `Err`: why it is refused, nothing written).
+fn checked_selection(sent: &[&str], max: i64) -> Result<Vec<i64>, String> {
+    let mut choices = Vec::with_capacity(sent.len());
+    for raw in sent {
+        match raw.parse::<i64>() {
+            Ok(c) => choices.push(c),
+            Err(_) => return Err(NOT_THIS_POLLS.into()),
+        }
+    }
+    choices.sort_unstable();
+    if choices.windows(2).any(|w| w[0] == w[1]) {
+        return Err("The same choice was sent twice. Nothing was counted: choose again.".into());
+    }
+    if choices.len() as i64 > max {
+        return Err(format!(
+            "Choose at most {max} choices. Nothing was counted: choose again."
+        ));
+    }
+    Ok(choices)
+}
+
+const NOT_THIS_POLLS: &str =
+    "A choice sent is not one of this poll's. Nothing was counted: choose again.";
+
+/// Who sees the poll's results and how many choices it takes, kept in memory (a vote costs no
+/// query for them); `fresh`: read now, past the cache. `None`: not published.
+async fn kept_rules(state: &AppState, question_id: i64, fresh: bool) -> AppResult<Option<Rules>> {
+    let kept = &cache(state).rules;
+    if !fresh {
+        if let Some(rules) = kept.get(&question_id) {
+            return Ok(rules);
+        }
+    }
+    let g = kept.generation();
+    let rules = store::poll_rules(&state.db, question_id)
+        .await?
+        .map(|(v, max_choices)| Rules {
+            visibility: closing::Visibility::parse(&v),
+            max_choices,
+        });
+    kept.fill(g, question_id, rules);
+    Ok(rules)
 }
 
 pub async fn vote(
     State(state): State<AppState>,
     page: Page,
     Path(id): Path<String>,
-    Form(form): Form<VoteForm>,
+    Form(form): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
     let question_id = web::parse_id(&id)?;
     let uid = user_id(&page)?;
-    let choice = form
-        .choice
-        .as_deref()
-        .and_then(|c| c.trim().parse::<i64>().ok());
-    // One statement, which counts only a choice of this question, and only if it is published.
-    if let Some(c) = choice {
+    let sent = sent_choices(&form);
+    let mut fresh = false;
+    let refusal = loop {
+        if sent.is_empty() {
+            break "You didn't select a choice.".to_string();
+        }
+        let rules = kept_rules(&state, question_id, fresh)
+            .await?
+            .ok_or(AppError::NotFound)?;
         // The queue updates the cache itself, in commit order. Only the receipt's hash is
-        // stored; the receipt itself is shown once, on the next page (`receipt`).
+        // stored; the receipt itself is shown once, on the next page (`receipt`). Either
+        // statement counts only choices of this question, and only if it is published, open
+        // and takes that many choices.
         let receipt = receipt::Receipt::new();
         let queue = state.part::<VoteQueue>();
-        if queue.cast_with(uid, question_id, c, receipt.hash).await? {
+        let counted = if rules.max_choices <= 1 {
+            if sent.len() > 1 {
+                // Unless the poll took more since it was kept: once more, as it is now.
+                if !fresh {
+                    fresh = true;
+                    continue;
+                }
+                break "This poll takes one choice.".to_string();
+            }
+            match sent[0].parse::<i64>() {
+                Ok(c) => queue.cast_with(uid, question_id, c, receipt.hash).await?,
+                Err(_) => false,
+            }
+        } else {
+            match checked_selection(&sent, rules.max_choices) {
+                Ok(choices) => {
+                    queue
+                        .cast_selection(uid, question_id, choices, receipt.hash)
+                        .await?
+                }
+                // Too many for the poll as kept: once more, as it is now.
+                Err(_) if !fresh && sent.len() as i64 > rules.max_choices => {
+                    fresh = true;
+                    continue;
+                }
+                Err(why) => break why,
+            }
+        };
+        if counted {
             let text = format!(
                 "Your vote was counted. Your receipt: {}. Copy it now: it is shown only once. \
                  When the poll closes, its SHA-256 is in the poll's audit file.",
                 receipt.code
             );
             web::flash::push(&page.session, web::Level::Success, text).await?;
-            return after_vote(&state, &page, question_id).await;
+            return after_vote(&state, &page, question_id, rules).await;
         }
-    }
+        // Nothing counted. If the poll's number of choices changed since it was kept, once
+        // more as it is now.
+        if !fresh && kept_rules(&state, question_id, true).await? != Some(rules) {
+            fresh = true;
+            continue;
+        }
+        break if rules.max_choices <= 1 {
+            "You didn't select a choice.".to_string()
+        } else {
+            NOT_THIS_POLLS.to_string()
+        };
+    };
     // Nothing counted: an unknown or unpublished poll is a 404, a closed one a 409 (read now,
     // past any cache: the vote statement refused it), else the form says why.
     let (closes_at, closed_at) = store::closing(&state.db, question_id)
@@ -347,33 +455,20 @@ pub async fn vote(
         return Ok((StatusCode::CONFLICT, body).into_response());
     }
     let view = load_view(&state, question_id, &page, None).await?;
-    let body = detail_page(
-        &state,
-        page,
-        view,
-        Some("You didn't select a choice.".into()),
-    )
-    .await?;
+    let body = detail_page(&state, page, view, Some(refusal)).await?;
     Ok((StatusCode::BAD_REQUEST, web::render(&body)?).into_response())
 }
 
 /// Where a counted vote leads: its results, or the poll's page when they are hidden until
-/// the poll closes (with a message that says so). The visibility is kept in memory: the vote's
-/// answer costs no query.
-async fn after_vote(state: &AppState, page: &Page, question_id: i64) -> AppResult<Response> {
-    let kept = &cache(state).visibility;
-    let visibility = match kept.get(&question_id) {
-        Some(v) => v,
-        None => {
-            let g = kept.generation();
-            let v = store::results_visibility(&state.db, question_id)
-                .await?
-                .map(|v| closing::Visibility::parse(&v));
-            kept.fill(g, question_id, v);
-            v
-        }
-    };
-    if visibility == Some(closing::Visibility::AfterClosing)
+/// the poll closes (with a message that says so). The visibility was kept in memory with the
+/// poll's rules: the vote's answer costs no query.
+async fn after_vote(
+    state: &AppState,
+    page: &Page,
+    question_id: i64,
+    rules: Rules,
+) -> AppResult<Response> {
+    if rules.visibility == closing::Visibility::AfterClosing
         && !store::is_staff(&state.db, user_id(page)?).await?
     {
         let text = "The results of this poll are shown when it closes.";
@@ -415,7 +510,10 @@ pub struct ResultsPage {
     pub ctx: PageContext,
     pub question: Question,
     pub rows: Vec<ResultRow>,
+    /// Votes: one per chosen choice.
     pub total: i64,
+    /// The people who voted (`total` on a poll of one answer); the percentages are of them.
+    pub voters: i64,
     /// "This poll closed on …" (a closed poll's results are final).
     pub closed: Option<String>,
     /// Why the results are not shown to this user (then `rows` is empty).
@@ -454,16 +552,28 @@ async fn results_page(
     let now = crate::db::now();
     let closed = question.is_closed(now).then(|| question.closed_message());
     let total: i64 = choices.iter().map(|c| c.votes).sum();
+    // A poll of several answers: its number of voters and this voter's whole selection (two
+    // queries, there only). One answer: a vote is a voter.
+    let (voters, selection) = match (question.max_choices > 1, hidden) {
+        (true, None) => (
+            store::poll_voters(&state.db, question.id).await?,
+            match mine {
+                Some(_) => store::user_selection(&state.db, user_id(&page)?, question.id).await?,
+                None => Vec::new(),
+            },
+        ),
+        _ => (total, Vec::new()),
+    };
     let rows = choices
         .into_iter()
         .filter(|_| hidden.is_none())
         .map(|c| ResultRow {
-            percent: if total > 0 {
-                (c.votes * 100 + total / 2) / total
+            percent: if voters > 0 {
+                (c.votes * 100 + voters / 2) / voters
             } else {
                 0
             },
-            mine: Some(c.id) == mine,
+            mine: Some(c.id) == mine || selection.contains(&c.id),
             choice_text: c.choice_text,
             votes: c.votes,
         })
@@ -483,6 +593,7 @@ async fn results_page(
         question,
         rows,
         total: if hidden.is_some() { 0 } else { total },
+        voters: if hidden.is_some() { 0 } else { voters },
         closed,
         hidden,
         error_message,
@@ -504,7 +615,8 @@ pub async fn results_csv(
     if let Some(why) = hidden_from(&state, &page, &view).await? {
         return Err(AppError::Forbidden(why.into()));
     }
-    let csv = export::results_csv(&view.choices);
+    let voters = export::voters(&state.db, &view).await?;
+    let csv = export::results_csv(&view.choices, voters);
     let headers = [
         (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
         (

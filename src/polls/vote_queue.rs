@@ -13,6 +13,11 @@
 //! 22–29 → 11–13 ms). Several servers each have their writer. Each counter trigger takes its rows
 //! in (choice, shard) order, and a batch that fails for any reason, a deadlock between two
 //! servers' batches included, is written again one vote at a time.
+//!
+//! A vote on a poll of several answers (a selection) goes through the same queue, in order
+//! with the others: a batch's selections are written in one transaction of two statements
+//! (`store::cast_selections`: the rows, then each voter's rows past their new selection),
+//! beside the one statement of its one-answer votes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,7 +39,10 @@ const QUEUE: usize = 1024;
 struct Ballot {
     user_id: i64,
     question_id: i64,
+    /// The choice of a one-answer vote; the first of a selection.
     choice_id: i64,
+    /// A selection on a poll of several answers (its first is `choice_id`); `None`: one answer.
+    selection: Option<Vec<i64>>,
     /// The hash of the vote's receipt (`receipt`), stored with it.
     receipt_hash: String,
     /// Whether the vote counted (false: not a choice of a published poll).
@@ -105,11 +113,41 @@ impl VoteQueue {
         choice_id: i64,
         receipt_hash: String,
     ) -> AppResult<bool> {
+        self.send(user_id, question_id, choice_id, None, receipt_hash)
+            .await
+    }
+
+    /// A selection on a poll of several answers (at least one choice, none twice), replacing
+    /// the voter's earlier vote on it, stored with this receipt hash; waits for its commit.
+    /// Same answer as [`store::cast_selections`].
+    pub async fn cast_selection(
+        &self,
+        user_id: i64,
+        question_id: i64,
+        choices: Vec<i64>,
+        receipt_hash: String,
+    ) -> AppResult<bool> {
+        let Some(&first) = choices.first() else {
+            return Ok(false);
+        };
+        self.send(user_id, question_id, first, Some(choices), receipt_hash)
+            .await
+    }
+
+    async fn send(
+        &self,
+        user_id: i64,
+        question_id: i64,
+        choice_id: i64,
+        selection: Option<Vec<i64>>,
+        receipt_hash: String,
+    ) -> AppResult<bool> {
         let (reply, answer) = oneshot::channel();
         let ballot = Ballot {
             user_id,
             question_id,
             choice_id,
+            selection,
             receipt_hash,
             reply,
         };
@@ -171,15 +209,7 @@ async fn write_batch(db: &Db, cache: &PollCache, batch: &mut Vec<Ballot>) -> u64
         Err(e) => {
             tracing::warn!(error = %e, votes = batch.len(), "a batch of votes failed; casting them one by one");
             for ballot in batch.drain(..) {
-                let result = store::cast_vote_with(
-                    db,
-                    ballot.user_id,
-                    ballot.question_id,
-                    ballot.choice_id,
-                    &ballot.receipt_hash,
-                )
-                .await
-                .map_err(AppError::from);
+                let result = cast_alone(db, &ballot).await.map_err(AppError::from);
                 written += u64::from(matches!(result, Ok(true)));
                 answer(cache, ballot, result);
             }
@@ -188,22 +218,89 @@ async fn write_batch(db: &Db, cache: &PollCache, batch: &mut Vec<Ballot>) -> u64
     written
 }
 
+/// One ballot written alone (its own statement or transaction).
+async fn cast_alone(db: &Db, ballot: &Ballot) -> sqlx::Result<bool> {
+    match &ballot.selection {
+        None => {
+            store::cast_vote_with(
+                db,
+                ballot.user_id,
+                ballot.question_id,
+                ballot.choice_id,
+                &ballot.receipt_hash,
+            )
+            .await
+        }
+        Some(choices) => Ok(store::cast_selections(db, &[selection(ballot, choices)])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false)),
+    }
+}
+
+fn selection<'a>(ballot: &'a Ballot, choices: &'a [i64]) -> store::Selection<'a> {
+    store::Selection {
+        user_id: ballot.user_id,
+        question_id: ballot.question_id,
+        choices,
+        receipt_hash: &ballot.receipt_hash,
+    }
+}
+
 async fn commit(db: &Db, batch: &[Ballot]) -> sqlx::Result<Vec<bool>> {
-    let ballots: Vec<(i64, i64, i64)> = batch
-        .iter()
-        .map(|b| (b.user_id, b.question_id, b.choice_id))
-        .collect();
-    let receipts: Vec<&str> = batch.iter().map(|b| b.receipt_hash.as_str()).collect();
-    let mut keys: Vec<(i64, i64)> = ballots.iter().map(|&(u, q, _)| (u, q)).collect();
+    let mut keys: Vec<(i64, i64)> = batch.iter().map(|b| (b.user_id, b.question_id)).collect();
     keys.sort_unstable();
     keys.dedup();
-    if keys.len() == ballots.len() {
-        // The usual case: one statement (one round trip, one commit).
-        return store::cast_votes(db, &ballots, &receipts).await;
+    let several = batch.iter().any(|b| b.selection.is_some());
+    if keys.len() < batch.len() && several {
+        // A user voted twice on one poll in this batch, and a selection is among the votes:
+        // each alone, in order.
+        let mut counted = Vec::with_capacity(batch.len());
+        for ballot in batch {
+            counted.push(cast_alone(db, ballot).await?);
+        }
+        return Ok(counted);
     }
-    // A user voted twice on one poll in this batch: one statement per vote, in order, in one
-    // transaction.
-    store::cast_votes_in_order(db, &ballots, &receipts).await
+    let ballots: Vec<(i64, i64, i64)> = batch
+        .iter()
+        .filter(|b| b.selection.is_none())
+        .map(|b| (b.user_id, b.question_id, b.choice_id))
+        .collect();
+    let receipts: Vec<&str> = batch
+        .iter()
+        .filter(|b| b.selection.is_none())
+        .map(|b| b.receipt_hash.as_str())
+        .collect();
+    if !several {
+        if keys.len() == ballots.len() {
+            // The usual case: one statement (one round trip, one commit).
+            return store::cast_votes(db, &ballots, &receipts).await;
+        }
+        // A user voted twice on one poll in this batch: one statement per vote, in order, in
+        // one transaction.
+        return store::cast_votes_in_order(db, &ballots, &receipts).await;
+    }
+    // One statement for the one-answer votes, one transaction for the selections.
+    let mut singles = store::cast_votes(db, &ballots, &receipts)
+        .await?
+        .into_iter();
+    let selections: Vec<store::Selection> = batch
+        .iter()
+        .filter_map(|b| Some(selection(b, b.selection.as_deref()?)))
+        .collect();
+    let mut multis = store::cast_selections(db, &selections).await?.into_iter();
+    Ok(batch
+        .iter()
+        .map(|b| {
+            let next = if b.selection.is_some() {
+                multis.next()
+            } else {
+                singles.next()
+            };
+            next.unwrap_or(false)
+        })
+        .collect())
 }
 
 fn answer(cache: &PollCache, ballot: Ballot, result: AppResult<bool>) {

@@ -30,6 +30,7 @@ mod polls;
 mod races;
 mod scaling;
 mod security;
+mod several;
 mod signups;
 mod slow_clients;
 mod sms_guard;
