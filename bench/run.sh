@@ -308,6 +308,7 @@ closed() {
   cookie=$(head -n 1 "$WORK/$backend/sessions.tsv" | cut -f2)
   sql "$backend" "$database_url" "UPDATE questions SET closes_at = $(($(date +%s) - 1))
     WHERE id IN (2, $TWIN); SELECT COUNT(*) FROM questions WHERE closes_at IS NOT NULL" >/dev/null
+  sleep 1.5 # the server's copy of each poll (kept a second) has expired: it sees the closing time
   local poll
   for poll in "$TWIN" 2; do
     curl -fsS -o /dev/null -b "pollstr_session=$cookie" -w "poll=$poll close_and_seal_s=%{time_total}\n" \
