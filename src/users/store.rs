@@ -212,6 +212,26 @@ pub async fn add_reset_token(
     })
 }
 
+/// The accounts a self-service reset request names (`/password-reset/`): active, with a
+/// confirmed address, whose username is `typed` (compared as usernames are) or whose address
+/// is (ignoring ASCII case); at most `at_most`. One statement whatever was typed.
+pub async fn reset_recipients(
+    db: &Db,
+    typed: &str,
+    at_most: i64,
+) -> sqlx::Result<Vec<(i64, String, String)>> {
+    with_db!(db, p => sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT id, username, email FROM users \
+         WHERE is_active AND email_confirmed AND email <> '' \
+         AND (username_key = $1 OR LOWER(email) = $2) ORDER BY id LIMIT $3",
+    )
+    .bind(username_key(typed))
+    .bind(typed.trim().to_ascii_lowercase())
+    .bind(at_most)
+    .fetch_all(p)
+    .await)
+}
+
 /// The user of a reset link that still works: unused, unexpired, and its user active.
 pub async fn reset_token_user(db: &Db, token_hash: &str) -> sqlx::Result<Option<User>> {
     with_db!(db, p => sqlx::query_as::<_, User>(
