@@ -25,9 +25,16 @@ async fn confirmed(app: &TestApp) {
     .await;
 }
 
-/// The next message: to the confirmed address, with `subject`, and nothing secret in it.
-async fn told(sink: &Sink, subject: &str, secrets: &[&str]) -> Received {
-    let m = sink.next().await;
+/// The next message, already sent (a missing one fails here rather than waiting): to the
+/// confirmed address, with `subject`, and nothing secret in it.
+async fn told(app: &TestApp, sink: &Sink, subject: &str, secrets: &[&str]) -> Received {
+    app.state.part::<pollstr::mail::Outbox>().settled().await;
+    let m = sink
+        .received
+        .lock()
+        .await
+        .try_recv()
+        .unwrap_or_else(|_| panic!("no mail {subject:?}"));
     assert!(m.to[0].starts_with("<ada@example.com>"), "{:?}", m.to);
     assert!(
         m.data.contains(&format!("Subject: {subject}")),
@@ -74,7 +81,7 @@ async fn each_second_factor_change_is_told_once_without_secrets(backend: Backend
     confirmed(&app).await;
 
     let (_, first) = crate::totp::set_up_with_codes(&b).await;
-    let m = told(&sink, "An authenticator app was added", &[]).await;
+    let m = told(&app, &sink, "An authenticator app was added", &[]).await;
     for c in &first {
         assert!(!body(&m).contains(c.as_str()));
     }
@@ -91,6 +98,7 @@ async fn each_second_factor_change_is_told_once_without_secrets(backend: Backend
     assert_eq!(codes.len(), 10);
     let secrets: Vec<&str> = codes.iter().map(String::as_str).collect();
     told(
+        &app,
         &sink,
         "New recovery codes for your Pollstr account",
         &secrets,
@@ -103,7 +111,7 @@ async fn each_second_factor_change_is_told_once_without_secrets(backend: Backend
         .submit("/2fa/recovery/", "/2fa/recovery/", &[("code", &codes[0])])
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
-    let m = told(&sink, "A recovery code was used", &secrets).await;
+    let m = told(&app, &sink, "A recovery code was used", &secrets).await;
     assert!(body(&m).contains("9 left"), "{}", body(&m));
 
     let removed = b
@@ -114,7 +122,7 @@ async fn each_second_factor_change_is_told_once_without_secrets(backend: Backend
         )
         .await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.text());
-    told(&sink, "The authenticator app was removed", &[]).await;
+    told(&app, &sink, "The authenticator app was removed", &[]).await;
 
     let sent = b
         .submit(
@@ -130,6 +138,7 @@ async fn each_second_factor_change_is_told_once_without_secrets(backend: Backend
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
     let m = told(
+        &app,
         &sink,
         "Your Pollstr phone number was replaced",
         &[code.as_str()],
@@ -144,7 +153,7 @@ async fn each_second_factor_change_is_told_once_without_secrets(backend: Backend
     let mut key = crate::passkeys::SoftKey::new(7);
     let added = crate::passkeys::enrol(&b, &mut key, "Laptop").await;
     assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text());
-    told(&sink, "A passkey was added", &[]).await;
+    told(&app, &sink, "A passkey was added", &[]).await;
     let id = app.scalar("SELECT id FROM passkeys").await.to_string();
     let gone = b
         .submit(
@@ -154,7 +163,7 @@ async fn each_second_factor_change_is_told_once_without_secrets(backend: Backend
         )
         .await;
     assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.text());
-    told(&sink, "A passkey was removed", &[]).await;
+    told(&app, &sink, "A passkey was removed", &[]).await;
     nothing_more(&app, &sink).await;
 }
 
@@ -180,7 +189,7 @@ async fn five_failed_second_factors_after_the_password_are_told_once(backend: Ba
     let b = app.verified_browser().await;
     confirmed(&app).await;
     crate::totp::set_up_with_codes(&b).await;
-    told(&sink, "An authenticator app was added", &[]).await;
+    told(&app, &sink, "An authenticator app was added", &[]).await;
 
     // Four wrong: nothing yet.
     let four = wrong_answers(&app, 4).await;
@@ -195,6 +204,7 @@ async fn five_failed_second_factors_after_the_password_are_told_once(backend: Ba
         .await;
     assert_eq!(fifth.status, StatusCode::BAD_REQUEST);
     let m = told(
+        &app,
         &sink,
         "Failed second-factor checks",
         &["aaaaa-bbbbb", "ccccc-ddddd"],
@@ -223,7 +233,7 @@ async fn five_failed_second_factors_after_the_password_are_told_once(backend: Ba
         })
         .await;
     assert!(pages.iter().all(|p| p.status != StatusCode::SEE_OTHER));
-    told(&sink, "Failed second-factor checks", &[]).await;
+    told(&app, &sink, "Failed second-factor checks", &[]).await;
     nothing_more(&app, &sink).await;
 }
 
