@@ -186,15 +186,21 @@ pub async fn touch_last_login(db: &Db, id: i64) -> sqlx::Result<()> {
 }
 
 /// Stores a reset link's token hash for `user`, valid until `expires_at`, in place of any link
-/// the user had (one link at a time: a new one makes the older ones worthless).
+/// the user had (one link at a time: a new one makes the older ones worthless, also when two
+/// are made at once: the user's row is locked first).
 pub async fn add_reset_token(
     db: &Db,
     token_hash: &str,
     user: i64,
     expires_at: i64,
 ) -> sqlx::Result<()> {
+    let lock = db.lock_row("users");
     with_db!(db, p => {
         let mut tx = p.begin_with(db.begin_write()).await?;
+        // Two at once for one user: the second waits here, then deletes the first's row.
+        if let Some(lock) = &lock {
+            sqlx::query(lock).bind(user).execute(&mut *tx).await?;
+        }
         sqlx::query("DELETE FROM password_reset_tokens WHERE user_id = $1")
             .bind(user)
             .execute(&mut *tx)
@@ -302,8 +308,13 @@ pub async fn add_email_confirmation(
     email: &str,
     expires_at: i64,
 ) -> sqlx::Result<()> {
+    let lock = db.lock_row("users");
     with_db!(db, p => {
         let mut tx = p.begin_with(db.begin_write()).await?;
+        // Two at once for one user: the second waits here, then deletes the first's row.
+        if let Some(lock) = &lock {
+            sqlx::query(lock).bind(user).execute(&mut *tx).await?;
+        }
         sqlx::query("DELETE FROM email_confirmations WHERE user_id = $1")
             .bind(user)
             .execute(&mut *tx)

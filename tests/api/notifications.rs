@@ -220,6 +220,20 @@ async fn five_failed_second_factors_after_the_password_are_told_once(backend: Ba
         .await;
     assert_eq!(sixth.status, StatusCode::TOO_MANY_REQUESTS);
     nothing_more(&app, &sink).await;
+    // Past the limit's window, more wrong answers in the same login tell nothing more.
+    app.execute("DELETE FROM limit_events WHERE scope = 'code_user'")
+        .await;
+    for _ in 0..2 {
+        let wrong = four
+            .submit(
+                "/2fa/recovery/",
+                "/2fa/recovery/",
+                &[("code", "eeeee-fffff")],
+            )
+            .await;
+        assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    }
+    nothing_more(&app, &sink).await;
 
     // A burst of wrong answers in a new login, past the limit's reset: one mail.
     app.execute("DELETE FROM limit_events WHERE scope = 'code_user'")
