@@ -82,8 +82,18 @@ async fn form(State(state): State<AppState>, page: Page) -> AppResult<Response> 
 async fn sent(State(state): State<AppState>, page: Page) -> AppResult<Response> {
     web::render(&SentPage {
         ctx: page.ctx,
-        ttl: human_wait(state.config.reset_link_ttl.as_secs()),
+        ttl: in_words(state.config.reset_link_ttl.as_secs()),
     })
+}
+
+/// How long a link works, in words: "1 hour", "90 minutes", "2 days".
+fn in_words(secs: u64) -> String {
+    let (n, unit) = match secs {
+        s if s >= 86400 && s % 86400 == 0 => (s / 86400, "day"),
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s => (s.div_ceil(60), "minute"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// What a request costs before the page answers, split into steps so that a test can count
@@ -206,7 +216,7 @@ async fn mail_links(state: &AppState, typed: &str, ip: &str, browser: &str) -> A
         let origin = state.config.webauthn.origin.as_str().trim_end_matches('/');
         let link = format!("{origin}{}", reset::path(&token));
         let at = events::format_time(crate::db::now());
-        let within = human_wait(ttl.as_secs());
+        let within = in_words(ttl.as_secs());
         state.part::<Outbox>().send(Mail {
             to: address.clone(),
             subject: "Reset your Pollstr password".into(),
@@ -316,6 +326,14 @@ mod tests {
         }
         assert_eq!(seen[0], ["reserve_address", "hand_over"]);
         assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
+    }
+
+    #[test]
+    fn how_long_a_link_works_reads_well() {
+        assert_eq!(in_words(3600), "1 hour");
+        assert_eq!(in_words(5400), "90 minutes");
+        assert_eq!(in_words(172800), "2 days");
+        assert_eq!(in_words(60), "1 minute");
     }
 
     /// Refused by the address limit: nothing is handed over.
