@@ -45,18 +45,16 @@ fn key(state: &AppState) -> AppResult<&crate::crypto::SecretKey> {
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("POLLSTR_SECRET_KEY is not set")))
 }
 
-/// The site's own address as this request reached it, for links in mail.
-pub fn site(state: &AppState, headers: &axum::http::HeaderMap) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = if state.config.session_secure {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://{host}")
+/// The site's own address for links in mail: the configured origin (`WEBAUTHN_ORIGIN`, the
+/// address people use), never the request's `Host` header, which the sender controls.
+pub fn site(state: &AppState) -> String {
+    state
+        .config
+        .webauthn
+        .origin
+        .as_str()
+        .trim_end_matches('/')
+        .to_string()
 }
 
 #[derive(Deserialize)]
@@ -85,7 +83,6 @@ pub enum Sent {
 /// after address cannot mail-bomb anyone.
 pub async fn send_confirmation(
     state: &AppState,
-    headers: &axum::http::HeaderMap,
     user: i64,
     username: &str,
     address: &str,
@@ -104,7 +101,7 @@ pub async fn send_confirmation(
         return Ok(Sent::Limited(wait));
     }
     let token = email::issue(&state.db, key(state)?, user, address).await?;
-    let link = format!("{}{}", site(state, headers), email::path(&token));
+    let link = format!("{}{}", site(state), email::path(&token));
     let taken = outbox.send(Mail {
         to: address.to_string(),
         subject: "Confirm your email address for Pollstr".into(),
@@ -120,7 +117,6 @@ pub async fn send_confirmation(
 async fn change(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: axum::http::HeaderMap,
     page: Page,
     Form(form): Form<EmailForm>,
 ) -> AppResult<Response> {
@@ -159,7 +155,7 @@ async fn change(
         .await?;
         return back();
     }
-    match send_confirmation(&state, &headers, me.id, &me.username, &address).await? {
+    match send_confirmation(&state, me.id, &me.username, &address).await? {
         Sent::Yes => {}
         Sent::No => {
             flash::push(

@@ -213,8 +213,7 @@ async fn mail_links(state: &AppState, typed: &str, ip: &str, browser: &str) -> A
         let token = reset::issue(db, key, user, ttl).await?;
         // The configured origin, never the request's Host: a forged Host would otherwise put a
         // stranger's site in the link (password-reset poisoning).
-        let origin = state.config.webauthn.origin.as_str().trim_end_matches('/');
-        let link = format!("{origin}{}", reset::path(&token));
+        let link = format!("{}{}", super::email::site(state), reset::path(&token));
         let at = events::format_time(crate::db::now());
         let within = in_words(ttl.as_secs());
         state.part::<Outbox>().send(Mail {

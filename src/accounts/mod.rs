@@ -347,7 +347,7 @@ pub async fn register(
     if let Ok(Some(address)) = users::email::parse(&form.email) {
         users::email::set_unconfirmed_email(&state.db, id, &address).await?;
         if email_on(&state) {
-            email::send_confirmation(&state, &headers, id, &username, &address).await?;
+            email::send_confirmation(&state, id, &username, &address).await?;
         }
     }
     start_session(

@@ -172,6 +172,20 @@ async fn a_mailed_link_resets_the_password_and_the_second_factor_is_still_asked(
     assert_eq!(again.location.as_deref(), Some("/password-reset/sent/"));
     let m = next_mail(&app, &sink).await;
     assert!(m.data.contains("Subject: Reset your Pollstr password"));
+    // A forged Host header does not put a stranger's site in the link.
+    let forger = app.browser();
+    let token = forger.get(RESET).await.csrf().expect("a CSRF token");
+    let forged = forger
+        .post_with_headers(
+            RESET,
+            &[("login", "test"), ("csrf_token", &token)],
+            &[("Host", "evil.example")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::SEE_OTHER, "{}", forged.text());
+    let text = body(&next_mail(&app, &sink).await);
+    assert!(!text.contains("evil.example"), "{text}");
+    assert!(text.contains(&format!("{origin}/account/reset/")), "{text}");
     let events = pollstr::events::list(&app.db, Some(1), 0, 100)
         .await
         .unwrap();
@@ -179,7 +193,7 @@ async fn a_mailed_link_resets_the_password_and_the_second_factor_is_still_asked(
         .iter()
         .filter(|e| e.kind == "reset_link_mailed" && e.detail == "mailed to a***@example.com")
         .count();
-    assert_eq!(mailed, 2);
+    assert_eq!(mailed, 3);
 }
 
 async fn whatever_is_typed_the_answer_is_the_same_and_only_a_confirmed_active_account_is_mailed(
