@@ -68,6 +68,7 @@ pub fn new_state(db: Db, config: Config, verifier: Arc<dyn Verifier>) -> AppStat
     }
     let mut parts = Parts::default()
         .with(outbox)
+        .with(crate::accounts::forgot::Requests::default())
         .with(large_bodies)
         .with(verifier)
         .with(HashQueue::default())

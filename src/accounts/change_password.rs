@@ -103,7 +103,7 @@ async fn change(
         "every other session ended, every trusted browser forgotten",
     )
     .await?;
-    super::notify::security(
+    crate::users::notify::security(
         &state,
         me.id,
         "Your Pollstr password was changed",

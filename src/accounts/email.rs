@@ -3,7 +3,8 @@
 //! (`/account/email/confirm/{token}/`, a page with a button: a mail scanner that fetches the
 //! link confirms nothing). Confirming a new address tells the old confirmed one. Removing the
 //! address is at once. With email off (a public address and no `SMTP_URL`) nothing is mailed
-//! and the page says so. The addresses and links are in `users::email`.
+//! and the page says so. Confirmation mails are counted against `CONFIRM_LIMIT_PER_USER`, per
+//! account and per address. The addresses and links are in `users::email`.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -15,6 +16,7 @@ use serde::Deserialize;
 use super::current_user;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Kind};
+use crate::limits::{self, human_wait, Scope};
 use crate::mail::{Mail, Outbox};
 use crate::state::AppState;
 use crate::two_factor::gate;
@@ -43,18 +45,16 @@ fn key(state: &AppState) -> AppResult<&crate::crypto::SecretKey> {
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("POLLSTR_SECRET_KEY is not set")))
 }
 
-/// The site's own address as this request reached it, for links in mail.
-pub fn site(state: &AppState, headers: &axum::http::HeaderMap) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = if state.config.session_secure {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://{host}")
+/// The site's own address for links in mail: the configured origin (`WEBAUTHN_ORIGIN`, the
+/// address people use), never the request's `Host` header, which the sender controls.
+pub fn site(state: &AppState) -> String {
+    state
+        .config
+        .webauthn
+        .origin
+        .as_str()
+        .trim_end_matches('/')
+        .to_string()
 }
 
 #[derive(Deserialize)]
@@ -66,22 +66,43 @@ pub struct EmailForm {
     remove: Option<String>,
 }
 
-/// Mails a link confirming `address` for `user` (a new link replaces a pending one). False if
-/// email is off or the outbox is full.
+/// What became of a confirmation mail.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sent {
+    /// Handed to the outbox.
+    Yes,
+    /// Email is off, or the outbox is full.
+    No,
+    /// `CONFIRM_LIMIT_PER_USER` reached (for the account or the address): try again in so
+    /// many seconds.
+    Limited(u64),
+}
+
+/// Mails a link confirming `address` for `user` (a new link replaces a pending one), counted
+/// against `CONFIRM_LIMIT_PER_USER` per account and per address first, so that typing address
+/// after address cannot mail-bomb anyone.
 pub async fn send_confirmation(
     state: &AppState,
-    headers: &axum::http::HeaderMap,
     user: i64,
     username: &str,
     address: &str,
-) -> AppResult<bool> {
+) -> AppResult<Sent> {
     let outbox = state.part::<Outbox>();
     if !outbox.enabled() {
-        return Ok(false);
+        return Ok(Sent::No);
+    }
+    let (id, to) = (user.to_string(), address.to_ascii_lowercase());
+    let per_user = state.config.limits.confirm_per_user.as_slice();
+    let checks = [
+        (Scope::ConfirmPerUser, id.as_str(), per_user),
+        (Scope::ConfirmPerEmail, to.as_str(), per_user),
+    ];
+    if let Err(wait) = limits::reserve(state, &checks).await? {
+        return Ok(Sent::Limited(wait));
     }
     let token = email::issue(&state.db, key(state)?, user, address).await?;
-    let link = format!("{}{}", site(state, headers), email::path(&token));
-    Ok(outbox.send(Mail {
+    let link = format!("{}{}", site(state), email::path(&token));
+    let taken = outbox.send(Mail {
         to: address.to_string(),
         subject: "Confirm your email address for Pollstr".into(),
         body: format!(
@@ -89,13 +110,13 @@ pub async fn send_confirmation(
              within a day and press the button:\n\n{link}\n\nIf you did not ask for this, do \
              nothing: the address will not be used.\n"
         ),
-    }))
+    });
+    Ok(if taken { Sent::Yes } else { Sent::No })
 }
 
 async fn change(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: axum::http::HeaderMap,
     page: Page,
     Form(form): Form<EmailForm>,
 ) -> AppResult<Response> {
@@ -134,14 +155,25 @@ async fn change(
         .await?;
         return back();
     }
-    if !send_confirmation(&state, &headers, me.id, &me.username, &address).await? {
-        flash::push(
-            &page.session,
-            Level::Error,
-            "The confirmation mail could not be sent now. Please try again later.",
-        )
-        .await?;
-        return back();
+    match send_confirmation(&state, me.id, &me.username, &address).await? {
+        Sent::Yes => {}
+        Sent::No => {
+            flash::push(
+                &page.session,
+                Level::Error,
+                "The confirmation mail could not be sent now. Please try again later.",
+            )
+            .await?;
+            return back();
+        }
+        Sent::Limited(wait) => {
+            let message = format!(
+                "Too many confirmation mails. Please try again in {}.",
+                human_wait(wait)
+            );
+            flash::push(&page.session, Level::Error, message).await?;
+            return back();
+        }
     }
     let detail = format!("confirmation link sent to {}", email::masked(&address));
     events::record(&state.db, Kind::EmailChanged, Some(me.id), &ip, &detail).await?;

@@ -1,12 +1,12 @@
 //! Accounts: login, logout and registration pages, the logged-in user in the session, and
 //! password hashing; the account page, sudo mode, changing the password, password-reset
-//! links (`reset`), the email address (`email`), security notifications (`notify`), and the
-//! login with a passkey instead of the password (`passkey_login.rs`).
+//! links (`reset`) and asking for one by mail (`forgot`), the email address (`email`),
+//! and the login with a passkey instead of the password (`passkey_login.rs`).
 
 mod change_password;
 mod confirm_password;
 pub mod email;
-mod notify;
+pub mod forgot;
 mod overview;
 mod passkey_login;
 pub mod reset;
@@ -64,6 +64,7 @@ pub fn router(state: &AppState) -> Routes {
         .merge(overview::router())
         .merge(confirm_password::router())
         .merge(reset::router())
+        .merge(forgot::router())
         .merge(email::router())
         .merge(passkey_login::router())
 }
@@ -346,7 +347,7 @@ pub async fn register(
     if let Ok(Some(address)) = users::email::parse(&form.email) {
         users::email::set_unconfirmed_email(&state.db, id, &address).await?;
         if email_on(&state) {
-            email::send_confirmation(&state, &headers, id, &username, &address).await?;
+            email::send_confirmation(&state, id, &username, &address).await?;
         }
     }
     start_session(

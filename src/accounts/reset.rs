@@ -130,7 +130,7 @@ async fn submit(
         _ => return gone(page),
     }
     set_password(&state.db, user.id, &hash, &ip, "with a reset link").await?;
-    super::notify::security(
+    crate::users::notify::security(
         &state,
         user.id,
         "Your Pollstr password was reset",

@@ -35,6 +35,9 @@ pub enum Kind {
     PasswordChanged,
     /// A password set without the old one: `pollstr set-password`, or a reset link used.
     PasswordReset,
+    /// A password-reset link mailed on a self-service request (`/password-reset/`), or one
+    /// not mailed because a limit was reached (the detail says which; the address masked).
+    ResetLinkMailed,
     /// A second factor set up (the detail says which).
     FactorAdded,
     FactorRemoved,
@@ -72,6 +75,7 @@ impl Kind {
             Kind::NumberReplaced => "number_replaced",
             Kind::PasswordChanged => "password_changed",
             Kind::PasswordReset => "password_reset",
+            Kind::ResetLinkMailed => "reset_link_mailed",
             Kind::FactorAdded => "factor_added",
             Kind::FactorRemoved => "factor_removed",
             Kind::FactorRenamed => "factor_renamed",
@@ -96,6 +100,11 @@ pub async fn record(
     detail: &str,
 ) -> sqlx::Result<()> {
     store::insert(db, kind.as_str(), user, ip, detail).await
+}
+
+/// How many events of `kind` `user` has had since `since` (Unix seconds).
+pub async fn count_since(db: &Db, user: i64, kind: Kind, since: i64) -> sqlx::Result<i64> {
+    store::count_since(db, user, kind.as_str(), since).await
 }
 
 /// Events since `since` (Unix seconds), oldest first, of one user if `user` is given (compared

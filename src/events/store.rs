@@ -59,6 +59,18 @@ pub async fn newest(
     .await)
 }
 
+/// How many events of `kind` `user` has had since `since` (Unix seconds).
+pub async fn count_since(db: &Db, user: i64, kind: &str, since: i64) -> sqlx::Result<i64> {
+    with_db!(db, p => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM security_events WHERE user_id = $1 AND kind = $2 AND at >= $3",
+    )
+    .bind(user)
+    .bind(kind)
+    .bind(since)
+    .fetch_one(p)
+    .await)
+}
+
 /// Deletes events older than `keep`; returns how many.
 pub async fn prune(db: &Db, keep: Duration) -> sqlx::Result<u64> {
     with_db!(db, p => sqlx::query("DELETE FROM security_events WHERE at < $1")

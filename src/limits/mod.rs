@@ -63,6 +63,14 @@ pub enum Scope {
     FailedLoginPerIp,
     FailedLoginPerUsername,
     SignupPerIp,
+    ResetPerIp,
+    ResetPerUser,
+    /// Reset links mailed to one address (several accounts may share it).
+    ResetPerEmail,
+    ConfirmPerUser,
+    ConfirmPerEmail,
+    /// A once-marker: the mail about a login whose second factor failed five times.
+    FactorAlert,
 }
 
 impl Scope {
@@ -78,6 +86,12 @@ impl Scope {
             Scope::FailedLoginPerIp => "login_ip",
             Scope::FailedLoginPerUsername => "login_username",
             Scope::SignupPerIp => "signup_ip",
+            Scope::ResetPerIp => "reset_ip",
+            Scope::ResetPerUser => "reset_user",
+            Scope::ResetPerEmail => "reset_email",
+            Scope::ConfirmPerUser => "confirm_user",
+            Scope::ConfirmPerEmail => "confirm_email",
+            Scope::FactorAlert => "factor_alert",
         }
     }
 }

@@ -147,6 +147,7 @@ pub async fn answer<F: Factor>(factor: &F, at: Attempt<'_>, typed: &str) -> AppR
         Verdict::Wrong { detail, message } => {
             outcome("wrong");
             note(Kind::CodeWrong, detail).await?;
+            told_of_failures(&at).await?;
             factor.refuse(StatusCode::BAD_REQUEST, message)
         }
         Verdict::Ended {
@@ -159,6 +160,7 @@ pub async fn answer<F: Factor>(factor: &F, at: Attempt<'_>, typed: &str) -> AppR
                 limits::release(db, attempt).await?;
             }
             note(Kind::CodeWrong, detail).await?;
+            told_of_failures(&at).await?;
             Ok(then)
         }
         Verdict::NotChecked(then) => {
@@ -167,4 +169,11 @@ pub async fn answer<F: Factor>(factor: &F, at: Attempt<'_>, typed: &str) -> AppR
             Ok(then)
         }
     }
+}
+
+/// After a wrong answer: the user is told (once a login) when the wrong answers since the
+/// password reach `users::notify::FAILURES_TOLD`.
+async fn told_of_failures(at: &Attempt<'_>) -> AppResult<()> {
+    crate::users::notify::second_factor_failed(at.state, at.session, at.user.id, at.headers, at.ip)
+        .await
 }

@@ -1,10 +1,12 @@
 //! The user records, under the pages that use them (`accounts`, the second factors): their
 //! SQL (`store`, re-exported here), their passwords (`password`), their names and password
 //! rules (`validation`), checking a signed-in user's current password (`current_password`), and
-//! password-reset links (`reset`), and email addresses (`email`).
+//! password-reset links (`reset`), email addresses (`email`), and security notifications to
+//! them (`notify`).
 
 pub mod current_password;
 pub mod email;
+pub mod notify;
 pub mod password;
 pub mod reset;
 mod store;

@@ -4,7 +4,8 @@
 //! the database alone opens no link, and a link made for one user cannot be pointed at
 //! another (the hash names the row, the row names the user). Making a new link makes the
 //! user's older ones worthless; setting a password deletes them all (`store::end_sessions`).
-//! The pages are in `accounts::reset`; the admin makes links (`admin::users`).
+//! The pages are in `accounts::reset`; the admin makes links (`admin::users`), and a user asks
+//! for one by mail at `/password-reset/` (`accounts::forgot`, [`recipients`]).
 
 use base64::Engine;
 use rand::RngCore;
@@ -62,6 +63,20 @@ pub async fn claim(db: &Db, key: &SecretKey, token: &str) -> sqlx::Result<Option
         return Ok(None);
     }
     store::claim_reset_token(db, &hash(key, token)).await
+}
+
+/// The most accounts one self-service request mails (one address may be several accounts').
+pub const MAX_RECIPIENTS: i64 = 5;
+
+/// The accounts a self-service request for `typed` (a username or an address) would mail:
+/// (id, username, confirmed address), active accounts only. Anything longer than a username
+/// or an address may be names nobody, without a read.
+pub async fn recipients(db: &Db, typed: &str) -> sqlx::Result<Vec<(i64, String, String)>> {
+    let typed = typed.trim();
+    if typed.is_empty() || typed.chars().count() > super::email::MAX_EMAIL {
+        return Ok(Vec::new());
+    }
+    store::reset_recipients(db, typed, MAX_RECIPIENTS).await
 }
 
 pub use store::prune_reset_tokens as prune;

@@ -186,15 +186,21 @@ pub async fn touch_last_login(db: &Db, id: i64) -> sqlx::Result<()> {
 }
 
 /// Stores a reset link's token hash for `user`, valid until `expires_at`, in place of any link
-/// the user had (one link at a time: a new one makes the older ones worthless).
+/// the user had (one link at a time: a new one makes the older ones worthless, also when two
+/// are made at once: the user's row is locked first).
 pub async fn add_reset_token(
     db: &Db,
     token_hash: &str,
     user: i64,
     expires_at: i64,
 ) -> sqlx::Result<()> {
+    let lock = db.lock_row("users");
     with_db!(db, p => {
         let mut tx = p.begin_with(db.begin_write()).await?;
+        // Two at once for one user: the second waits here, then deletes the first's row.
+        if let Some(lock) = &lock {
+            sqlx::query(lock).bind(user).execute(&mut *tx).await?;
+        }
         sqlx::query("DELETE FROM password_reset_tokens WHERE user_id = $1")
             .bind(user)
             .execute(&mut *tx)
@@ -210,6 +216,26 @@ pub async fn add_reset_token(
         .await?;
         tx.commit().await
     })
+}
+
+/// The accounts a self-service reset request names (`/password-reset/`): active, with a
+/// confirmed address, whose username is `typed` (compared as usernames are) or whose address
+/// is (ignoring ASCII case); at most `at_most`. One statement whatever was typed.
+pub async fn reset_recipients(
+    db: &Db,
+    typed: &str,
+    at_most: i64,
+) -> sqlx::Result<Vec<(i64, String, String)>> {
+    with_db!(db, p => sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT id, username, email FROM users \
+         WHERE is_active AND email_confirmed AND email <> '' \
+         AND (username_key = $1 OR LOWER(email) = $2) ORDER BY id LIMIT $3",
+    )
+    .bind(username_key(typed))
+    .bind(typed.trim().to_ascii_lowercase())
+    .bind(at_most)
+    .fetch_all(p)
+    .await)
 }
 
 /// The user of a reset link that still works: unused, unexpired, and its user active.
@@ -282,8 +308,13 @@ pub async fn add_email_confirmation(
     email: &str,
     expires_at: i64,
 ) -> sqlx::Result<()> {
+    let lock = db.lock_row("users");
     with_db!(db, p => {
         let mut tx = p.begin_with(db.begin_write()).await?;
+        // Two at once for one user: the second waits here, then deletes the first's row.
+        if let Some(lock) = &lock {
+            sqlx::query(lock).bind(user).execute(&mut *tx).await?;
+        }
         sqlx::query("DELETE FROM email_confirmations WHERE user_id = $1")
             .bind(user)
             .execute(&mut *tx)

@@ -19,6 +19,7 @@ both_backends!(
     two_uses_of_one_confirmation_link_at_once_confirm_once,
     dumps_and_loads_keep_the_address_and_whether_it_is_confirmed,
     a_password_changed_or_reset_is_told_once_to_a_confirmed_address_only,
+    confirmation_mails_are_limited_per_account_and_per_address,
 );
 
 /// An app mailing through a plain-SMTP sink on loopback, with the seed data.
@@ -526,5 +527,63 @@ async fn a_password_changed_or_reset_is_told_once_to_a_confirmed_address_only(ba
         "{:?} {}",
         next.to,
         next.data
+    );
+}
+
+async fn confirmation_mails_are_limited_per_account_and_per_address(backend: Backend) {
+    let sink = smtp_sink::start(Security::Plain, Behaviour::Accept).await;
+    let url = format!("smtp://127.0.0.1:{}?tls=none", sink.port);
+    let app = spawn_app_with(
+        backend,
+        |c| {
+            c.mail.smtp = Some(pollstr::config::parse_smtp_url(&url).unwrap());
+            c.limits.confirm_per_user = pollstr::limits::Limit::parse_list("2/1h").unwrap();
+        },
+        None,
+    )
+    .await;
+    app.load(SEED).await;
+    let send = |b: crate::helpers::Browser, to: &'static str| async move {
+        let done = b
+            .submit("/account/", "/account/email/", &[("email", to)])
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text());
+        b.get("/account/").await
+    };
+    let b = app.verified_browser().await;
+    for to in ["ada@example.com", "ada@example.com"] {
+        assert!(send(b.clone(), to)
+            .await
+            .has("A confirmation link was sent"));
+    }
+    // The account's two are used: a third address is refused, and says when to try again.
+    let refused = send(b.clone(), "bob@example.org").await;
+    assert!(
+        refused.has("Too many confirmation mails. Please try again in"),
+        "{}",
+        refused.text()
+    );
+    // Another account may not mail the same address a third time either, but its own is fine.
+    let other = app.browser();
+    other.register("carol").await;
+    other.verify_phone(&app, "+44 7400 111222").await;
+    assert!(send(other.clone(), "ADA@example.com")
+        .await
+        .has("Too many confirmation mails"));
+    assert!(send(other.clone(), "carol@example.com")
+        .await
+        .has("A confirmation link was sent"));
+    app.state.part::<pollstr::mail::Outbox>().settled().await;
+    let mut mails = Vec::new();
+    while let Ok(m) = sink.received.lock().await.try_recv() {
+        mails.push(m.to[0].clone());
+    }
+    assert_eq!(
+        mails,
+        [
+            "<ada@example.com>",
+            "<ada@example.com>",
+            "<carol@example.com>"
+        ]
     );
 }

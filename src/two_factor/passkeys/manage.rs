@@ -165,6 +165,7 @@ pub struct AddForm {
 async fn add(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     page: Page,
     Form(form): Form<AddForm>,
 ) -> AppResult<Response> {
@@ -229,6 +230,9 @@ async fn add(
         Ok(name) => {
             let detail = format!("passkey \"{name}\"");
             events::record(&state.db, Kind::FactorAdded, Some(user.id), &ip, &detail).await?;
+            let what = format!("A passkey named \"{name}\" was added to your Pollstr account.");
+            let subject = "A passkey was added to your Pollstr account";
+            crate::users::notify::security(&state, user.id, subject, &what, &headers, &ip).await?;
             let msg = format!("Your passkey \"{name}\" is added. Next time, log in with it.");
             flash::push(&page.session, Level::Success, &msg).await?;
             Ok(Redirect::to(HERE).into_response())
@@ -278,6 +282,7 @@ pub struct RemoveForm {
 async fn remove(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     page: Page,
     Form(form): Form<RemoveForm>,
 ) -> AppResult<Response> {
@@ -296,6 +301,9 @@ async fn remove(
     };
     let detail = format!("passkey \"{name}\"");
     events::record(&state.db, Kind::FactorRemoved, Some(user.id), &ip, &detail).await?;
+    let what = format!("The passkey named \"{name}\" was removed from your Pollstr account.");
+    let subject = "A passkey was removed from your Pollstr account";
+    crate::users::notify::security(&state, user.id, subject, &what, &headers, &ip).await?;
     let msg = if store::has_any(&state.db, user.id).await? {
         format!("The passkey \"{name}\" was removed.")
     } else {

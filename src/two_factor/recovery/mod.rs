@@ -123,6 +123,7 @@ async fn manage_page(State(state): State<AppState>, page: Page) -> AppResult<Res
 async fn regenerate(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     page: Page,
     Form(form): Form<PasswordForm>,
 ) -> AppResult<Response> {
@@ -140,6 +141,15 @@ async fn regenerate(
         Some(user.id),
         &ip,
         "new recovery codes",
+    )
+    .await?;
+    crate::users::notify::security(
+        &state,
+        user.id,
+        "New recovery codes for your Pollstr account",
+        "New recovery codes were made for your Pollstr account; the old ones no longer work.",
+        &headers,
+        &ip,
     )
     .await?;
     show_new_codes(page, codes).await
@@ -239,6 +249,18 @@ impl Factor for CodeChallenge {
             });
         }
         let left = store::left(&state.db, user.id).await?;
+        let what = format!(
+            "A recovery code was used in place of the second factor to log in to your Pollstr account ({left} left)."
+        );
+        crate::users::notify::security(
+            state,
+            user.id,
+            "A recovery code was used on your Pollstr account",
+            &what,
+            at.headers,
+            at.ip,
+        )
+        .await?;
         let msg = match left {
             0 => "You used your last recovery code. Make new ones now from your account page."
                 .to_string(),

@@ -179,6 +179,13 @@ impl TextChallenge<'_> {
             Some(old) if old == number => vec![],
             Some(old) => {
                 let detail = format!("{} replaced by {masked}", old.masked());
+                let what = format!(
+                    "The phone number of your Pollstr account was replaced: {} by {masked}.",
+                    old.masked()
+                );
+                let subject = "Your Pollstr phone number was replaced";
+                crate::users::notify::security(state, user.id, subject, &what, at.headers, at.ip)
+                    .await?;
                 vec![(Kind::NumberReplaced, detail)]
             }
             None => vec![(Kind::NumberBound, masked.clone())],

@@ -184,6 +184,7 @@ pub struct CodeForm {
 async fn setup(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     page: Page,
     Form(form): Form<CodeForm>,
 ) -> AppResult<Response> {
@@ -216,6 +217,15 @@ async fn setup(
         "authenticator app",
     )
     .await?;
+    crate::users::notify::security(
+        &state,
+        user.id,
+        "An authenticator app was added to your Pollstr account",
+        "An authenticator app was set up as a second factor of your Pollstr account, with new recovery codes.",
+        &headers,
+        &ip,
+    )
+    .await?;
     flash::push(
         &page.session,
         Level::Success,
@@ -230,6 +240,7 @@ async fn setup(
 async fn remove(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     page: Page,
     Form(form): Form<PasswordForm>,
 ) -> AppResult<Response> {
@@ -250,6 +261,15 @@ async fn remove(
             Some(user.id),
             &ip,
             "authenticator app",
+        )
+        .await?;
+        crate::users::notify::security(
+            &state,
+            user.id,
+            "The authenticator app was removed from your Pollstr account",
+            "The authenticator app was removed from your Pollstr account, with its recovery codes; logins ask for a code by text message again.",
+            &headers,
+            &ip,
         )
         .await?;
     }
