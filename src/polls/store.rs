@@ -497,7 +497,7 @@ pub async fn cast_votes_in_order(
     Ok(counted)
 }
 
-/// Rows per statement of [`cast_selections`] (7 parameters each; SQLite allows 32,766).
+/// Rows per statement of [`cast_selections`] (6 parameters each, and `$1`; SQLite allows 32,766).
 const SELECTION_ROWS: usize = 4_000;
 
 /// The rows of a selection batch: `$1` now, then per row (user, question, slot, choice, size

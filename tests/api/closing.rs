@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 
 use crate::both_backends;
-use crate::helpers::{pollstr_command, spawn_app_with, Browser, TestApp};
+use crate::helpers::{pollstr_command, Browser, TestApp};
 
 both_backends!(
     a_closed_poll_takes_no_vote_and_shows_final_results,
@@ -22,35 +22,12 @@ both_backends!(
     a_database_edit_makes_verify_poll_fail_naming_it,
 );
 
-/// The seeded app, with room for many phone verifications from one address.
 async fn app(backend: crate::helpers::Backend) -> TestApp {
-    let app = spawn_app_with(
-        backend,
-        |c| {
-            c.limits.sms_per_ip = pollstr::limits::Limit::parse_list("1000/1h").unwrap();
-        },
-        None,
-    )
-    .await;
-    app.load(crate::helpers::SEED).await;
-    app
+    TestApp::seeded_for_many_voters(backend).await
 }
 
-/// `n` more users, each signed in with their phone proven.
 async fn voters(app: &TestApp, n: usize) -> Vec<Browser> {
-    let hash = pollstr::users::password::hash("s3cret-pass!".into())
-        .await
-        .unwrap();
-    let mut browsers = Vec::new();
-    for i in 0..n {
-        let name = format!("voter{i}");
-        pollstr::users::create(&app.db, &name, &hash).await.unwrap();
-        let b = app.browser();
-        b.login(&name, "s3cret-pass!").await;
-        b.verify_phone(app, &format!("+44 7400 3{i:05}")).await;
-        browsers.push(b);
-    }
-    browsers
+    app.phone_voters("voter", 3, n).await
 }
 
 async fn vote(b: &Browser, poll: i64, choice: i64) -> crate::helpers::Page {

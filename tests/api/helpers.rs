@@ -735,6 +735,42 @@ impl Browser {
 }
 
 impl TestApp {
+    /// The seeded app with room for many phone verifications from one address (tests that need
+    /// many voters).
+    pub async fn seeded_for_many_voters(backend: Backend) -> TestApp {
+        let app = spawn_app_with(
+            backend,
+            |c| {
+                c.limits.sms_per_ip = pollstr::limits::Limit::parse_list("1000/1h").unwrap();
+            },
+            None,
+        )
+        .await;
+        app.load(SEED).await;
+        app
+    }
+
+    /// `n` more users, `{prefix}0`…, each signed in with their phone (`+44 7400 {series}{i:05}`,
+    /// a series per test file so that numbers never clash) proven.
+    pub async fn phone_voters(&self, prefix: &str, series: u32, n: usize) -> Vec<Browser> {
+        let hash = pollstr::users::password::hash("s3cret-pass!".into())
+            .await
+            .unwrap();
+        let mut browsers = Vec::new();
+        for i in 0..n {
+            let name = format!("{prefix}{i}");
+            pollstr::users::create(&self.db, &name, &hash)
+                .await
+                .unwrap();
+            let b = self.browser();
+            b.login(&name, "s3cret-pass!").await;
+            b.verify_phone(self, &format!("+44 7400 {series}{i:05}"))
+                .await;
+            browsers.push(b);
+        }
+        browsers
+    }
+
     /// Makes `username` staff (as `pollstr createuser --staff` or an admin would).
     pub async fn make_staff(&self, username: &str) {
         self.execute(&format!(

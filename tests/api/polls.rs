@@ -266,28 +266,9 @@ async fn unknown_and_malformed_ids_are_404(backend: Backend) {
 }
 
 async fn concurrent_votes_count_exactly(backend: Backend) {
-    let app = crate::helpers::spawn_app_with(
-        backend,
-        |c| {
-            c.limits.sms_per_ip = pollstr::limits::Limit::parse_list("1000/1h").unwrap();
-        },
-        None,
-    )
-    .await;
-    app.load(crate::helpers::SEED).await;
+    let app = TestApp::seeded_for_many_voters(backend).await;
     let voters = 12;
-    let mut browsers = Vec::new();
-    for i in 0..voters {
-        let name = format!("voter{i}");
-        let hash = pollstr::users::password::hash("s3cret-pass!".into())
-            .await
-            .unwrap();
-        pollstr::users::create(&app.db, &name, &hash).await.unwrap();
-        let b = app.browser();
-        b.login(&name, "s3cret-pass!").await;
-        b.verify_phone(&app, &format!("+44 7400 2{i:05}")).await;
-        browsers.push(b);
-    }
+    let browsers = app.phone_voters("voter", 2, voters).await;
     // Each voter votes five times at once with everyone else; the last vote counts.
     let mut tasks = Vec::new();
     for (i, b) in browsers.into_iter().enumerate() {

@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 
 use crate::both_backends;
-use crate::helpers::{spawn_app, spawn_app_with, Backend, Browser, TestApp};
+use crate::helpers::{spawn_app, Backend, Browser, TestApp};
 
 both_backends!(
     a_selection_is_voted_and_replaced_whole,
@@ -19,36 +19,12 @@ both_backends!(
     a_vote_follows_a_change_of_max_choices_made_elsewhere,
 );
 
-/// The seeded app (poll 1 has choices 1–4; poll 2 has 5–8), with room for many phone
-/// verifications from one address.
 async fn app(backend: Backend) -> TestApp {
-    let app = spawn_app_with(
-        backend,
-        |c| {
-            c.limits.sms_per_ip = pollstr::limits::Limit::parse_list("1000/1h").unwrap();
-        },
-        None,
-    )
-    .await;
-    app.load(crate::helpers::SEED).await;
-    app
+    TestApp::seeded_for_many_voters(backend).await
 }
 
-/// `n` more users, each signed in with their phone proven.
 async fn voters(app: &TestApp, n: usize) -> Vec<Browser> {
-    let hash = pollstr::users::password::hash("s3cret-pass!".into())
-        .await
-        .unwrap();
-    let mut browsers = Vec::new();
-    for i in 0..n {
-        let name = format!("picker{i}");
-        pollstr::users::create(&app.db, &name, &hash).await.unwrap();
-        let b = app.browser();
-        b.login(&name, "s3cret-pass!").await;
-        b.verify_phone(app, &format!("+44 7400 5{i:05}")).await;
-        browsers.push(b);
-    }
-    browsers
+    app.phone_voters("picker", 5, n).await
 }
 
 /// Posts these `choice` fields (as checkboxes send them: one field per ticked box).
