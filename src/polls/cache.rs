@@ -12,6 +12,11 @@
 //!   people's votes show within [`TTL`], as an edit of the poll does.
 //! - **Who sees each poll's results and how many choices it takes**, on both backends, for
 //!   [`TTL`]: what a vote and its answer need, which votes do not change.
+//! - **A closed poll's seal line** (its digest and totals, not its audit file), on both backends,
+//!   for [`TTL`]: written once with the close, in the same transaction, and gone only when staff
+//!   reopen the poll. Read from the database on every view, it made a closed poll's pages cost
+//!   about twice an open poll's on SQLite (p99 15 ms) and three times on PostgreSQL at 1M votes
+//!   (docs/benchmarks-history.md); kept, they cost what an open poll's results do.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -20,7 +25,7 @@ use axum::body::Bytes;
 use moka::sync::Cache;
 
 use super::closing::Visibility;
-use super::store::{ChoiceResult, Question};
+use super::store::{ChoiceResult, Question, Seal};
 use super::PollCard;
 use crate::db::cache::{Generation, GuardedCache};
 
@@ -67,6 +72,9 @@ pub struct PollCache {
     /// published), for a vote and its answer: votes do not change them, so they stay kept
     /// through them.
     pub rules: GuardedCache<i64, Option<Rules>>,
+    /// Question id → its seal, without the audit file (only a sealed poll is kept: a close
+    /// writes its seal in the same transaction, so a poll seen closed has one).
+    pub seals: GuardedCache<i64, Arc<Seal>>,
 }
 
 /// What a vote needs to know of its poll.
@@ -99,6 +107,7 @@ impl PollCache {
             votes: exclusive.then(|| build(MAX_VOTES)),
             snapshots: (!exclusive).then(|| build(MAX_POLLS)),
             rules: build(MAX_POLLS),
+            seals: build(MAX_POLLS),
         }
     }
 
@@ -182,12 +191,14 @@ impl PollCache {
         }
         self.pages.clear();
         self.rules.invalidate(&question_id);
+        self.seals.invalidate(&question_id);
     }
 
     /// Forgets everything (after this process loaded a fixture).
     pub fn clear(&self) {
         self.pages.clear();
         self.rules.clear();
+        self.seals.clear();
         if let Some(polls) = &self.polls {
             polls.clear();
         }

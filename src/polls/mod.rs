@@ -521,7 +521,7 @@ pub struct ResultsPage {
     /// A refusal to show above the results (a vote sent to a closed poll).
     pub error_message: Option<String>,
     /// A closed poll's seal (its audit file's digest and number of votes).
-    pub seal: Option<store::Seal>,
+    pub seal: Option<Arc<store::Seal>>,
 }
 
 pub async fn results(
@@ -583,9 +583,9 @@ async fn results_page(
     } else {
         StatusCode::OK
     };
-    // A closed poll's results are final and sealed: one query for the seal's line.
+    // A closed poll's results are final and sealed: its seal's line, kept (`cache`).
     let seal = match &closed {
-        Some(_) => store::seal_summary(&state.db, question.id).await?,
+        Some(_) => seal_line(state, question.id).await?,
         None => None,
     };
     let body = web::render(&ResultsPage {
@@ -600,6 +600,22 @@ async fn results_page(
         seal,
     })?;
     Ok((status, body).into_response())
+}
+
+/// A closed poll's seal without its audit file: kept after the first read ([`PollCache::seals`]).
+async fn seal_line(state: &AppState, question_id: i64) -> AppResult<Option<Arc<store::Seal>>> {
+    let seals = &cache(state).seals;
+    if let Some(seal) = seals.get(&question_id) {
+        return Ok(Some(seal));
+    }
+    let g = seals.generation();
+    let seal = store::seal_summary(&state.db, question_id)
+        .await?
+        .map(Arc::new);
+    if let Some(seal) = &seal {
+        seals.fill(g, question_id, seal.clone());
+    }
+    Ok(seal)
 }
 
 /// `/polls/{id}/results.csv`: the results as CSV (`export`), to whoever may see them.

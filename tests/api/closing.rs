@@ -603,6 +603,26 @@ async fn a_receipt_is_shown_once_and_a_changed_vote_gets_a_new_one(
         voters[0].get("/polls/1/audit.csv").await.status,
         StatusCode::NOT_FOUND
     );
+    let reopened = voters[0].get("/polls/1/results/").await;
+    assert!(!reopened.has(&digest) && !reopened.has("Sealed:"));
+    // Closed again after one more vote: the new seal's line, not the first one kept.
+    let third = vote_for_receipt(&voters[1], 1, 3).await;
+    assert_eq!(
+        staff_action(&staff, 1, "close").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let audit = voters[0].get("/polls/1/audit.csv").await;
+    assert!(audit.body.contains(&hash(&third)) && !audit.body.contains(&hash(&other)));
+    let resealed = pollstr::polls::receipt::digest(&audit.body);
+    assert_ne!(resealed, digest);
+    for _ in 0..2 {
+        let results = voters[0].get("/polls/1/results/").await;
+        assert!(
+            results.has(&resealed) && !results.has(&digest),
+            "{}",
+            results.text()
+        );
+    }
 }
 
 /// The vote writer's batch (one statement) and its in-order path (a user twice in one batch)
