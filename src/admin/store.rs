@@ -256,6 +256,8 @@ async fn save_poll_once(
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        // The poll takes several answers: a selection may have rows past slot 0.
+        let mut several = false;
         let id = match edit.id {
             Some(id) => {
                 // Fewer choices per voter than some voter chose: refused. When the number goes
@@ -265,6 +267,7 @@ async fn save_poll_once(
                     .bind(id)
                     .fetch_optional(&mut *tx)
                     .await?;
+                several = current.is_some_and(|c| c > 1);
                 if current.is_some_and(|c| c > edit.max_choices) {
                     if let Some(hold) = &hold {
                         sqlx::query(hold).execute(&mut *tx).await?;
@@ -339,6 +342,28 @@ async fn save_poll_once(
         for c in &edit.choices {
             match (c.id, c.delete) {
                 (Some(choice), true) => {
+                    if several {
+                        // A voter whose first choice (slot 0, what counts them as a voter) goes
+                        // and who chose others keeps being counted: their last choice moves to
+                        // slot 0 (a changed choice at slot 0 to the count triggers), and its own
+                        // row goes. Only these voters' rows are read (by choice, then by key).
+                        let moved: Vec<(i64, i64)> = sqlx::query_as(
+                            "UPDATE votes SET choice_id = (SELECT m.choice_id FROM votes m                                WHERE m.user_id = votes.user_id AND m.question_id = votes.question_id                                ORDER BY m.slot DESC LIMIT 1)                              WHERE choice_id = $1 AND slot = 0 AND EXISTS (SELECT 1 FROM votes m                                WHERE m.user_id = votes.user_id AND m.question_id = votes.question_id                                AND m.slot > 0)                              RETURNING user_id, choice_id",
+                        )
+                        .bind(choice)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        for (user, moved_choice) in moved {
+                            sqlx::query(
+                                "DELETE FROM votes WHERE user_id = $1 AND question_id = $2                                  AND slot > 0 AND choice_id = $3",
+                            )
+                            .bind(user)
+                            .bind(id)
+                            .bind(moved_choice)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
                     // Its votes and kept counts go by cascade (the count triggers see them go).
                     sqlx::query("DELETE FROM choices WHERE id = $1 AND question_id = $2")
                         .bind(choice)

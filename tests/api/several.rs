@@ -1,7 +1,8 @@
 //! Polls with several answers (`max_choices`, docs/polls.md "Several answers"): checkboxes, a
 //! vote that sets the voter's whole selection, bad selections refused with nothing written,
 //! the kept counts and voters under a burst of changing selections, receipts and the sealed
-//! audit file, the CSV export's shares of voters, the admin's field and the fixtures.
+//! audit file, the CSV export's shares of voters, the admin's field and the fixtures, and a
+//! choice deleted from under the selections.
 
 use reqwest::StatusCode;
 
@@ -17,6 +18,7 @@ both_backends!(
     the_admin_sets_how_many_choices_a_voter_may_pick,
     max_choices_and_selections_round_trip_through_fixtures,
     a_vote_follows_a_change_of_max_choices_made_elsewhere,
+    a_deleted_choice_leaves_every_voter_with_another_choice_counted,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -525,5 +527,66 @@ async fn a_vote_follows_a_change_of_max_choices_made_elsewhere(backend: Backend)
         rows_of(&app, "picker0", 1).await,
         vec![(0, 1), (1, 2), (2, 4)]
     );
+    counts_match_rows(&app).await;
+}
+
+/// Staff delete a choice that some voters picked first (slot 0, what counts a voter): each of
+/// them who picked others stays a voter, with their slots still 0 … k−1; one who picked only it
+/// is a voter no more; the kept counts equal the rows.
+async fn a_deleted_choice_leaves_every_voter_with_another_choice_counted(backend: Backend) {
+    let app = app(backend).await;
+    app.execute("UPDATE questions SET max_choices = 3 WHERE id = 1")
+        .await;
+    let v = voters(&app, 4).await;
+    for (b, picked) in v.iter().zip([
+        &["1", "3"][..],
+        &["1"][..],
+        &["2", "3"][..],
+        &["1", "2", "4"][..],
+    ]) {
+        assert_eq!(pick(b, 1, picked).await.status, StatusCode::SEE_OTHER);
+    }
+    let voters_now = || async {
+        pollstr::polls::store::poll_voters(&app.db, 1)
+            .await
+            .unwrap()
+    };
+    assert_eq!(voters_now().await, 4);
+
+    // Choice 1 (choice-0 on the form, three votes) deleted, confirmed as the admin asks.
+    let staff = app.staff_browser().await;
+    let page = "/admin/polls/1/";
+    let asked = staff.submit(page, page, &[("choice-0-delete", "on")]).await;
+    assert_eq!(asked.status, StatusCode::CONFLICT, "{}", asked.text());
+    assert!(asked.has("has 3 votes"), "{}", asked.text());
+    let confirm = asked.form(page).unwrap();
+    let fields: Vec<(&str, &str)> = confirm
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let saved = staff.post_raw(page, &fields).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text());
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM choices WHERE id = 1")
+            .await,
+        0
+    );
+
+    assert_eq!(rows_of(&app, "picker0", 1).await, vec![(0, 3)]);
+    assert_eq!(rows_of(&app, "picker1", 1).await, vec![]);
+    assert_eq!(rows_of(&app, "picker2", 1).await, vec![(0, 2), (1, 3)]);
+    assert_eq!(rows_of(&app, "picker3", 1).await, vec![(0, 4), (1, 2)]);
+    assert_eq!(voters_now().await, 3);
+    counts_match_rows(&app).await;
+    let results = v[0].get("/polls/1/results/").await;
+    assert!(
+        results.has("3 voters chose up to 3 each: 5 votes in all"),
+        "{}",
+        results.text()
+    );
+    // A moved selection is replaced whole as any other.
+    assert_eq!(pick(&v[3], 1, &["2"]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(rows_of(&app, "picker3", 1).await, vec![(0, 2)]);
+    assert_eq!(voters_now().await, 3);
     counts_match_rows(&app).await;
 }
