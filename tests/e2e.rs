@@ -117,8 +117,8 @@ fn main() -> std::process::ExitCode {
             an_email_is_confirmed_then_a_forgotten_password_is_reset_by_mail,
         ),
         trial(
-            "staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_final_results",
-            staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_final_results,
+            "staff_close_a_poll_of_two_answers_a_voter_picks_two_and_checks_the_seal",
+            staff_close_a_poll_of_two_answers_a_voter_picks_two_and_checks_the_seal,
         ),
     ];
     let trials = trials
@@ -823,10 +823,12 @@ async fn an_email_is_confirmed_then_a_forgotten_password_is_reset_by_mail() {
     .await;
 }
 
-/// Staff give a poll a closing time and results shown only after it closes; a voter votes and
-/// is told the results come at the close; staff close it now; the voter sees the final results,
-/// and the list marks it closed (docs/polls.md).
-async fn staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_final_results() {
+/// Staff give a poll a closing time, results shown only after it closes and up to two answers;
+/// a voter ticks two checkboxes, is told the results come at the close and copies the receipt
+/// shown once; staff close it now; the voter sees the final results, finds the receipt's hash
+/// on both chosen lines of the audit file, whose SHA-256 the page shows, and the list marks the
+/// poll closed (docs/polls.md).
+async fn staff_close_a_poll_of_two_answers_a_voter_picks_two_and_checks_the_seal() {
     e2e(|b| async move {
         b.server.createuser("boss", "purple-otter-42", &["--staff"]);
         b.goto("/admin/polls/1/").await;
@@ -848,10 +850,12 @@ async fn staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_
             vec![],
         )
         .await;
+        b.fill("#id_max_choices", "2").await;
         b.press("Save").await;
         b.expect_text("was changed").await;
         assert_eq!(b.value("#id_close_date").await, "2999-01-01");
         assert_eq!(b.value("#id_results_visibility").await, "closed");
+        assert_eq!(b.value("#id_max_choices").await, "2");
         b.pictures("admin-poll-closing").await;
         b.press("Log out").await;
 
@@ -866,7 +870,17 @@ async fn staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_
             .await;
         let links = b.texts("a").await;
         assert!(!links.contains(&"See results".to_string()), "{links:?}");
-        b.vote("A cat").await;
+        // Two answers: checkboxes.
+        b.expect_text("Choose up to 2").await;
+        let boxes = b
+            .js(
+                "return document.querySelectorAll('input[name=choice][type=checkbox]').length",
+                vec![],
+            )
+            .await;
+        assert_eq!(boxes.as_u64(), Some(4));
+        b.pictures("poll-several").await;
+        b.vote_for(&["A beagle", "A cat"]).await;
         b.expect_path("/polls/1/").await;
         b.expect_text("The results of this poll are shown when it closes.")
             .await;
@@ -896,9 +910,12 @@ async fn staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_
         b.enter_code(&code).await;
         b.expect_path("/polls/1/").await;
         b.expect_text("FINAL RESULTS").await;
+        b.expect_text("A beagle (your vote) 1 vote · 100%").await;
         b.expect_text("A cat (your vote) 1 vote · 100%").await;
+        b.expect_text("1 voter chose up to 2 each: 2 votes in all")
+            .await;
         b.expect_text("These results are final.").await;
-        b.expect_text("1 vote from 1 person who proved a phone number")
+        b.expect_text("2 votes from 1 person who proved a phone number")
             .await;
         b.pictures("poll-closed").await;
         // The audit file holds the receipt's hash once, and hashes to the digest shown.
@@ -909,11 +926,14 @@ async fn staff_set_a_closing_time_and_hidden_results_a_voter_votes_and_sees_the_
             )
             .await;
         let audit = audit.as_str().unwrap().to_string();
-        assert_eq!(
-            audit.matches(&format!("{receipt_hash},A cat\n")).count(),
-            1,
-            "{audit}"
-        );
+        for choice in ["A beagle", "A cat"] {
+            assert_eq!(
+                audit.matches(&format!("{receipt_hash},{choice}\n")).count(),
+                1,
+                "{audit}"
+            );
+        }
+        assert_eq!(audit.lines().count(), 3, "{audit}");
         let digest = b.texts("code.digest").await;
         assert_eq!(digest, vec![pollstr::polls::receipt::digest(&audit)]);
         b.goto("/polls/").await;
@@ -1564,10 +1584,20 @@ impl Browser {
 
     /// Picks the choice with this text and presses Vote.
     async fn vote(&self, choice: &str) {
-        let xpath = format!("//label[normalize-space()=\"{choice}\"]");
-        let label = self.find_by(Locator::XPath(&xpath)).await;
-        label.click().await.expect("pick the choice");
-        assert!(self.is_checked(choice).await);
+        self.vote_for(&[choice]).await;
+    }
+
+    /// Picks each choice by its label (a radio button, or checkboxes on a poll of several
+    /// answers) and votes.
+    async fn vote_for(&self, choices: &[&str]) {
+        for choice in choices {
+            let xpath = format!("//label[normalize-space()=\"{choice}\"]");
+            let label = self.find_by(Locator::XPath(&xpath)).await;
+            label.click().await.expect("pick the choice");
+        }
+        for choice in choices {
+            assert!(self.is_checked(choice).await, "{choice} is not checked");
+        }
         self.press("Vote").await;
     }
 
