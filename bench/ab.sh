@@ -7,6 +7,8 @@
 #
 # Build the old one from another checkout (`git worktree add ../old COMMIT && cd ../old &&
 # cargo build --release`). Prints each round's requests/s and p99, and the medians.
+# AB_ONLY=votes measures votes on poll 1 instead (bench/run.sh's BENCH_ONLY=votes, each round's
+# votes checked: none lost or doubled).
 # AB_OLD_VARS / AB_NEW_VARS: settings for bench/run.sh on each side, e.g. the same binary without
 # and with metrics: AB_NEW_VARS=BENCH_METRICS=1 bash bench/ab.sh BIN BIN.
 set -euo pipefail
@@ -15,6 +17,7 @@ old=${1:?usage: bash bench/ab.sh OLD_BINARY NEW_BINARY [--postgres]}
 new=${2:?usage: bash bench/ab.sh OLD_BINARY NEW_BINARY [--postgres]}
 shift 2
 rounds=${AB_ROUNDS:-2}
+only=${AB_ONLY:-pages}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for ((round = 1; round <= rounds; round++)); do
@@ -23,10 +26,11 @@ for ((round = 1; round <= rounds; round++)); do
     [[ $side == new ]] && bin=$new vars=${AB_NEW_VARS:-}
     echo "== round $round: $side ($bin${vars:+ with $vars})" >&2
     # shellcheck disable=SC2086 # $vars is a list of VAR=VALUE words
-    env $vars BENCH_ONLY=pages BENCH_BIN="$bin" BENCH_OUT="$out/$side-$round.md" \
+    env $vars BENCH_ONLY="$only" BENCH_BIN="$bin" BENCH_OUT="$out/$side-$round.md" \
       bash bench/run.sh "$@" 2>"$out/$side-$round.log" >/dev/null
     grep -h 'scrape' "$out/$side-$round.log" >&2 || true
-    grep -E '^(sqlite|postgres)\.(detail|results) ' "$out/$side-$round.log" |
+    grep -h 'vote_check=' "$out/$side-$round.log" | sed "s/^/$side round $round: /" >&2 || true
+    grep -E '^(sqlite|postgres)\.(detail|results|votes) ' "$out/$side-$round.log" |
       sed "s/^/$side round $round: /"
   done
 done | tee "$out/all.txt"

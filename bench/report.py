@@ -120,7 +120,9 @@ def popular_table(res, settings):
     lines = ["", f"**A popular poll**: poll 2 with {n:,} votes loaded straight into the database "
              "(`load_popular` in bench/run.sh), against its twin with no votes (a copy of poll 2 "
              f"made by `twin_poll`), read by the same verified users in alternating runs, {rounds} "
-             "rounds, each figure the median of the rounds; then every connection votes on poll 2.",
+             "rounds, each figure the median of the rounds; the same for poll 903, which takes up "
+             f"to two answers ({n:,} voters, 1.5 rows each on average), against its own twin; then "
+             "every connection votes on each; then poll 2 and its twin close.",
              "",
              "| scenario | backend | no votes: req/s | p99 | "
              f"{n:,} votes: req/s | p99 | ratio | target | met |",
@@ -131,6 +133,8 @@ def popular_table(res, settings):
         p99_target, votes_target = POPULAR_TARGETS[backend]
         for name, what in (("_detail", "poll page `GET /polls/2/`"),
                            ("_results", "results `GET /polls/2/results/`"),
+                           ("m_detail", "up to two answers: poll page"),
+                           ("m_results", "up to two answers: results"),
                            ("c_detail", "closed: poll page (final results)"),
                            ("c_results", "closed: results")):
             e, e_rounds = median_run(res, f"{backend}.pop0{name}")
@@ -146,13 +150,17 @@ def popular_table(res, settings):
             pairs = ", ".join(f"{a:,.0f} / {b:,.0f}" for a, b in zip(e_rounds, f_rounds))
             notes.append(f"- {backend}, {name.lstrip('_')}: each round's req/s, no votes / popular: "
                          f"{pairs}.")
-        votes = read(res, f"{backend}.popN_votes")
-        if votes:
+        for name, check_name, what in (
+                ("popN_votes", "pop_votecheck", "votes `POST /polls/2/vote/`"),
+                ("popNm_votes", "popm_votecheck", "votes of two answers `POST /polls/903/vote/`")):
+            votes = read(res, f"{backend}.{name}")
+            if not votes:
+                continue
             v = parse_kv(votes)
-            check = parse_kv(read(res, f"{backend}.pop_votecheck") or "")
+            check = parse_kv(read(res, f"{backend}.{check_name}") or "")
             ok = (float(v["rps"]) >= votes_target and float(v["p99_ms"]) <= 30
                   and errors(v)[0] == 0 and check.get("vote_check") == "PASS")
-            w(f"| votes `POST /polls/2/vote/` | {backend} | — | — | {float(v['rps']):,.0f} | "
+            w(f"| {what} | {backend} | — | — | {float(v['rps']):,.0f} | "
               f"{float(v['p99_ms']):.2f} | — | ≥ {votes_target:,}/s; p99 ≤ 30 ms; 0 lost or doubled "
               f"| {verdict(ok)} |")
     lines.append("")
@@ -162,7 +170,11 @@ def popular_table(res, settings):
         check = read(res, f"{backend}.pop_votecheck") or "vote_check=MISSING"
         w("")
         w(f"- **{backend}**: {int(load.get('votes', '0')):,} votes on poll 2 after the load "
-          f"({load.get('seconds', '?')} s to load). Vote check: `{check}`.")
+          f"({load.get('seconds', '?')} s to load, with 1.5 rows per voter on poll 903 of up to "
+          f"two answers). Vote check: `{check}`.")
+        several = read(res, f"{backend}.popm_votecheck")
+        if several:
+            w(f"- **{backend}**: vote check of the selections of two on poll 903: `{several}`.")
         seal = read(res, f"{backend}.pop_seal")
         if seal:
             w(f"- **{backend}**: the close of each poll (its first read after its closing time "

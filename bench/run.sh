@@ -26,7 +26,8 @@
 #                         attacks of issue 23 (bench/attack.py: non-reading pipelining sockets, a
 #                         slowloris, a sign-up flood, each from its own loopback address, while a
 #                         visitor loads the poll list and a user logs in); BENCH_ONLY=pages only
-#                         a verified user's poll page and results (the A/B of bench/ab.sh)
+#                         a verified user's poll page and results (the A/B of bench/ab.sh);
+#                         BENCH_ONLY=votes only votes on poll 1 and their check (AB_ONLY=votes)
 #   BENCH_BIN             the server to measure (default: this checkout's release build)
 #   BENCH_METRICS=1       serve metrics on their own listener (METRICS_ADDR) and scrape them once
 #                         a second while the scenarios run, as Prometheus would (issue 28's A/B:
@@ -242,23 +243,46 @@ twin_poll() {
     SELECT COUNT(*) FROM choices WHERE question_id = $TWIN" >/dev/null
 }
 
+# The popular poll of several answers and its twin: copies of poll 2 that take up to two
+# choices each (their choices' ids are the poll's id times ten plus poll 2's: 9035…9038 and
+# 9045…9048).
+SEVERAL=903
+SEVERAL_TWIN=904
+several_polls() {
+  local backend=$1 database_url=$2 poll
+  for poll in "$SEVERAL" "$SEVERAL_TWIN"; do
+    sql "$backend" "$database_url" "INSERT INTO questions (id, question_text, pub_date, max_choices)
+        SELECT $poll, question_text || ' (up to two)', pub_date, 2 FROM questions WHERE id = 2;
+      INSERT INTO choices (id, question_id, choice_text, position, base_votes)
+        SELECT id + $poll * 10, $poll, choice_text, position, 0 FROM choices WHERE question_id = 2;
+      SELECT COUNT(*) FROM choices WHERE question_id = $poll" >/dev/null
+  done
+}
+
 # load_popular BACKEND DATABASE_URL N: N users ("popular1"…) with one vote each on poll 2, spread
-# over its four choices, inserted straight into the database (one INSERT … SELECT for the users,
-# one for the votes; the vote triggers keep the counts as the rows go in): the votes a viral poll
-# collects, without N HTTP requests.
+# over its four choices, and a selection each on the poll of several answers (one choice for
+# odd users, two for even ones: 1.5 N rows, N voters), inserted straight into the database (one
+# INSERT … SELECT for the users, one per poll and slot for the votes; the vote triggers keep the
+# counts as the rows go in): the votes a viral poll collects, without N HTTP requests.
 load_popular() {
   local backend=$1 database_url=$2 n=$3 first=100000000
+  local several="INSERT INTO votes (user_id, question_id, slot, choice_id, voted_at)
+      SELECT id, $SEVERAL, 0, $((SEVERAL * 10 + 5)) + id % 3, 0 FROM users WHERE id > $first;
+    INSERT INTO votes (user_id, question_id, slot, choice_id, voted_at)
+      SELECT id, $SEVERAL, 1, $((SEVERAL * 10 + 6)) + id % 3, 0 FROM users WHERE id > $first AND id % 2 = 0;"
   if [[ $backend == sqlite ]]; then
     sql "$backend" "$database_url" "BEGIN;
       WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < $n)
       INSERT INTO users (id, username, password, date_joined) SELECT $first + i, 'popular' || i, '!', 0 FROM s;
       INSERT INTO votes (user_id, question_id, choice_id, voted_at) SELECT id, 2, 5 + id % 4, 0 FROM users WHERE id > $first;
+      $several
       COMMIT;
       SELECT COUNT(*) FROM votes WHERE question_id = 2"
   else
     sql "$backend" "$database_url" "INSERT INTO users (id, username, password, date_joined)
       SELECT $first + i, 'popular' || i, '!', 0 FROM generate_series(1, $n) i;
       INSERT INTO votes (user_id, question_id, choice_id, voted_at) SELECT id, 2, 5 + id % 4, 0 FROM users WHERE id > $first;
+      $several
       SELECT COUNT(*) FROM votes WHERE question_id = 2" | tail -n 1
     # A viral poll's votes arrive over days, and autovacuum and the checkpointer have long since
     # dealt with them; loaded in one go, the vacuum of a million fresh rows and the writing of
@@ -269,13 +293,16 @@ load_popular() {
   fi
 }
 
-# popular BACKEND DATABASE_URL: $POPULAR votes loaded on poll 2; then, $ROUNDS times, its twin
-# with no votes and poll 2, each page in turn (the report takes the median of the rounds); then
-# votes from every connection on poll 2 (and their check).
+# popular BACKEND DATABASE_URL: $POPULAR votes loaded on poll 2 (and selections on the poll of
+# several answers); then, $ROUNDS times, its twin with no votes and poll 2, each page in turn
+# (the report takes the median of the rounds), and the same for the poll of several answers;
+# then votes from every connection on poll 2, and selections of two on the other (and their
+# checks); then both closed (`closed`).
 popular() {
   local backend=$1 database_url=$2 dir=$WORK/$1
   local sessions=BENCH_SESSIONS=$dir/sessions.tsv
   twin_poll "$backend" "$database_url"
+  several_polls "$backend" "$database_url"
   log "$backend: loading $POPULAR votes on poll 2 straight into the database"
   local t0=$SECONDS loaded
   loaded=$(load_popular "$backend" "$database_url" "$POPULAR")
@@ -293,9 +320,24 @@ popular() {
         "$sessions" BENCH_EXPECT=200
     done
   done
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for page in detail results; do
+      local path=${page/detail/}
+      path=${path:+$path/}
+      bench "$backend.pop0m_${page}_$round" "$BASE/polls/$SEVERAL_TWIN/$path" session_get.lua \
+        "$CONNS" "$THREADS" "$sessions" BENCH_EXPECT=200
+      bench "$backend.popNm_${page}_$round" "$BASE/polls/$SEVERAL/$path" session_get.lua "$CONNS" \
+        "$THREADS" "$sessions" BENCH_EXPECT=200
+    done
+  done
   bench "$backend.popN_votes" "$BASE/polls/2/vote/" vote.lua "$CONNS" "$THREADS" "$sessions" \
     BENCH_EXPECT=303 BENCH_CHOICES=5,6,7,8 BENCH_ACKS="$dir/acks2.tsv"
   vote_check "$backend" "$database_url" 2 "$dir/acks2.tsv" "$RES/$backend.pop_votecheck"
+  local c=$((SEVERAL * 10))
+  bench "$backend.popNm_votes" "$BASE/polls/$SEVERAL/vote/" vote.lua "$CONNS" "$THREADS" "$sessions" \
+    BENCH_EXPECT=303 BENCH_CHOICES=$((c + 5)),$((c + 6)),$((c + 7)),$((c + 8)) BENCH_PICK=2 \
+    BENCH_ACKS="$dir/acks_several.tsv"
+  vote_check "$backend" "$database_url" "$SEVERAL" "$dir/acks_several.tsv" "$RES/$backend.popm_votecheck"
   closed "$backend" "$database_url"
 }
 
@@ -392,6 +434,14 @@ run_pollstr() {
     hwm "$pid" >"$RES/$backend.rss_setup_kb"
     popular "$backend" "$database_url"
     hwm "$pid" >"$RES/$backend.rss_kb"
+    stop "$pid"
+    return
+  fi
+  if [[ $ONLY == votes ]]; then
+    bench "$backend.votes" "$BASE/polls/1/vote/" vote.lua "$CONNS" "$THREADS" \
+      BENCH_SESSIONS="$dir/sessions.tsv" BENCH_EXPECT=303 BENCH_CHOICES="$choices" \
+      BENCH_ACKS="$dir/acks.tsv"
+    vote_check "$backend" "$database_url" 1 "$dir/acks.tsv" "$RES/$backend.votecheck"
     stop "$pid"
     return
   fi

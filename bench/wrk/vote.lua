@@ -18,8 +18,22 @@ local pos = 0
 -- that one: it must not count as a vote.
 local dry_run = false
 
+-- $BENCH_PICK (default 1): choices per vote, for a poll of several answers. A vote of k picks
+-- the k choices from the one above on, sent as k `choice` fields; recorded as their ids in
+-- ascending order joined by "+" (as bench/check_votes.py reads a selection's rows).
+local pick = tonumber(os.getenv("BENCH_PICK") or "1")
+
 local function choice_of(u, r)
-   return choices[(u + r) % #choices + 1]
+   if pick == 1 then return choices[(u + r) % #choices + 1] end
+   local picked = {}
+   for k = 0, pick - 1 do table.insert(picked, tonumber(choices[(u + r + k) % #choices + 1])) end
+   table.sort(picked)
+   return table.concat(picked, "+")
+end
+
+-- The form's choice fields of the user's r-th vote.
+local function fields_of(u, r)
+   return "choice=" .. (choice_of(u, r):gsub("%+", "&choice="))
 end
 
 local function load_inputs()
@@ -45,7 +59,7 @@ function request()
    u = u or mine[pos]
    if dry_run then
       dry_run = false
-      return wrk.format("POST", nil, nil, "choice=" .. choice_of(u, 1))
+      return wrk.format("POST", nil, nil, fields_of(u, 1))
    end
    local r = (sent[u] or 0) + 1
    sent[u] = r
@@ -54,7 +68,7 @@ function request()
       ["Cookie"] = "pollstr_session=" .. users[u][2],
       ["Content-Type"] = "application/x-www-form-urlencoded",
       ["X-Request-Id"] = "vote-" .. u .. "-" .. r,
-   }, "choice=" .. choice_of(u, r) .. "&csrf_token=" .. users[u][3])
+   }, fields_of(u, r) .. "&csrf_token=" .. users[u][3])
 end
 
 function response(status, headers, body)
