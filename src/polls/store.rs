@@ -748,17 +748,26 @@ pub async fn record_close(db: &Db, question_id: i64, now: bool) -> sqlx::Result<
                 .fetch_one(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO poll_seals (question_id, sealed_at, votes, digest, body, voters) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (question_id) DO UPDATE SET \
+                "INSERT INTO poll_seals (question_id, sealed_at, votes, digest, voters) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (question_id) DO UPDATE SET \
                  sealed_at = excluded.sealed_at, votes = excluded.votes, \
-                 digest = excluded.digest, body = excluded.body, voters = excluded.voters",
+                 digest = excluded.digest, voters = excluded.voters",
             )
             .bind(question_id)
             .bind(db::now())
             .bind(rows.len() as i64)
             .bind(receipt::digest(&body))
-            .bind(&body)
             .bind(voters)
+            .execute(&mut *tx)
+            .await?;
+            // The file apart from the seal's line (migration 0025), so reading the line never
+            // reads the file.
+            sqlx::query(
+                "INSERT INTO poll_audit_files (question_id, body) VALUES ($1, $2) \
+                 ON CONFLICT (question_id) DO UPDATE SET body = excluded.body",
+            )
+            .bind(question_id)
+            .bind(&body)
             .execute(&mut *tx)
             .await?;
         }
@@ -782,7 +791,7 @@ pub async fn audit_rows(db: &Db, question_id: i64) -> sqlx::Result<Vec<(Option<S
     with_db!(db, p => sqlx::query_as(AUDIT_ROWS).bind(question_id).fetch_all(p).await)
 }
 
-/// A closed poll's seal (`poll_seals`).
+/// A closed poll's seal (`poll_seals`, and its file in `poll_audit_files`).
 #[derive(Clone, Debug, FromRow)]
 pub struct Seal {
     pub sealed_at: i64,
@@ -798,7 +807,9 @@ pub struct Seal {
 /// A poll's seal with its audit file, if it is sealed.
 pub async fn seal(db: &Db, question_id: i64) -> sqlx::Result<Option<Seal>> {
     with_db!(db, p => sqlx::query_as::<_, Seal>(
-        "SELECT sealed_at, votes, COALESCE(voters, votes) AS voters, digest, body FROM poll_seals WHERE question_id = $1",
+        "SELECT s.sealed_at, s.votes, COALESCE(s.voters, s.votes) AS voters, s.digest, f.body \
+         FROM poll_seals s JOIN poll_audit_files f ON f.question_id = s.question_id \
+         WHERE s.question_id = $1",
     )
     .bind(question_id)
     .fetch_optional(p)
