@@ -303,17 +303,22 @@ async fn hidden_from(
 
 pub async fn detail(
     State(state): State<AppState>,
-    page: Page,
+    mut page: Page,
     Path(id): Path<String>,
+    headers: header::HeaderMap,
     prefetched: Option<Extension<Prefetched>>,
 ) -> AppResult<Response> {
     let prefetched = prefetched.as_ref().map(|p| &p.0);
-    let view = load_view(&state, web::parse_id(&id)?, &page, prefetched).await?;
+    let question_id = web::parse_id(&id)?;
+    let view = load_view(&state, question_id, &page, prefetched).await?;
+    let clear = take_receipt(&state, &mut page, &headers, question_id);
     // A closed poll's page is its final results.
-    if view.question.is_closed(crate::db::now()) {
-        return results_page(&state, page, view, None).await;
-    }
-    web::render(&detail_page(&state, page, view, None).await?)
+    let res = if view.question.is_closed(crate::db::now()) {
+        results_page(&state, page, view, None).await?
+    } else {
+        web::render(&detail_page(&state, page, view, None).await?)?
+    };
+    Ok(with_receipt_cleared(res, clear))
 }
 
 /// What a vote form sent: its `choice` fields (one on a poll of one answer, up to its
@@ -422,13 +427,11 @@ pub async fn vote(
             }
         };
         if counted {
-            let text = format!(
-                "Your vote was counted. Your receipt: {}. Copy it now: it is shown only once. \
-                 When the poll closes, its SHA-256 is in the poll's audit file.",
-                receipt.code
-            );
-            web::flash::push(&page.session, web::Level::Success, text).await?;
-            return after_vote(&state, &page, question_id, rules).await;
+            let shown = receipt::Shown {
+                code: receipt.code,
+                results_wait: results_wait(&state, &page, rules).await?,
+            };
+            return after_vote(&state, &page, question_id, shown).await;
         }
         // Nothing counted. If the poll's number of choices changed since it was kept, once
         // more as it is now.
@@ -462,20 +465,85 @@ pub async fn vote(
 /// Where a counted vote leads: its results, or the poll's page when they are hidden until
 /// the poll closes (with a message that says so). The visibility was kept in memory with the
 /// poll's rules: the vote's answer costs no query.
+/// Whether a voter's results wait for the poll's close (staff see them: a query, made only
+/// for a poll whose results wait).
+async fn results_wait(state: &AppState, page: &Page, rules: Rules) -> AppResult<bool> {
+    Ok(rules.visibility == closing::Visibility::AfterClosing
+        && !store::is_staff(&state.db, user_id(page)?).await?)
+}
+
+/// The answer to a counted vote: to the results, or to the poll's page while they wait, with
+/// the receipt (and why the results wait) to show there once: in a sealed cookie (`receipt`),
+/// not the session, so the vote costs no session write. Without a server key (a test's
+/// configuration) or a stored session, in the session's flash messages.
 async fn after_vote(
     state: &AppState,
     page: &Page,
     question_id: i64,
-    rules: Rules,
+    shown: receipt::Shown,
 ) -> AppResult<Response> {
-    if rules.visibility == closing::Visibility::AfterClosing
-        && !store::is_staff(&state.db, user_id(page)?).await?
-    {
-        let text = "The results of this poll are shown when it closes.";
-        web::flash::push(&page.session, web::Level::Success, text).await?;
-        return Ok(Redirect::to(&format!("/polls/{question_id}/")).into_response());
+    let to = if shown.results_wait {
+        format!("/polls/{question_id}/")
+    } else {
+        format!("/polls/{question_id}/results/")
+    };
+    let mut res = Redirect::to(&to).into_response();
+    match (&state.config.secret_key, page.session.id()) {
+        (Some(key), Some(session)) => {
+            let line = shown.cookie(
+                key,
+                user_id(page)?,
+                question_id,
+                &session.to_string(),
+                crate::db::now(),
+                state.config.session_secure,
+            );
+            let value = header::HeaderValue::from_str(&line)
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("receipt cookie: {e}")))?;
+            res.headers_mut().append(header::SET_COOKIE, value);
+        }
+        _ => {
+            for m in shown.messages() {
+                web::flash::push(&page.session, m.level, m.text).await?;
+            }
+        }
     }
-    Ok(Redirect::to(&format!("/polls/{question_id}/results/")).into_response())
+    Ok(res)
+}
+
+/// The receipt of the vote just made, if this request carries its cookie (`after_vote`): its
+/// messages join the page's. `Some` (a cookie to clear it, shown or not) when one was sent.
+fn take_receipt(
+    state: &AppState,
+    page: &mut Page,
+    headers: &header::HeaderMap,
+    question_id: i64,
+) -> Option<header::HeaderValue> {
+    let sealed = web::cookie(headers, receipt::COOKIE)?;
+    if let (Some(key), Some(session), Some(user)) =
+        (&state.config.secret_key, page.session.id(), &page.ctx.user)
+    {
+        let now = crate::db::now();
+        let sid = session.to_string();
+        if let Some(shown) = receipt::Shown::open(key, sealed, user.id, question_id, &sid, now) {
+            page.ctx.messages.extend(shown.messages());
+        }
+    }
+    let line = receipt::clearing_cookie(question_id, state.config.session_secure);
+    header::HeaderValue::from_str(&line).ok()
+}
+
+/// A page that showed (or refused) a receipt: clears its cookie, and is not stored by the
+/// browser or a cache.
+fn with_receipt_cleared(mut res: Response, clear: Option<header::HeaderValue>) -> Response {
+    if let Some(clear) = clear {
+        res.headers_mut().append(header::SET_COOKIE, clear);
+        res.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    res
 }
 
 /// The poll read from the database now, past the caches.
@@ -526,13 +594,17 @@ pub struct ResultsPage {
 
 pub async fn results(
     State(state): State<AppState>,
-    page: Page,
+    mut page: Page,
     Path(id): Path<String>,
+    headers: header::HeaderMap,
     prefetched: Option<Extension<Prefetched>>,
 ) -> AppResult<Response> {
     let prefetched = prefetched.as_ref().map(|p| &p.0);
-    let view = load_view(&state, web::parse_id(&id)?, &page, prefetched).await?;
-    results_page(&state, page, view, None).await
+    let question_id = web::parse_id(&id)?;
+    let view = load_view(&state, question_id, &page, prefetched).await?;
+    let clear = take_receipt(&state, &mut page, &headers, question_id);
+    let res = results_page(&state, page, view, None).await?;
+    Ok(with_receipt_cleared(res, clear))
 }
 
 /// The results page: final for a closed poll, hidden (403) from a user who may not see them.

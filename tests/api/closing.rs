@@ -17,6 +17,7 @@ both_backends!(
     the_csv_export_neutralises_formulas,
     export_results_writes_the_csv,
     a_receipt_is_shown_once_and_a_changed_vote_gets_a_new_one,
+    a_receipt_goes_to_its_voters_next_page_in_a_sealed_cookie_not_the_session,
     the_vote_writer_stores_each_ballots_receipt,
     the_same_votes_seal_to_the_same_digest,
     a_database_edit_makes_verify_poll_fail_naming_it,
@@ -751,4 +752,83 @@ async fn a_database_edit_makes_verify_poll_fail_naming_it(backend: crate::helper
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not a receipt"));
+}
+
+/// Every stored session's data, in id order.
+async fn session_rows(app: &TestApp) -> Vec<Vec<u8>> {
+    match &app.db {
+        pollstr::db::Db::Sqlite(p) => {
+            sqlx::query_scalar("SELECT data FROM tower_sessions ORDER BY id")
+                .fetch_all(p)
+                .await
+        }
+        pollstr::db::Db::Postgres(p) => {
+            sqlx::query_scalar("SELECT data FROM tower_sessions.session ORDER BY id")
+                .fetch_all(p)
+                .await
+        }
+    }
+    .unwrap()
+}
+
+/// The receipt goes to the page after the vote in a cookie sealed for its voter, poll and
+/// session, on that poll's paths: neither the vote nor that page writes the session (the
+/// flash message it replaced cost a session write per vote); the page clears the cookie and is
+/// not stored; the same cookie sent by another voter shows nothing and is cleared.
+async fn a_receipt_goes_to_its_voters_next_page_in_a_sealed_cookie_not_the_session(
+    backend: crate::helpers::Backend,
+) {
+    let app = app(backend).await;
+    let voters = voters(&app, 2).await;
+    let csrf = voters[0].get("/polls/1/").await.csrf().unwrap();
+    voters[1].get("/polls/1/").await; // its pending message (the phone proven) is taken
+    let before = session_rows(&app).await;
+    let sent = voters[0]
+        .post_raw("/polls/1/vote/", &[("choice", "2"), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text());
+    let cookie = sent
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("pollstr_receipt="))
+        .expect("a receipt cookie")
+        .to_string();
+    assert!(cookie.contains("; Path=/polls/1/;") && cookie.contains("HttpOnly"));
+    let sealed = cookie["pollstr_receipt=".len()..cookie.find(';').unwrap()].to_string();
+
+    // Another voter sending that cookie: no receipt, and it is cleared.
+    let url: reqwest::Url = format!("{}/polls/1/", voters[1].base).parse().unwrap();
+    voters[1]
+        .jar
+        .add_cookie_str(&format!("pollstr_receipt={sealed}; Path=/polls/1/"), &url);
+    let other = voters[1].get("/polls/1/results/").await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert!(!other.has("Your receipt"), "{}", other.text());
+    assert!(other.headers.get_all("set-cookie").iter().any(|v| v
+        .to_str()
+        .unwrap()
+        .starts_with("pollstr_receipt=; Path=/polls/1/; Max-Age=0")));
+
+    // The voter's next page shows it once, clears it, and is not stored.
+    let (_, page) = voters[0].follow(sent).await;
+    let at = page.body.find("Your receipt: ").expect("a receipt") + "Your receipt: ".len();
+    let code = page.body[at..at + 39].to_string();
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM votes WHERE receipt_hash = '{}'",
+            hash(&code)
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        page.headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    assert!(!voters[0].get("/polls/1/results/").await.has("Your receipt"));
+    assert_eq!(session_rows(&app).await, before, "a session was written");
 }
