@@ -293,6 +293,24 @@ load_popular() {
   fi
 }
 
+# twin_rounds BACKEND TAG TWIN POLL: $ROUNDS times, the twin's page and results, then the
+# poll's, each in turn (results pop0TAG_PAGE_ROUND and popNTAG_PAGE_ROUND; the report takes the
+# median of the rounds).
+twin_rounds() {
+  local backend=$1 tag=$2 twin=$3 poll=$4 round page path
+  local sessions=BENCH_SESSIONS=$WORK/$1/sessions.tsv
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for page in detail results; do
+      path=${page/detail/}
+      path=${path:+$path/}
+      bench "$backend.pop0${tag}_${page}_$round" "$BASE/polls/$twin/$path" session_get.lua \
+        "$CONNS" "$THREADS" "$sessions" BENCH_EXPECT=200
+      bench "$backend.popN${tag}_${page}_$round" "$BASE/polls/$poll/$path" session_get.lua \
+        "$CONNS" "$THREADS" "$sessions" BENCH_EXPECT=200
+    done
+  done
+}
+
 # popular BACKEND DATABASE_URL: $POPULAR votes loaded on poll 2 (and selections on the poll of
 # several answers); then, $ROUNDS times, its twin with no votes and poll 2, each page in turn
 # (the report takes the median of the rounds), and the same for the poll of several answers;
@@ -309,27 +327,8 @@ popular() {
   echo "votes=$loaded seconds=$((SECONDS - t0))" >"$RES/$backend.pop_load"
   cat "$RES/$backend.pop_load" >&2
   sleep 1.5 # what the server keeps in memory of poll 2 has expired
-  local round page
-  for ((round = 1; round <= ROUNDS; round++)); do
-    for page in detail results; do
-      local path=${page/detail/}
-      path=${path:+$path/}
-      bench "$backend.pop0_${page}_$round" "$BASE/polls/$TWIN/$path" session_get.lua "$CONNS" "$THREADS" \
-        "$sessions" BENCH_EXPECT=200
-      bench "$backend.popN_${page}_$round" "$BASE/polls/2/$path" session_get.lua "$CONNS" "$THREADS" \
-        "$sessions" BENCH_EXPECT=200
-    done
-  done
-  for ((round = 1; round <= ROUNDS; round++)); do
-    for page in detail results; do
-      local path=${page/detail/}
-      path=${path:+$path/}
-      bench "$backend.pop0m_${page}_$round" "$BASE/polls/$SEVERAL_TWIN/$path" session_get.lua \
-        "$CONNS" "$THREADS" "$sessions" BENCH_EXPECT=200
-      bench "$backend.popNm_${page}_$round" "$BASE/polls/$SEVERAL/$path" session_get.lua "$CONNS" \
-        "$THREADS" "$sessions" BENCH_EXPECT=200
-    done
-  done
+  twin_rounds "$backend" "" "$TWIN" 2
+  twin_rounds "$backend" m "$SEVERAL_TWIN" "$SEVERAL"
   bench "$backend.popN_votes" "$BASE/polls/2/vote/" vote.lua "$CONNS" "$THREADS" "$sessions" \
     BENCH_EXPECT=303 BENCH_CHOICES=5,6,7,8 BENCH_ACKS="$dir/acks2.tsv"
   vote_check "$backend" "$database_url" 2 "$dir/acks2.tsv" "$RES/$backend.pop_votecheck"
@@ -345,7 +344,7 @@ popular() {
 # read of each records the close and seals it (its audit file of every vote), timed; then, $ROUNDS
 # times, the closed twin's pages and the closed poll 2's (its final results).
 closed() {
-  local backend=$1 database_url=$2 sessions=BENCH_SESSIONS=$WORK/$1/sessions.tsv
+  local backend=$1 database_url=$2
   local cookie
   cookie=$(head -n 1 "$WORK/$backend/sessions.tsv" | cut -f2)
   sql "$backend" "$database_url" "UPDATE questions SET closes_at = $(($(date +%s) - 1))
@@ -358,17 +357,7 @@ closed() {
   done
   cat "$RES/$backend.pop_seal" >&2
   sleep 1.5 # what the server keeps in memory of both polls has expired
-  local round page
-  for ((round = 1; round <= ROUNDS; round++)); do
-    for page in detail results; do
-      local path=${page/detail/}
-      path=${path:+$path/}
-      bench "$backend.pop0c_${page}_$round" "$BASE/polls/$TWIN/$path" session_get.lua "$CONNS" \
-        "$THREADS" "$sessions" BENCH_EXPECT=200
-      bench "$backend.popNc_${page}_$round" "$BASE/polls/2/$path" session_get.lua "$CONNS" \
-        "$THREADS" "$sessions" BENCH_EXPECT=200
-    done
-  done
+  twin_rounds "$backend" c "$TWIN" 2
 }
 
 # scrape BACKEND: GETs $METRICS_URL once a second until killed, as a Prometheus server would;
