@@ -889,6 +889,7 @@ async fn staff_close_a_poll_of_two_answers_a_voter_picks_two_and_checks_the_seal
         let at = shown.find("Your receipt: ").expect("a receipt") + "Your receipt: ".len();
         let receipt = shown[at..at + 39].to_string();
         let receipt_hash = pollstr::polls::receipt::hash_of(&receipt).expect("a receipt");
+        b.pictures("poll-receipt").await;
         b.goto("/polls/1/").await;
         assert!(!b.texts("body").await.join(" ").contains(&receipt));
         b.press("Log out").await;
