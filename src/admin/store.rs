@@ -312,6 +312,14 @@ async fn save_poll_once(
             .fetch_one(&mut *tx)
             .await?,
         };
+        // Choices of a poll of several answers going: votes held still first (before the
+        // choices' rows are locked, the order a vote takes them in), so that no voter's
+        // selection changes while the moves below read and rewrite it.
+        if several && !deleted.is_empty() {
+            if let Some(hold) = &hold {
+                sqlx::query(hold).execute(&mut *tx).await?;
+            }
+        }
         let mut going = 0;
         for &choice in &deleted {
             // A vote for the choice now waits for this transaction, so the count below is the
@@ -343,22 +351,32 @@ async fn save_poll_once(
             match (c.id, c.delete) {
                 (Some(choice), true) => {
                     if several {
-                        // A voter whose first choice (slot 0, what counts them as a voter) goes
-                        // and who chose others keeps being counted: their last choice moves to
-                        // slot 0 (a changed choice at slot 0 to the count triggers), and its own
-                        // row goes. Only these voters' rows are read (by choice, then by key).
-                        let moved: Vec<(i64, i64)> = sqlx::query_as(
-                            "UPDATE votes SET choice_id = (SELECT m.choice_id FROM votes m                                WHERE m.user_id = votes.user_id AND m.question_id = votes.question_id                                ORDER BY m.slot DESC LIMIT 1)                              WHERE choice_id = $1 AND slot = 0 AND EXISTS (SELECT 1 FROM votes m                                WHERE m.user_id = votes.user_id AND m.question_id = votes.question_id                                AND m.slot > 0)                              RETURNING user_id, choice_id",
+                        // Each voter who chose it and a choice after it (a higher slot) keeps a
+                        // selection without a hole: their last choice takes the deleted one's
+                        // slot (a changed choice to the count triggers, which also keep the
+                        // voter counted when that slot is 0) and its own row goes. Only these
+                        // voters' rows are read (by choice, then by key). Votes are held still
+                        // meanwhile (above), so no selection changes under the move.
+                        let moved: Vec<(i64, i64, i64)> = sqlx::query_as(
+                            "UPDATE votes SET choice_id = (SELECT m.choice_id FROM votes m \
+                               WHERE m.user_id = votes.user_id AND m.question_id = votes.question_id \
+                               ORDER BY m.slot DESC LIMIT 1) \
+                             WHERE choice_id = $1 AND EXISTS (SELECT 1 FROM votes m \
+                               WHERE m.user_id = votes.user_id AND m.question_id = votes.question_id \
+                               AND m.slot > votes.slot) \
+                             RETURNING user_id, slot, choice_id",
                         )
                         .bind(choice)
                         .fetch_all(&mut *tx)
                         .await?;
-                        for (user, moved_choice) in moved {
+                        for (user, slot, moved_choice) in moved {
                             sqlx::query(
-                                "DELETE FROM votes WHERE user_id = $1 AND question_id = $2                                  AND slot > 0 AND choice_id = $3",
+                                "DELETE FROM votes WHERE user_id = $1 AND question_id = $2 \
+                                 AND slot > $3 AND choice_id = $4",
                             )
                             .bind(user)
                             .bind(id)
+                            .bind(slot)
                             .bind(moved_choice)
                             .execute(&mut *tx)
                             .await?;

@@ -19,6 +19,7 @@ both_backends!(
     max_choices_and_selections_round_trip_through_fixtures,
     a_vote_follows_a_change_of_max_choices_made_elsewhere,
     a_deleted_choice_leaves_every_voter_with_another_choice_counted,
+    a_choice_deleted_during_a_burst_of_changed_selections_leaves_each_as_voted,
 );
 
 async fn app(backend: Backend) -> TestApp {
@@ -532,7 +533,8 @@ async fn a_vote_follows_a_change_of_max_choices_made_elsewhere(backend: Backend)
 
 /// Staff delete a choice that some voters picked first (slot 0, what counts a voter): each of
 /// them who picked others stays a voter, with their slots still 0 … k−1; one who picked only it
-/// is a voter no more; the kept counts equal the rows.
+/// is a voter no more; the kept counts equal the rows. Then a choice in the middle of a
+/// selection: no hole is left in its slots.
 async fn a_deleted_choice_leaves_every_voter_with_another_choice_counted(backend: Backend) {
     let app = app(backend).await;
     app.execute("UPDATE questions SET max_choices = 3 WHERE id = 1")
@@ -589,4 +591,135 @@ async fn a_deleted_choice_leaves_every_voter_with_another_choice_counted(backend
     assert_eq!(rows_of(&app, "picker3", 1).await, vec![(0, 2)]);
     assert_eq!(voters_now().await, 3);
     counts_match_rows(&app).await;
+
+    // A choice in the middle of a selection: the last one takes its slot, no hole is left, so
+    // the poll may take as few choices as its largest selection now has.
+    assert_eq!(
+        pick(&v[3], 1, &["2", "3", "4"]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let form = staff.get(page).await.form(page).unwrap();
+    let index = form
+        .iter()
+        .find_map(|(k, v)| (v == "3").then(|| k.strip_suffix("-id")).flatten())
+        .expect("choice 3 on the form")
+        .to_string();
+    // (With a new choice, so that the poll keeps three for its `max_choices` of 3.)
+    let asked = staff
+        .submit(
+            page,
+            page,
+            &[
+                (&format!("{index}-delete"), "on"),
+                ("choice-3-text", "A poodle"),
+            ],
+        )
+        .await;
+    assert!(asked.has("has 3 votes"), "{}", asked.text());
+    let confirm = asked.form(page).unwrap();
+    let fields: Vec<(&str, &str)> = confirm
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        staff.post_raw(page, &fields).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(rows_of(&app, "picker0", 1).await, vec![]);
+    assert_eq!(rows_of(&app, "picker2", 1).await, vec![(0, 2)]);
+    assert_eq!(rows_of(&app, "picker3", 1).await, vec![(0, 2), (1, 4)]);
+    assert_eq!(voters_now().await, 2);
+    counts_match_rows(&app).await;
+    let lowered = staff.submit(page, page, &[("max_choices", "2")]).await;
+    assert_eq!(lowered.status, StatusCode::SEE_OTHER, "{}", lowered.text());
+}
+
+/// Staff delete choice 1 while every voter who chose (1, 2, 3) changes to (1, 2), all at once:
+/// each vote is ordered before the deletion or after it. Before: the vote is counted and the
+/// deletion leaves (2). After: choice 1 is gone, the vote is refused, and the deletion had left
+/// (3, 2) (the last choice in the deleted one's slot). Never a counted vote for (1, 2) that ends
+/// as (3, 2); the kept counts equal the rows.
+async fn a_choice_deleted_during_a_burst_of_changed_selections_leaves_each_as_voted(
+    backend: Backend,
+) {
+    let app = app(backend).await;
+    app.execute("UPDATE questions SET max_choices = 3 WHERE id = 1")
+        .await;
+    let v = voters(&app, 12).await;
+    let mut csrfs = Vec::new();
+    for b in &v {
+        assert_eq!(
+            pick(b, 1, &["1", "2", "3"]).await.status,
+            StatusCode::SEE_OTHER
+        );
+        csrfs.push(b.get("/polls/1/").await.csrf().unwrap());
+    }
+    let staff = app.staff_browser().await;
+    let page = "/admin/polls/1/";
+    // Choice 1 is choice-0 on the form; a new choice keeps three on the poll for its 3.
+    let asked = staff
+        .submit(
+            page,
+            page,
+            &[("choice-0-delete", "on"), ("choice-4-text", "A poodle")],
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::CONFLICT, "{}", asked.text());
+    let mut confirm = asked.form(page).unwrap();
+
+    let votes: Vec<_> = v
+        .iter()
+        .cloned()
+        .zip(csrfs)
+        .enumerate()
+        .map(|(i, (b, csrf))| {
+            tokio::spawn(async move {
+                // Spread over the deletion's time, so that some come before it and some after.
+                tokio::time::sleep(std::time::Duration::from_millis(2 * i as u64)).await;
+                b.post_raw(
+                    "/polls/1/vote/",
+                    &[("choice", "1"), ("choice", "2"), ("csrf_token", &csrf)],
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    // The deletion, confirmed again while votes change its count of votes.
+    loop {
+        let fields: Vec<(&str, &str)> = confirm
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let sent = staff.post_raw(page, &fields).await;
+        if sent.status == StatusCode::SEE_OTHER {
+            break;
+        }
+        assert_eq!(sent.status, StatusCode::CONFLICT, "{}", sent.text());
+        confirm = sent.form(page).unwrap();
+    }
+    let mut counted = 0;
+    for (i, vote) in votes.into_iter().enumerate() {
+        let status = vote.await.unwrap();
+        let rows = rows_of(&app, &format!("picker{i}"), 1).await;
+        if status == StatusCode::SEE_OTHER {
+            counted += 1;
+            assert_eq!(rows, vec![(0, 2)], "picker{i}: counted (1, 2)");
+        } else {
+            assert_eq!(rows, vec![(0, 3), (1, 2)], "picker{i}: refused ({status})");
+        }
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM choices WHERE id = 1")
+            .await,
+        0
+    );
+    assert_eq!(
+        pollstr::polls::store::poll_voters(&app.db, 1)
+            .await
+            .unwrap(),
+        12
+    );
+    counts_match_rows(&app).await;
+    eprintln!("{counted} of 12 changed selections were counted before the deletion");
 }
