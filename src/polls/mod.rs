@@ -305,13 +305,14 @@ pub async fn detail(
     State(state): State<AppState>,
     mut page: Page,
     Path(id): Path<String>,
+    method: axum::http::Method,
     headers: header::HeaderMap,
     prefetched: Option<Extension<Prefetched>>,
 ) -> AppResult<Response> {
     let prefetched = prefetched.as_ref().map(|p| &p.0);
     let question_id = web::parse_id(&id)?;
     let view = load_view(&state, question_id, &page, prefetched).await?;
-    let clear = take_receipt(&state, &mut page, &headers, question_id);
+    let clear = take_receipt(&state, &mut page, &method, &headers, question_id);
     // A closed poll's page is its final results.
     let res = if view.question.is_closed(crate::db::now()) {
         results_page(&state, page, view, None).await?
@@ -512,13 +513,18 @@ async fn after_vote(
 }
 
 /// The receipt of the vote just made, if this request carries its cookie (`after_vote`): its
-/// messages join the page's. `Some` (a cookie to clear it, shown or not) when one was sent.
+/// messages join the page's. `Some` (a cookie to clear it, shown or not) when one was sent. A
+/// HEAD request (no page to show it on) leaves it for the next GET.
 fn take_receipt(
     state: &AppState,
     page: &mut Page,
+    method: &axum::http::Method,
     headers: &header::HeaderMap,
     question_id: i64,
 ) -> Option<header::HeaderValue> {
+    if method == axum::http::Method::HEAD {
+        return None;
+    }
     let sealed = web::cookie(headers, receipt::COOKIE)?;
     if let (Some(key), Some(session), Some(user)) =
         (&state.config.secret_key, page.session.id(), &page.ctx.user)
@@ -596,13 +602,14 @@ pub async fn results(
     State(state): State<AppState>,
     mut page: Page,
     Path(id): Path<String>,
+    method: axum::http::Method,
     headers: header::HeaderMap,
     prefetched: Option<Extension<Prefetched>>,
 ) -> AppResult<Response> {
     let prefetched = prefetched.as_ref().map(|p| &p.0);
     let question_id = web::parse_id(&id)?;
     let view = load_view(&state, question_id, &page, prefetched).await?;
-    let clear = take_receipt(&state, &mut page, &headers, question_id);
+    let clear = take_receipt(&state, &mut page, &method, &headers, question_id);
     let res = results_page(&state, page, view, None).await?;
     Ok(with_receipt_cleared(res, clear))
 }

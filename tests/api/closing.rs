@@ -811,6 +811,20 @@ async fn a_receipt_goes_to_its_voters_next_page_in_a_sealed_cookie_not_the_sessi
         .unwrap()
         .starts_with("pollstr_receipt=; Path=/polls/1/; Max-Age=0")));
 
+    // A HEAD of the page (a link checker, say) leaves the receipt for the page itself.
+    let head = voters[0]
+        .client
+        .head(format!("{}/polls/1/results/", voters[0].base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(head
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .all(|v| !v.to_str().unwrap().starts_with("pollstr_receipt=")));
+
     // The voter's next page shows it once, clears it, and is not stored.
     let (_, page) = voters[0].follow(sent).await;
     let at = page.body.find("Your receipt: ").expect("a receipt") + "Your receipt: ".len();
