@@ -305,14 +305,13 @@ pub async fn detail(
     State(state): State<AppState>,
     mut page: Page,
     Path(id): Path<String>,
-    method: axum::http::Method,
-    headers: header::HeaderMap,
+    sent: SentReceipt,
     prefetched: Option<Extension<Prefetched>>,
 ) -> AppResult<Response> {
     let prefetched = prefetched.as_ref().map(|p| &p.0);
     let question_id = web::parse_id(&id)?;
     let view = load_view(&state, question_id, &page, prefetched).await?;
-    let clear = take_receipt(&state, &mut page, &method, &headers, question_id);
+    let clear = take_receipt(&state, &mut page, sent, question_id);
     // A closed poll's page is its final results.
     let res = if view.question.is_closed(crate::db::now()) {
         results_page(&state, page, view, None).await?
@@ -512,26 +511,41 @@ async fn after_vote(
     Ok(res)
 }
 
-/// The receipt of the vote just made, if this request carries its cookie (`after_vote`): its
-/// messages join the page's. `Some` (a cookie to clear it, shown or not) when one was sent. A
-/// HEAD request (no page to show it on) leaves it for the next GET.
+/// The sealed receipt a request carries in its cookie (`after_vote`), read from the request's
+/// headers in place (an extractor of the whole `HeaderMap` would copy it on every page view).
+/// None on a HEAD request: with no page to show it on, it is left for the GET.
+pub struct SentReceipt(Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for SentReceipt {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(SentReceipt(if parts.method == axum::http::Method::HEAD {
+            None
+        } else {
+            web::cookie(&parts.headers, receipt::COOKIE).map(str::to_owned)
+        }))
+    }
+}
+
+/// The receipt of the vote just made, if this request carries its cookie: its messages join
+/// the page's. `Some` (a cookie to clear it, shown or not) when one was sent.
 fn take_receipt(
     state: &AppState,
     page: &mut Page,
-    method: &axum::http::Method,
-    headers: &header::HeaderMap,
+    sent: SentReceipt,
     question_id: i64,
 ) -> Option<header::HeaderValue> {
-    if method == axum::http::Method::HEAD {
-        return None;
-    }
-    let sealed = web::cookie(headers, receipt::COOKIE)?;
+    let sealed = sent.0?;
     if let (Some(key), Some(session), Some(user)) =
         (&state.config.secret_key, page.session.id(), &page.ctx.user)
     {
         let now = crate::db::now();
         let sid = session.to_string();
-        if let Some(shown) = receipt::Shown::open(key, sealed, user.id, question_id, &sid, now) {
+        if let Some(shown) = receipt::Shown::open(key, &sealed, user.id, question_id, &sid, now) {
             page.ctx.messages.extend(shown.messages());
         }
     }
@@ -602,14 +616,13 @@ pub async fn results(
     State(state): State<AppState>,
     mut page: Page,
     Path(id): Path<String>,
-    method: axum::http::Method,
-    headers: header::HeaderMap,
+    sent: SentReceipt,
     prefetched: Option<Extension<Prefetched>>,
 ) -> AppResult<Response> {
     let prefetched = prefetched.as_ref().map(|p| &p.0);
     let question_id = web::parse_id(&id)?;
     let view = load_view(&state, question_id, &page, prefetched).await?;
-    let clear = take_receipt(&state, &mut page, &method, &headers, question_id);
+    let clear = take_receipt(&state, &mut page, sent, question_id);
     let res = results_page(&state, page, view, None).await?;
     Ok(with_receipt_cleared(res, clear))
 }
