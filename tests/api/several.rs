@@ -59,6 +59,12 @@ async fn rows_of(app: &TestApp, user: &str, poll: i64) -> Vec<(i64, i64)> {
     rows
 }
 
+/// Posts a form as a page gave it (`Page::form`): the admin's confirmation of a deletion.
+async fn post_form(b: &Browser, action: &str, form: &[(String, String)]) -> crate::helpers::Page {
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    b.post_raw(action, &fields).await
+}
+
 /// The kept counts (and kept voters) equal the vote rows: `pollstr recount` finds nothing.
 async fn counts_match_rows(app: &TestApp) {
     assert_eq!(
@@ -562,11 +568,7 @@ async fn a_deleted_choice_leaves_every_voter_with_another_choice_counted(backend
     assert_eq!(asked.status, StatusCode::CONFLICT, "{}", asked.text());
     assert!(asked.has("has 3 votes"), "{}", asked.text());
     let confirm = asked.form(page).unwrap();
-    let fields: Vec<(&str, &str)> = confirm
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let saved = staff.post_raw(page, &fields).await;
+    let saved = post_form(&staff, page, &confirm).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text());
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM choices WHERE id = 1")
@@ -617,12 +619,8 @@ async fn a_deleted_choice_leaves_every_voter_with_another_choice_counted(backend
         .await;
     assert!(asked.has("has 3 votes"), "{}", asked.text());
     let confirm = asked.form(page).unwrap();
-    let fields: Vec<(&str, &str)> = confirm
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     assert_eq!(
-        staff.post_raw(page, &fields).await.status,
+        post_form(&staff, page, &confirm).await.status,
         StatusCode::SEE_OTHER
     );
     assert_eq!(rows_of(&app, "picker0", 1).await, vec![]);
@@ -687,11 +685,7 @@ async fn a_choice_deleted_during_a_burst_of_changed_selections_leaves_each_as_vo
         .collect();
     // The deletion, confirmed again while votes change its count of votes.
     loop {
-        let fields: Vec<(&str, &str)> = confirm
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let sent = staff.post_raw(page, &fields).await;
+        let sent = post_form(&staff, page, &confirm).await;
         if sent.status == StatusCode::SEE_OTHER {
             break;
         }
